@@ -1,0 +1,11 @@
+package version
+
+// NB: these must stay plain string variables (not constants, not computed)
+// or the linker's -X flag cannot set them.
+var (
+	// Version is the release version, e.g. "v0.3.0" or "v0.3.0-4-gabc1234-dirty".
+	Version = "v0.0.0-dev"
+	// GitCommit is the abbreviated commit hash, suffixed "-dirty" when the
+	// work tree had uncommitted changes at build time.
+	GitCommit = "unknown"
+)
