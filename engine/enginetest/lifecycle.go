@@ -90,16 +90,20 @@ func testConcurrency(t *testing.T, h *harness) {
 
 	t.Logf("Step 1: starting %d readers", readers)
 	var (
-		wg   sync.WaitGroup
-		done = make(chan struct{})
-		errc = make(chan error, readers)
+		wg      sync.WaitGroup
+		done    = make(chan struct{})
+		errc    = make(chan error, readers)
+		started = make(chan struct{}, readers)
 	)
 	for r := 0; r < readers; r++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errc <- readLoop(e, done, rowLen)
+			errc <- readLoop(e, done, started, rowLen)
 		}()
+	}
+	for r := 0; r < readers; r++ {
+		<-started // every reader has finished a round: they overlap the writes
 	}
 
 	t.Logf("Step 2: writing %d batches", batches)
@@ -121,10 +125,20 @@ func testConcurrency(t *testing.T, h *harness) {
 
 // readLoop checks batch atomicity and monotonic progress until done closes
 // (and at least a few rounds ran).
-func readLoop(e engine.Engine, done <-chan struct{}, rowLen int) error {
+func readLoop(e engine.Engine, done <-chan struct{}, started chan<- struct{}, rowLen int) error {
 	last := -1
 	atoi := func(b []byte) int { n, _ := strconv.Atoi(string(b)); return n }
+	signalled := false
+	defer func() {
+		if !signalled { // an early error must not leave the writer waiting
+			started <- struct{}{}
+		}
+	}()
 	for round := 0; ; round++ {
+		if round == 1 {
+			started <- struct{}{}
+			signalled = true
+		}
 		select {
 		case <-done:
 			if round >= 3 {

@@ -257,5 +257,3 @@ func bytesOrNil(s *string) []byte {
 }
 
 func sp(s string) *string { return &s }
-
-
