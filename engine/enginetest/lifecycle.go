@@ -80,6 +80,9 @@ func testConcurrency(t *testing.T, h *harness) {
 		v := []byte(strconv.Itoa(i))
 		commit(t, e, func(b engine.Batch) {
 			b.Put(engine.Data, []byte("ctr"), v)
+			// Clearing the row first means a reader that sees part of the
+			// batch may find the row empty.
+			b.DeleteRange(engine.Data, []byte("row/"), []byte("row0"))
 			b.Put(engine.Meta, []byte("ctr"), v)
 			for j := 0; j < rowLen; j++ {
 				b.Put(engine.Data, []byte(keyf("row/%02d", j)), v)
