@@ -3,6 +3,8 @@ package memory
 import (
 	"bytes"
 
+	"github.com/tidwall/btree"
+
 	"github.com/metastore/metastore/engine"
 )
 
@@ -117,19 +119,23 @@ func (db *DB) apply(ops []op) error {
 		return nil
 	}
 	var touched uint64
+	// Batches are usually clustered (consecutive raft log indexes, one
+	// revision's keys), so remembering the last path per keyspace skips most
+	// of each descent's binary searches.
+	var hints [engine.NumKeyspaces]btree.PathHint
 	for i := range ops {
 		o := &ops[i]
 		touched |= 1 << uint(o.ks)
 		w := db.mu.w[o.ks]
 		switch o.kind {
 		case opPut:
-			prev, replaced := w.Set(item{key: o.key, value: o.value})
+			prev, replaced := w.SetHint(item{key: o.key, value: o.value}, &hints[o.ks])
 			if replaced {
 				db.mu.bytes[o.ks] -= int64(len(prev.key) + len(prev.value))
 			}
 			db.mu.bytes[o.ks] += int64(len(o.key) + len(o.value))
 		case opDelete:
-			if prev, ok := w.Delete(item{key: o.key}); ok {
+			if prev, ok := w.DeleteHint(item{key: o.key}, &hints[o.ks]); ok {
 				db.mu.bytes[o.ks] -= int64(len(prev.key) + len(prev.value))
 			}
 		case opDeleteRange:
