@@ -1,0 +1,259 @@
+package native
+
+/*
+#cgo LDFLAGS: -lrocksdb
+#include <stdlib.h>
+#include "shim.h"
+*/
+import "C"
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"unsafe"
+)
+
+// Compression selects a block compression algorithm.
+type Compression int
+
+const (
+	CompressNone Compression = C.MS_COMPRESS_NONE
+	CompressLZ4  Compression = C.MS_COMPRESS_LZ4
+	CompressZSTD Compression = C.MS_COMPRESS_ZSTD
+)
+
+// Options are the RocksDB settings Open applies to the database and to every
+// column family. The caller validates them (engine/rocksdb.Config does).
+type Options struct {
+	BlockCacheBytes       uint64
+	BloomBitsPerKey       int
+	Compression           Compression
+	BottommostCompression Compression
+	BytesPerSync          uint64
+	MaxBackgroundJobs     int
+	WriteBufferBytes      uint64
+	MaxWriteBufferNumber  int
+	MaxTotalWALBytes      uint64
+	// DisableFsync makes Write(sync=true) skip the WAL fsync.
+	DisableFsync bool
+}
+
+// DB is an open RocksDB database with its column family handles.
+//
+// NB: DB does no locking of its own. The caller guarantees that no call is in
+// flight or follows once Close has started, and that iterators and snapshots
+// are freed before Close (engine/rocksdb enforces both).
+type DB struct {
+	c *C.ms_db
+	// cfs are the column family names in handle order.
+	cfs []string
+}
+
+// Version returns the RocksDB version compiled in, e.g. "7.8.3".
+func Version() string {
+	return fmt.Sprintf("%d.%d.%d", C.ms_version_major(), C.ms_version_minor(), C.ms_version_patch())
+}
+
+// Open opens (creating if missing) the database in dir. Handle i of the
+// result is column family want[i]; column families the database has beyond
+// want (and "default") are opened too, as RocksDB requires, after them.
+func Open(dir string, opts Options, want []string) (*DB, error) {
+	names := append([]string(nil), want...)
+	if _, err := os.Stat(filepath.Join(dir, "CURRENT")); err == nil {
+		existing, err := listColumnFamilies(dir)
+		if err != nil {
+			return nil, err
+		}
+		for _, n := range existing {
+			if !contains(names, n) {
+				names = append(names, n)
+			}
+		}
+	}
+	if !contains(names, "default") {
+		names = append(names, "default")
+	}
+
+	cdir := C.CString(dir)
+	defer C.free(unsafe.Pointer(cdir))
+	cnames := make([]*C.char, len(names))
+	for i, n := range names {
+		cnames[i] = C.CString(n)
+	}
+	defer func() {
+		for _, p := range cnames {
+			C.free(unsafe.Pointer(p))
+		}
+	}()
+	// NB: cnames is Go memory holding C pointers only, which cgo allows.
+	cfg := C.ms_config{
+		block_cache_bytes:       C.uint64_t(opts.BlockCacheBytes),
+		bloom_bits_per_key:      C.int(opts.BloomBitsPerKey),
+		compression:             C.int(opts.Compression),
+		bottommost_compression:  C.int(opts.BottommostCompression),
+		bytes_per_sync:          C.uint64_t(opts.BytesPerSync),
+		max_background_jobs:     C.int(opts.MaxBackgroundJobs),
+		write_buffer_bytes:      C.uint64_t(opts.WriteBufferBytes),
+		max_write_buffer_number: C.int(opts.MaxWriteBufferNumber),
+		max_total_wal_bytes:     C.uint64_t(opts.MaxTotalWALBytes),
+	}
+	if opts.DisableFsync {
+		cfg.disable_fsync = 1
+	}
+	r := C.ms_open(cdir, &cfg, &cnames[0], C.int(len(names)))
+	if r.err != nil {
+		return nil, takeError(r.err)
+	}
+	return &DB{c: r.db, cfs: names}, nil
+}
+
+func listColumnFamilies(dir string) ([]string, error) {
+	cdir := C.CString(dir)
+	defer C.free(unsafe.Pointer(cdir))
+	var n C.int
+	var l C.size_t
+	var cerr *C.char
+	buf := C.ms_list_cfs(cdir, &n, &l, &cerr)
+	if cerr != nil {
+		return nil, takeError(cerr)
+	}
+	defer C.free(unsafe.Pointer(buf))
+	joined := C.GoStringN(buf, C.int(l))
+	names := strings.Split(strings.TrimSuffix(joined, "\x00"), "\x00")
+	if int(n) == 0 {
+		names = nil
+	}
+	return names, nil
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// ColumnFamilies returns the names of the open column families in handle order.
+func (db *DB) ColumnFamilies() []string { return append([]string(nil), db.cfs...) }
+
+// Close releases the column family handles, the database, its options and
+// the block cache.
+func (db *DB) Close() {
+	if db.c == nil {
+		return
+	}
+	C.ms_close(db.c)
+	db.c = nil
+}
+
+// Snapshot is a RocksDB snapshot together with read options that use it.
+type Snapshot struct {
+	c *C.ms_snap
+}
+
+// NewSnapshot pins the database's current state.
+func (db *DB) NewSnapshot() *Snapshot {
+	return &Snapshot{c: C.ms_snap_new(db.c)}
+}
+
+// ReleaseSnapshot frees s; it must not be used afterwards.
+func (db *DB) ReleaseSnapshot(s *Snapshot) {
+	if s.c != nil {
+		C.ms_snap_free(db.c, s.c)
+		s.c = nil
+	}
+}
+
+// Get looks key up in column family cf, through snap when it is not nil.
+// The value is copied into buf when it fits (the result then aliases buf);
+// otherwise into a new slice of exactly its length. found is false when the
+// key does not exist.
+func (db *DB) Get(cf int, snap *Snapshot, key, buf []byte) (value []byte, found bool, err error) {
+	var ro *C.rocksdb_readoptions_t
+	if snap != nil {
+		ro = snap.c.ro
+	}
+	r := C.ms_get(db.c, C.int(cf), ro, bytesPtr(key), C.size_t(len(key)), bytesPtr(buf), C.size_t(len(buf)))
+	switch r.status {
+	case C.MS_GET_FOUND:
+		return buf[:r.len], true, nil
+	case C.MS_GET_NOT_FOUND:
+		return nil, false, nil
+	case C.MS_GET_TOO_BIG:
+		// Rare: a value larger than the caller's buffer. It stays pinned in
+		// RocksDB until this second call copies it out.
+		v := make([]byte, int(r.len))
+		C.ms_pinned_copy(r.pinned, bytesPtr(v))
+		return v, true, nil
+	}
+	return nil, false, takeError(r.err)
+}
+
+// Checkpoint writes an openable copy of the database into dir (which must
+// not exist), hard-linking SST files where it can.
+func (db *DB) Checkpoint(dir string) error {
+	cdir := C.CString(dir)
+	defer C.free(unsafe.Pointer(cdir))
+	if e := C.ms_checkpoint(db.c, cdir); e != nil {
+		return takeError(e)
+	}
+	return nil
+}
+
+// ApproximateSize estimates the bytes of keys in [start, end) of cf; a
+// nil end means up to the last key. Both SST files and memtables count.
+func (db *DB) ApproximateSize(cf int, start, end []byte) (uint64, error) {
+	r := C.ms_approx_size(db.c, C.int(cf), bytesPtr(start), C.size_t(len(start)),
+		bytesPtr(end), C.size_t(len(end)), cbool(end != nil))
+	if r.err != nil {
+		return 0, takeError(r.err)
+	}
+	return uint64(r.size), nil
+}
+
+// Compact compacts [start, end) of cf (nil: unbounded on that side). It
+// returns when the compaction is done; concurrent writes are not blocked.
+func (db *DB) Compact(cf int, start, end []byte) {
+	C.ms_compact(db.c, C.int(cf), bytesPtr(start), C.size_t(len(start)), cbool(start != nil),
+		bytesPtr(end), C.size_t(len(end)), cbool(end != nil))
+}
+
+// Flush writes every column family's memtable to SST files and waits.
+func (db *DB) Flush() error {
+	if e := C.ms_flush(db.c); e != nil {
+		return takeError(e)
+	}
+	return nil
+}
+
+// PropertyInt reads an integer property (e.g. "rocksdb.estimate-num-keys")
+// of column family cf.
+func (db *DB) PropertyInt(cf int, name string) (uint64, bool) {
+	cname := C.CString(name)
+	defer C.free(unsafe.Pointer(cname))
+	var v C.uint64_t
+	if C.ms_property_int(db.c, C.int(cf), cname, &v) != 0 {
+		return 0, false
+	}
+	return uint64(v), true
+}
+
+// bytesPtr returns a C view of b's first byte, or nil for an empty slice.
+// NB: C reads or writes it only during the call it is passed to.
+func bytesPtr(b []byte) *C.char {
+	if len(b) == 0 {
+		return nil
+	}
+	return (*C.char)(unsafe.Pointer(&b[0]))
+}
+
+func cbool(b bool) C.int {
+	if b {
+		return 1
+	}
+	return 0
+}

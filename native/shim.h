@@ -1,0 +1,162 @@
+// shim.h declares the C side of package native: a few functions over
+// RocksDB's C API (rocksdb/c.h) that each do a whole batch, page or lookup in
+// one call, so that Go crosses cgo once per operation instead of once per key.
+//
+// Ownership: every pointer argument that comes from Go (batch buffers, page
+// buffers, keys, bounds) is read or written only during the call. Anything
+// that must outlive the call (iterator bounds) is copied into malloc'd memory
+// owned by the C object. Returned error strings are malloc'd; Go frees them.
+#ifndef METASTORE_NATIVE_SHIM_H
+#define METASTORE_NATIVE_SHIM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <rocksdb/c.h>
+
+// Batch buffer op codes. A record is
+//   op u8 | cf u8 | klen u32le | key | vlen u32le | value
+// (delete has vlen 0; deleterange stores start as key and end as value).
+enum { MS_OP_PUT = 1, MS_OP_DELETE = 2, MS_OP_DELETE_RANGE = 3 };
+
+// Compression choices (mapped to rocksdb_*_compression in shim.c).
+enum { MS_COMPRESS_NONE = 0, MS_COMPRESS_LZ4 = 1, MS_COMPRESS_ZSTD = 2 };
+
+typedef struct ms_config {
+  uint64_t block_cache_bytes;
+  int bloom_bits_per_key;  // 0 disables the filter
+  int compression;         // MS_COMPRESS_*
+  int bottommost_compression;
+  uint64_t bytes_per_sync;
+  int max_background_jobs;
+  uint64_t write_buffer_bytes;
+  int max_write_buffer_number;
+  uint64_t max_total_wal_bytes;
+  int disable_fsync;  // sync writes do not fsync the WAL
+} ms_config;
+
+typedef struct ms_db {
+  rocksdb_t* db;
+  rocksdb_options_t* opts;
+  rocksdb_cache_t* cache;
+  rocksdb_writeoptions_t* wo_sync;
+  rocksdb_writeoptions_t* wo_nosync;
+  rocksdb_readoptions_t* ro;
+  rocksdb_compactoptions_t* co;
+  int ncf;
+  rocksdb_column_family_handle_t** cfs;
+} ms_db;
+
+typedef struct ms_open_result {
+  ms_db* db;
+  char* err;
+} ms_open_result;
+
+// ms_open opens (creating if missing) the database in dir with the column
+// families names[0..n). names must list every column family the database
+// already has (see ms_list_cfs) plus any to create; handle i is names[i].
+ms_open_result ms_open(const char* dir, const ms_config* cfg, const char* const* names, int n);
+void ms_close(ms_db* db);
+
+// ms_list_cfs returns the column family names of an existing database as one
+// malloc'd buffer of NUL-terminated names, and their count in *n.
+char* ms_list_cfs(const char* dir, int* n, size_t* len, char** err);
+
+// ms_write applies the whole batch buffer atomically in one rocksdb_write.
+char* ms_write(ms_db* db, const char* buf, size_t len, int sync);
+
+// Get results.
+enum { MS_GET_FOUND = 0, MS_GET_NOT_FOUND = 1, MS_GET_TOO_BIG = 2, MS_GET_ERROR = 3 };
+typedef struct ms_get_result {
+  int status;
+  size_t len;                       // value length when found
+  rocksdb_pinnableslice_t* pinned;  // set with MS_GET_TOO_BIG
+  char* err;
+} ms_get_result;
+
+// ms_get looks key up in column family cf through ro (NULL: the default read
+// options, latest state). A value of up to cap bytes is copied into buf;
+// a larger one is left pinned for ms_pinned_copy.
+ms_get_result ms_get(ms_db* db, int cf, const rocksdb_readoptions_t* ro, const char* key,
+                     size_t klen, char* buf, size_t cap);
+// ms_pinned_copy copies the pinned value into buf (which holds its length)
+// and releases it.
+void ms_pinned_copy(rocksdb_pinnableslice_t* p, char* buf);
+
+typedef struct ms_snap {
+  const rocksdb_snapshot_t* snap;
+  rocksdb_readoptions_t* ro;
+} ms_snap;
+ms_snap* ms_snap_new(ms_db* db);
+void ms_snap_free(ms_db* db, ms_snap* s);
+
+typedef struct ms_iter {
+  rocksdb_iterator_t* it;
+  rocksdb_readoptions_t* ro;
+  char* lower;  // malloc'd copies; NULL when unbounded
+  size_t lower_len;
+  char* upper;
+  size_t upper_len;
+  int reverse;
+} ms_iter;
+
+// ms_iter_new copies the bounds; snap may be NULL.
+ms_iter* ms_iter_new(ms_db* db, int cf, ms_snap* snap, const char* lower, size_t lower_len,
+                     int has_lower, const char* upper, size_t upper_len, int has_upper,
+                     int reverse);
+void ms_iter_free(ms_iter* it);
+
+// Positioning before a page fill.
+enum { MS_POS_CONTINUE = 0, MS_POS_FIRST = 1, MS_POS_SEEK = 2 };
+// Page fill results.
+enum { MS_PAGE_MORE = 0, MS_PAGE_END = 1, MS_PAGE_NEED = 2, MS_PAGE_ERROR = 3 };
+typedef struct ms_page {
+  int status;
+  int count;    // records written
+  size_t used;  // bytes written
+  size_t need;  // with MS_PAGE_NEED: bytes the next record needs
+  char* err;
+} ms_page;
+
+// ms_iter_fill positions the iterator (pos), then writes records
+//   klen u32le | key | vlen u32le | value
+// into buf until max records or cap bytes. On return the iterator stands on
+// the first entry not written, so MS_POS_CONTINUE resumes there.
+ms_page ms_iter_fill(ms_iter* it, int pos, const char* key, size_t klen, char* buf, size_t cap,
+                     int max);
+
+char* ms_checkpoint(ms_db* db, const char* dir);
+
+typedef struct ms_size_result {
+  uint64_t size;
+  char* err;
+} ms_size_result;
+// ms_approx_size estimates the bytes of [start, limit) in cf (SST files and
+// memtables); without a limit, up to the column family's last key.
+ms_size_result ms_approx_size(ms_db* db, int cf, const char* start, size_t start_len,
+                              const char* limit, size_t limit_len, int has_limit);
+
+// ms_approx_sizes_with_memtables (approx.cc) is DB::GetApproximateSizes with
+// memtables included, which the C API does not offer.
+char* ms_approx_sizes_with_memtables(rocksdb_t* db, rocksdb_column_family_handle_t* cf,
+                                     const char* start, size_t start_len, const char* limit,
+                                     size_t limit_len, uint64_t* size);
+
+// ms_compact compacts [start, limit) of cf (NULL: unbounded) without
+// excluding automatic compactions, so writes never stall behind it.
+void ms_compact(ms_db* db, int cf, const char* start, size_t start_len, int has_start,
+                const char* limit, size_t limit_len, int has_limit);
+
+// ms_flush flushes every column family's memtable to SST files.
+char* ms_flush(ms_db* db);
+
+// ms_property_int reads an integer property of cf; returns 0 on success.
+int ms_property_int(ms_db* db, int cf, const char* name, uint64_t* out);
+
+// The RocksDB version this package was compiled against (version.cc: the
+// macros live in a C++ header).
+int ms_version_major(void);
+int ms_version_minor(void);
+int ms_version_patch(void);
+
+#endif
