@@ -1,0 +1,280 @@
+package raft
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/metastore/metastore/engine"
+	"github.com/metastore/metastore/engine/memory"
+)
+
+func TestSingleNode_ProposeApply(t *testing.T) {
+	c := newCluster(t, 1, nil)
+	m := c.members[0]
+
+	t.Logf("Step 1: waiting for the single member to lead...")
+	c.waitLeader(3 * time.Second)
+
+	t.Logf("Step 2: proposing 100 writes...")
+	want := map[string]string{}
+	for i := 0; i < 100; i++ {
+		k, v := fmt.Sprintf("k%03d", i), fmt.Sprintf("v%d", i)
+		require.NoError(t, m.node.Propose(context.Background(), []byte(k+"="+v)))
+		want[k] = v
+	}
+
+	t.Logf("Step 3: ReadIndex then WaitApplied, and verifying the state...")
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	idx, err := m.node.ReadIndex(ctx)
+	require.NoError(t, err)
+	require.NoError(t, m.node.WaitApplied(ctx, idx))
+	// Bootstrap conf change (1) + leader's empty entry (1) + 100 writes.
+	require.GreaterOrEqual(t, idx, uint64(102))
+	require.Equal(t, want, m.applier.dump(t))
+	st, err := m.node.Status(ctx)
+	require.NoError(t, err)
+	require.Equal(t, "StateLeader", st.State)
+	require.Equal(t, m.node.ID(), st.Leader)
+	require.Equal(t, uint64(102), st.Applied)
+	require.Len(t, m.node.Members(), 1)
+	require.Equal(t, []string{m.url}, m.node.Members()[0].PeerURLs)
+}
+
+func TestThreeNodes_ReplicateAndAgree(t *testing.T) {
+	c := newCluster(t, 3, nil)
+
+	t.Logf("Step 1: electing a leader...")
+	leader := c.waitLeader(5 * time.Second)
+
+	t.Logf("Step 2: writing 60 keys through every member (followers forward)...")
+	want := map[string]string{}
+	for i := 0; i < 60; i++ {
+		m := c.members[i%3]
+		k, v := fmt.Sprintf("k%02d", i), fmt.Sprintf("v%d", i)
+		c.put(m, k, v)
+		want[k] = v
+	}
+
+	t.Logf("Step 3: verifying all appliers hold the same %d keys...", len(want))
+	c.waitConverged(want, 5*time.Second)
+	for _, m := range c.members {
+		require.Equal(t, leader.node.ID(), m.node.Leader())
+		require.Len(t, m.node.Members(), 3)
+		require.Equal(t, c.members[0].node.ClusterID(), m.node.ClusterID())
+	}
+	require.NotZero(t, c.members[0].node.ClusterID())
+}
+
+func TestLeaderStop_NewLeaderWithoutLosingWrites(t *testing.T) {
+	c := newCluster(t, 3, nil) // default timings: 100ms heartbeat, 1000ms election
+	leader := c.waitLeader(5 * time.Second)
+
+	t.Logf("Step 1: writing 50 acknowledged keys through leader %s...", leader.name)
+	want := map[string]string{}
+	for i := 0; i < 50; i++ {
+		k, v := fmt.Sprintf("k%02d", i), fmt.Sprintf("v%d", i)
+		c.put(leader, k, v) // applied on the leader => committed on a majority
+		want[k] = v
+	}
+
+	t.Logf("Step 2: stopping leader %s...", leader.name)
+	stopped := time.Now()
+	c.stop(leader)
+
+	t.Logf("Step 3: waiting for a new leader (at most 3s)...")
+	newLeader := c.waitLeader(3 * time.Second)
+	elapsed := time.Since(stopped)
+	t.Logf("new leader %s after %v", newLeader.name, elapsed)
+	require.NotEqual(t, leader, newLeader)
+	require.Less(t, elapsed, 3*time.Second)
+
+	t.Logf("Step 4: verifying no acknowledged write was lost and the cluster accepts writes...")
+	c.put(newLeader, "after", "failover")
+	want["after"] = "failover"
+	c.waitConverged(want, 5*time.Second)
+}
+
+func TestPartitionedMember_CannotReadButCatchesUp(t *testing.T) {
+	c := newCluster(t, 3, func(cfg *Config) {
+		cfg.HeartbeatInterval = 50 * time.Millisecond
+		cfg.ElectionTimeout = 500 * time.Millisecond
+	})
+	leader := c.waitLeader(5 * time.Second)
+	victim := c.followers(leader)[0]
+	c.put(leader, "before", "1")
+
+	t.Logf("Step 1: partitioning follower %s...", victim.name)
+	c.partition(victim)
+
+	t.Logf("Step 2: the partitioned member's ReadIndex must not succeed...")
+	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
+	_, err := victim.node.ReadIndex(ctx)
+	cancel()
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+
+	t.Logf("Step 3: the majority keeps writing and reading...")
+	want := map[string]string{"before": "1"}
+	for i := 0; i < 30; i++ {
+		k := fmt.Sprintf("p%02d", i)
+		c.put(leader, k, "x")
+		want[k] = "x"
+	}
+	ctx, cancel = context.WithTimeout(context.Background(), 3*time.Second)
+	idx, err := c.followers(leader)[1].node.ReadIndex(ctx)
+	cancel()
+	require.NoError(t, err)
+	require.GreaterOrEqual(t, idx, leader.node.AppliedIndex()-1)
+	_, err = victim.eng.Get(engine.Data, []byte("p00"))
+	require.Error(t, err, "the partitioned member must not have seen writes")
+
+	t.Logf("Step 4: healing; the member catches up and serves ReadIndex again...")
+	c.heal()
+	c.waitConverged(want, 10*time.Second)
+	ctx, cancel = context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var ridx uint64
+	require.Eventually(t, func() bool {
+		rctx, rcancel := context.WithTimeout(ctx, time.Second)
+		defer rcancel()
+		ridx, err = victim.node.ReadIndex(rctx)
+		return err == nil
+	}, 5*time.Second, 10*time.Millisecond)
+	require.NoError(t, victim.node.WaitApplied(ctx, ridx))
+}
+
+func TestRestartedMember_CatchesUpFromLog(t *testing.T) {
+	c := newCluster(t, 3, func(cfg *Config) {
+		cfg.HeartbeatInterval = 50 * time.Millisecond
+		cfg.ElectionTimeout = 500 * time.Millisecond
+	})
+	leader := c.waitLeader(5 * time.Second)
+	victim := c.followers(leader)[0]
+	want := map[string]string{}
+	for i := 0; i < 20; i++ {
+		k := fmt.Sprintf("a%02d", i)
+		c.put(leader, k, "1")
+		want[k] = "1"
+	}
+	c.waitConverged(want, 5*time.Second)
+	appliedBefore := victim.applier.AppliedIndex()
+
+	t.Logf("Step 1: stopping follower %s (keeping its engine)...", victim.name)
+	c.stop(victim)
+
+	t.Logf("Step 2: writing 30 more keys while it is down...")
+	for i := 0; i < 30; i++ {
+		k := fmt.Sprintf("b%02d", i)
+		c.put(leader, k, "2")
+		want[k] = "2"
+	}
+
+	t.Logf("Step 3: restarting it from the same engine...")
+	c.start(victim, nil)
+	require.Equal(t, appliedBefore, victim.node.AppliedIndex(), "restart must resume from the stored applied index")
+
+	t.Logf("Step 4: verifying it caught up from the log (no snapshot)...")
+	c.waitConverged(want, 10*time.Second)
+	require.Equal(t, int64(0), victim.applier.restores.Load())
+}
+
+func TestWipedMember_RejoinsBySnapshot(t *testing.T) {
+	small := func(cfg *Config) {
+		cfg.HeartbeatInterval = 50 * time.Millisecond
+		cfg.ElectionTimeout = 500 * time.Millisecond
+		cfg.SnapshotCount = 40
+		cfg.SnapshotCatchUpEntries = 10
+	}
+	c := newCluster(t, 3, small)
+	leader := c.waitLeader(5 * time.Second)
+	victim := c.followers(leader)[0]
+	oldID := victim.node.ID()
+
+	t.Logf("Step 1: writing 150 keys so that the log is compacted...")
+	want := map[string]string{}
+	for i := 0; i < 150; i++ {
+		k := fmt.Sprintf("k%03d", i)
+		c.put(leader, k, fmt.Sprint(i))
+		want[k] = fmt.Sprint(i)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	st, err := leader.node.Status(ctx)
+	require.NoError(t, err)
+	require.Greater(t, st.FirstIndex, uint64(100), "log should have been compacted")
+
+	t.Logf("Step 2: removing member %s and wiping its storage...", victim.name)
+	c.stop(victim)
+	require.NoError(t, leader.node.RemoveMember(ctx, oldID))
+	require.Len(t, leader.node.Members(), 2)
+
+	t.Logf("Step 3: adding it back as a new member with an empty engine (first snapshot chunk corrupted)...")
+	leader.tr.corruptNextChunk.Store(true)
+	nm, err := leader.node.AddMember(ctx, "m-new", []string{victim.url}, false)
+	require.NoError(t, err)
+	require.NotEqual(t, oldID, nm.ID)
+	victim.eng = mustMemory(t)
+	victim.cfg.LogEngine = victim.eng
+	victim.cfg.DataDir = t.TempDir()
+	victim.cfg.ClusterState = ClusterStateExisting
+	victim.cfg.MemberID = nm.ID
+	c.start(victim, nil)
+
+	t.Logf("Step 4: waiting for it to restore from a snapshot and catch up...")
+	c.put(leader, "after", "rejoin")
+	want["after"] = "rejoin"
+	c.waitConverged(want, 15*time.Second)
+	require.Equal(t, int64(1), victim.applier.restores.Load(), "exactly one (verified) snapshot restored")
+	require.False(t, leader.tr.corruptNextChunk.Load(), "the corrupted chunk was sent and rejected")
+	require.Eventually(t, func() bool { return len(victim.node.Members()) == 3 }, 5*time.Second, 10*time.Millisecond)
+	require.Equal(t, leader.node.ClusterID(), victim.node.ClusterID())
+}
+
+func TestReadIndex_ConcurrentCallersShareRounds(t *testing.T) {
+	c := newCluster(t, 3, nil)
+	leader := c.waitLeader(5 * time.Second)
+	c.put(leader, "x", "1")
+	for _, m := range []*testMember{leader, c.followers(leader)[0]} {
+		const callers = 200
+		before := m.node.readRounds.Load()
+		t.Logf("Step: %d concurrent ReadIndex callers on %s...", callers, m.name)
+		var wg sync.WaitGroup
+		errs := make(chan error, callers)
+		start := make(chan struct{})
+		for i := 0; i < callers; i++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				defer cancel()
+				idx, err := m.node.ReadIndex(ctx)
+				if err == nil && idx < 3 {
+					err = fmt.Errorf("read index %d too small", idx)
+				}
+				errs <- err
+			}()
+		}
+		close(start)
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			require.NoError(t, err)
+		}
+		rounds := m.node.readRounds.Load() - before
+		t.Logf("%d callers shared %d raft ReadIndex rounds", callers, rounds)
+		require.GreaterOrEqual(t, rounds, int64(1))
+		require.LessOrEqual(t, rounds, int64(callers/4))
+	}
+}
+
+func mustMemory(t testing.TB) engine.Engine {
+	eng, err := memory.Open("")
+	require.NoError(t, err)
+	return eng
+}

@@ -1,0 +1,624 @@
+package raft
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.etcd.io/raft/v3/raftpb"
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/mem"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+)
+
+// The peer service, defined by hand (no protoc): two client-streaming RPCs
+// whose messages are raw byte frames (rawCodec).
+//
+//	Messages: each frame is a batch of raft messages, each prefixed with its
+//	          uvarint length; the server never answers unless it rejects the
+//	          stream (wrong cluster, removed sender).
+//	Snapshot: header, chunk..., end frames (snapshot.go); the server answers
+//	          one frame "ok" after the snapshot is saved and handed to raft.
+const (
+	peerService     = "metastore.raft.Peer"
+	methodMessages  = "/" + peerService + "/Messages"
+	methodSnapshot  = "/" + peerService + "/Snapshot"
+	mdFrom          = "x-raft-from"
+	mdCluster       = "x-raft-cluster"
+	mdURLs          = "x-raft-urls"
+	peerQueueSize   = 4096
+	maxBatchMsgs    = 256
+	maxBatchBytes   = 4 << 20
+	minBackoff      = 50 * time.Millisecond
+	maxBackoff      = 1 * time.Second
+	snapshotTimeout = 10 * time.Minute
+)
+
+var peerServiceDesc = grpc.ServiceDesc{
+	ServiceName: peerService,
+	HandlerType: (*any)(nil),
+	Streams: []grpc.StreamDesc{
+		{StreamName: "Messages", Handler: func(srv any, s grpc.ServerStream) error { return srv.(*Transport).serveMessages(s) }, ClientStreams: true},
+		{StreamName: "Snapshot", Handler: func(srv any, s grpc.ServerStream) error { return srv.(*Transport).serveSnapshot(s) }, ClientStreams: true},
+	},
+}
+
+// Client-side descriptors (the handlers are server-side only).
+var (
+	clientMessagesDesc = grpc.StreamDesc{StreamName: "Messages", ClientStreams: true}
+	clientSnapshotDesc = grpc.StreamDesc{StreamName: "Snapshot", ClientStreams: true}
+)
+
+// rawCodec passes *[]byte frames through unchanged.
+type rawCodec struct{}
+
+func (rawCodec) Marshal(v any) (mem.BufferSlice, error) {
+	b, ok := v.(*[]byte)
+	if !ok {
+		return nil, fmt.Errorf("raft: rawCodec cannot marshal %T", v)
+	}
+	return mem.BufferSlice{mem.SliceBuffer(*b)}, nil
+}
+
+func (rawCodec) Unmarshal(data mem.BufferSlice, v any) error {
+	b, ok := v.(*[]byte)
+	if !ok {
+		return fmt.Errorf("raft: rawCodec cannot unmarshal into %T", v)
+	}
+	*b = data.Materialize()
+	return nil
+}
+
+func (rawCodec) Name() string { return "metastore-raft" }
+
+// Transport carries raft messages between members over gRPC: one long-lived
+// stream per peer pair and direction, batching whatever is queued; snapshots
+// on their own stream in checksummed chunks. It reconnects with exponential
+// backoff and tells raft when a peer is unreachable or a snapshot failed.
+type Transport struct {
+	lg     *zap.Logger
+	server *grpc.Server
+
+	mu struct {
+		sync.Mutex
+		node  *Node
+		peers map[uint64]*peer
+	}
+	dropFilter atomic.Pointer[func(from, to uint64) bool]
+
+	// corruptNextChunk makes the next snapshot chunk sent go out with a
+	// flipped byte (after its checksum was computed); for tests.
+	corruptNextChunk atomic.Bool
+
+	closeOnce sync.Once
+	closec    chan struct{}
+	wg        sync.WaitGroup
+}
+
+// NewTransport returns a Transport; call Serve with the peer listener.
+func NewTransport(lg *zap.Logger) *Transport {
+	if lg == nil {
+		lg = zap.NewNop()
+	}
+	t := &Transport{lg: lg, closec: make(chan struct{})}
+	t.mu.peers = make(map[uint64]*peer)
+	t.server = grpc.NewServer(grpc.ForceServerCodecV2(rawCodec{}), grpc.MaxRecvMsgSize(maxFrameSize+maxBatchBytes))
+	t.server.RegisterService(&peerServiceDesc, t)
+	return t
+}
+
+// Serve serves peer RPCs on lis until Close.
+func (t *Transport) Serve(lis net.Listener) {
+	t.wg.Add(1)
+	go func() {
+		defer t.wg.Done()
+		if err := t.server.Serve(lis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+			t.lg.Warn("peer server stopped", zap.Error(err))
+		}
+	}()
+}
+
+// SetDropFilter installs f (nil removes it): a message from -> to for
+// which f returns true is dropped, on send and on receipt. Tests use it to
+// partition members.
+func (t *Transport) SetDropFilter(f func(from, to uint64) bool) {
+	if f == nil {
+		t.dropFilter.Store(nil)
+		return
+	}
+	t.dropFilter.Store(&f)
+}
+
+func (t *Transport) dropped(from, to uint64) bool {
+	f := t.dropFilter.Load()
+	return f != nil && (*f)(from, to)
+}
+
+// Close stops all peer streams and the server.
+func (t *Transport) Close() {
+	t.closeOnce.Do(func() {
+		close(t.closec)
+		t.mu.Lock()
+		peers := t.mu.peers
+		t.mu.peers = map[uint64]*peer{}
+		t.mu.Unlock()
+		for _, p := range peers {
+			p.stop()
+		}
+		t.server.Stop()
+	})
+	t.wg.Wait()
+}
+
+func (t *Transport) attach(n *Node) {
+	t.mu.Lock()
+	t.mu.node = n
+	t.mu.Unlock()
+}
+
+func (t *Transport) detach(n *Node) {
+	t.mu.Lock()
+	if t.mu.node == n {
+		t.mu.node = nil
+	}
+	t.mu.Unlock()
+}
+
+func (t *Transport) node() *Node {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.mu.node
+}
+
+// addPeer adds a peer or updates its URLs.
+func (t *Transport) addPeer(id uint64, urls []string) {
+	if len(urls) == 0 {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if p, ok := t.mu.peers[id]; ok {
+		if strings.Join(p.urls, ",") == strings.Join(urls, ",") {
+			return
+		}
+		p.stop()
+	}
+	select {
+	case <-t.closec:
+		return
+	default:
+	}
+	p := &peer{t: t, id: id, urls: sortedCopy(urls), msgc: make(chan []byte, peerQueueSize),
+		stopc: make(chan struct{}), donec: make(chan struct{})}
+	t.mu.peers[id] = p
+	go p.run()
+}
+
+func (t *Transport) removePeer(id uint64) {
+	t.mu.Lock()
+	p, ok := t.mu.peers[id]
+	delete(t.mu.peers, id)
+	t.mu.Unlock()
+	if ok {
+		p.stop()
+	}
+}
+
+func (t *Transport) peer(id uint64) *peer {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.mu.peers[id]
+}
+
+// send queues m for its peer. It is called on the raft goroutine, which is
+// also where m is marshalled (raft's rule: no marshalling concurrent with
+// appends). It never blocks: a full queue drops m and reports the peer
+// unreachable, as raft expects from a lossy network.
+func (t *Transport) send(m *raftpb.Message) {
+	if t.dropped(m.GetFrom(), m.GetTo()) {
+		return
+	}
+	p := t.peer(m.GetTo())
+	n := t.node()
+	if p == nil {
+		if n != nil {
+			n.reportUnreachable(m.GetTo())
+		}
+		return
+	}
+	b, err := proto.Marshal(m)
+	if err != nil {
+		panic(fmt.Sprintf("raft: message does not encode: %v", err))
+	}
+	select {
+	case p.msgc <- b:
+	default:
+		if n != nil {
+			n.reportUnreachable(m.GetTo())
+		}
+	}
+}
+
+// sendSnapshot streams the Applier's state to m's target in the
+// background and reports the outcome to raft.
+func (t *Transport) sendSnapshot(m *raftpb.Message, rec *confRecord) {
+	n := t.node()
+	to := m.GetTo()
+	p := t.peer(to)
+	if p == nil || t.dropped(m.GetFrom(), to) {
+		if n != nil {
+			n.reportSnapshot(to, false)
+		}
+		return
+	}
+	t.wg.Add(1)
+	go func() {
+		defer t.wg.Done()
+		err := p.sendSnapshot(n, m, rec)
+		if err != nil {
+			t.lg.Warn("sending snapshot failed", zap.String("to", fmt.Sprintf("%x", to)),
+				zap.Uint64("index", m.GetSnapshot().GetMetadata().GetIndex()), zap.Error(err))
+		} else {
+			t.lg.Info("sent snapshot", zap.String("to", fmt.Sprintf("%x", to)),
+				zap.Uint64("index", m.GetSnapshot().GetMetadata().GetIndex()))
+		}
+		n.reportSnapshot(to, err == nil)
+	}()
+}
+
+// outgoingContext carries who we are, so that the receiver can check the
+// cluster, learn our URLs and refuse removed members.
+func (t *Transport) outgoingContext(ctx context.Context, n *Node) context.Context {
+	var urls []string
+	if m := n.members.Load().member(n.id); m != nil {
+		urls = m.PeerURLs
+	} else if u, ok := n.cfg.InitialCluster[n.cfg.Name]; ok {
+		urls = u
+	}
+	return metadata.AppendToOutgoingContext(ctx,
+		mdFrom, strconv.FormatUint(n.id, 16),
+		mdCluster, strconv.FormatUint(n.clusterID.Load(), 16),
+		mdURLs, strings.Join(urls, ","))
+}
+
+// checkIncoming validates a stream's sender; it returns the sender's ID.
+func (t *Transport) checkIncoming(ctx context.Context, n *Node) (uint64, error) {
+	md, _ := metadata.FromIncomingContext(ctx)
+	get := func(k string) string {
+		if v := md.Get(k); len(v) > 0 {
+			return v[0]
+		}
+		return ""
+	}
+	from, err := strconv.ParseUint(get(mdFrom), 16, 64)
+	if err != nil || from == 0 {
+		return 0, status.Error(codes.InvalidArgument, "raft: stream without sender id")
+	}
+	cid, _ := strconv.ParseUint(get(mdCluster), 16, 64)
+	local := n.clusterID.Load()
+	if cid != 0 && local != 0 && cid != local {
+		return 0, status.Errorf(codes.FailedPrecondition, "%v: local %x, sender %x", ErrClusterMismatch, local, cid)
+	}
+	if cid != 0 && local == 0 {
+		n.clusterID.CompareAndSwap(0, cid)
+	}
+	if n.members.Load().isRemoved(from) {
+		return 0, status.Error(codes.PermissionDenied, ErrRemoved.Error())
+	}
+	if urls := get(mdURLs); urls != "" && t.peer(from) == nil && from != n.id {
+		t.addPeer(from, strings.Split(urls, ","))
+	}
+	return from, nil
+}
+
+func (t *Transport) serveMessages(s grpc.ServerStream) error {
+	n := t.node()
+	if n == nil {
+		return status.Error(codes.Unavailable, "raft: no node attached")
+	}
+	from, err := t.checkIncoming(s.Context(), n)
+	if err != nil {
+		return err
+	}
+	for {
+		var frame []byte
+		if err := s.RecvMsg(&frame); err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return err
+		}
+		if n.members.Load().isRemoved(from) {
+			return status.Error(codes.PermissionDenied, ErrRemoved.Error())
+		}
+		for len(frame) > 0 {
+			l, k := binary.Uvarint(frame)
+			if k <= 0 || uint64(len(frame)-k) < l {
+				return status.Error(codes.InvalidArgument, "raft: malformed message batch")
+			}
+			m := &raftpb.Message{}
+			if err := proto.Unmarshal(frame[k:k+int(l)], m); err != nil {
+				return status.Errorf(codes.InvalidArgument, "raft: bad message: %v", err)
+			}
+			frame = frame[k+int(l):]
+			if m.GetTo() != n.id || t.dropped(m.GetFrom(), m.GetTo()) {
+				continue
+			}
+			if err := n.receive(s.Context(), m); err != nil {
+				return status.Error(codes.Unavailable, err.Error())
+			}
+		}
+	}
+}
+
+func (t *Transport) serveSnapshot(s grpc.ServerStream) error {
+	n := t.node()
+	if n == nil {
+		return status.Error(codes.Unavailable, "raft: no node attached")
+	}
+	if _, err := t.checkIncoming(s.Context(), n); err != nil {
+		return err
+	}
+	var header []byte
+	if err := s.RecvMsg(&header); err != nil {
+		return err
+	}
+	m, rec, err := decodeHeaderFrame(header)
+	if err != nil {
+		return status.Error(codes.DataLoss, err.Error())
+	}
+	if m.GetTo() != n.id || t.dropped(m.GetFrom(), m.GetTo()) {
+		return status.Error(codes.Unavailable, "raft: snapshot dropped")
+	}
+	md := m.GetSnapshot().GetMetadata()
+	sf, err := createSnapFile(filepath.Join(n.cfg.DataDir, "snap"), md.GetTerm(), md.GetIndex())
+	if err != nil {
+		return status.Error(codes.Internal, err.Error())
+	}
+	if err := sf.writeFrame(header); err != nil {
+		sf.abort()
+		return status.Error(codes.Internal, err.Error())
+	}
+	var v chunkVerifier
+	for !v.done {
+		var f []byte
+		if err := s.RecvMsg(&f); err != nil {
+			sf.abort()
+			if errors.Is(err, io.EOF) {
+				return status.Error(codes.DataLoss, errSnapshotIncomplete.Error())
+			}
+			return err
+		}
+		if _, err := v.frame(f); err != nil {
+			sf.abort()
+			t.lg.Warn("rejected snapshot", zap.String("from", fmt.Sprintf("%x", m.GetFrom())), zap.Error(err))
+			return status.Error(codes.DataLoss, err.Error())
+		}
+		if err := sf.writeFrame(f); err != nil {
+			sf.abort()
+			return status.Error(codes.Internal, err.Error())
+		}
+	}
+	path, err := sf.finish()
+	if err != nil {
+		return status.Error(codes.Internal, err.Error())
+	}
+	t.lg.Info("received snapshot", zap.String("from", fmt.Sprintf("%x", m.GetFrom())),
+		zap.Uint64("index", md.GetIndex()), zap.Int("chunks", v.chunks), zap.Uint64("bytes", v.total))
+	if err := n.receiveSnapshot(s.Context(), m, rec, path); err != nil {
+		return status.Error(codes.Unavailable, err.Error())
+	}
+	ok := []byte("ok")
+	return s.SendMsg(&ok)
+}
+
+// peer is the sending side towards one member.
+type peer struct {
+	t     *Transport
+	id    uint64
+	urls  []string
+	msgc  chan []byte
+	stopc chan struct{}
+	donec chan struct{}
+
+	connMu sync.Mutex
+	conn   *grpc.ClientConn
+}
+
+func (p *peer) stop() {
+	close(p.stopc)
+	<-p.donec
+	p.connMu.Lock()
+	if p.conn != nil {
+		p.conn.Close()
+		p.conn = nil
+	}
+	p.connMu.Unlock()
+}
+
+func (p *peer) clientConn() (*grpc.ClientConn, error) {
+	p.connMu.Lock()
+	defer p.connMu.Unlock()
+	if p.conn != nil {
+		return p.conn, nil
+	}
+	bc := backoff.DefaultConfig
+	bc.BaseDelay, bc.MaxDelay = minBackoff, maxBackoff
+	c, err := grpc.NewClient(hostOf(p.urls[0]),
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(grpc.ForceCodecV2(rawCodec{}), grpc.MaxCallRecvMsgSize(maxFrameSize)),
+		grpc.WithConnectParams(grpc.ConnectParams{Backoff: bc, MinConnectTimeout: time.Second}))
+	if err != nil {
+		return nil, err
+	}
+	p.conn = c
+	return c, nil
+}
+
+// run sends queued messages in batches over one stream, reopening it with
+// exponential backoff; while the peer is unreachable, queued messages are
+// dropped (raft retransmits) and raft is told.
+func (p *peer) run() {
+	defer close(p.donec)
+	var (
+		stream grpc.ClientStream
+		sc     struct{ cancel context.CancelFunc } // current stream's cancel
+		delay  = minBackoff
+	)
+	sc.cancel = func() {}
+	defer func() { sc.cancel() }()
+	fail := func(err error) {
+		if stream != nil && err != nil {
+			// The server's reason (e.g. we were removed) arrives via RecvMsg.
+			var x []byte
+			if rerr := stream.RecvMsg(&x); rerr != nil {
+				err = rerr
+			}
+		}
+		sc.cancel()
+		stream = nil
+		n := p.t.node()
+		if n == nil {
+			return
+		}
+		if st, ok := status.FromError(err); ok && st.Code() == codes.PermissionDenied && st.Message() == ErrRemoved.Error() {
+			n.removedByPeer(p.id)
+		}
+		n.reportUnreachable(p.id)
+		p.t.lg.Debug("peer stream failed", zap.String("peer", fmt.Sprintf("%x", p.id)), zap.Error(err))
+		timer := time.NewTimer(delay)
+		defer timer.Stop()
+		delay = min(2*delay, maxBackoff)
+		for {
+			select {
+			case <-p.msgc: // dropped while unreachable
+			case <-timer.C:
+				return
+			case <-p.stopc:
+				return
+			}
+		}
+	}
+	var batch []byte
+	for {
+		var first []byte
+		select {
+		case first = <-p.msgc:
+		case <-p.stopc:
+			return
+		}
+		batch = binary.AppendUvarint(batch[:0], uint64(len(first)))
+		batch = append(batch, first...)
+	more:
+		for i := 1; i < maxBatchMsgs && len(batch) < maxBatchBytes; i++ {
+			select {
+			case b := <-p.msgc:
+				batch = binary.AppendUvarint(batch, uint64(len(b)))
+				batch = append(batch, b...)
+			default:
+				break more
+			}
+		}
+		n := p.t.node()
+		if n == nil {
+			continue
+		}
+		if stream == nil {
+			conn, err := p.clientConn()
+			if err != nil {
+				fail(err)
+				continue
+			}
+			var ctx context.Context
+			ctx, sc.cancel = context.WithCancel(context.Background())
+			s, err := conn.NewStream(p.t.outgoingContext(ctx, n), &clientMessagesDesc, methodMessages)
+			if err != nil {
+				fail(err)
+				continue
+			}
+			stream = s
+		}
+		// NB: gRPC may hold the frame after SendMsg returns; send a copy
+		// and keep reusing batch.
+		frame := append([]byte(nil), batch...)
+		if err := stream.SendMsg(&frame); err != nil {
+			fail(err)
+			continue
+		}
+		delay = minBackoff
+	}
+}
+
+func (p *peer) sendSnapshot(n *Node, m *raftpb.Message, rec *confRecord) error {
+	conn, err := p.clientConn()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), snapshotTimeout)
+	defer cancel()
+	go func() {
+		select {
+		case <-p.stopc:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	s, err := conn.NewStream(p.t.outgoingContext(ctx, n), &clientSnapshotDesc, methodSnapshot)
+	if err != nil {
+		return err
+	}
+	header, err := encodeHeaderFrame(m, rec)
+	if err != nil {
+		return err
+	}
+	if err := s.SendMsg(&header); err != nil {
+		return p.streamErr(s, err)
+	}
+	cw := newChunkWriter(func(f []byte) error {
+		if f[0] == frameChunk && len(f) > 5 && p.t.corruptNextChunk.CompareAndSwap(true, false) {
+			f[len(f)-1] ^= 0xff
+		}
+		return s.SendMsg(&f)
+	})
+	if err := n.applier.WriteSnapshot(cw); err != nil {
+		return fmt.Errorf("raft: write snapshot: %w", err)
+	}
+	if err := cw.Close(); err != nil {
+		return p.streamErr(s, err)
+	}
+	if err := s.CloseSend(); err != nil {
+		return p.streamErr(s, err)
+	}
+	var reply []byte
+	if err := s.RecvMsg(&reply); err != nil {
+		return err
+	}
+	if string(reply) != "ok" {
+		return fmt.Errorf("raft: snapshot refused: %q", reply)
+	}
+	return nil
+}
+
+// streamErr turns a failed SendMsg into the server's status when it has one.
+func (p *peer) streamErr(s grpc.ClientStream, err error) error {
+	var x []byte
+	if rerr := s.RecvMsg(&x); rerr != nil && !errors.Is(rerr, io.EOF) {
+		return rerr
+	}
+	return err
+}
