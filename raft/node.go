@@ -678,7 +678,6 @@ func (l *zapRaftLogger) Warningf(format string, v ...any) { l.Warnf(format, v...
 
 var _ raft.Logger = (*zapRaftLogger)(nil)
 
-
 // receive hands a message from the transport to the raft goroutine.
 func (n *Node) receive(ctx context.Context, m *raftpb.Message) error {
 	select {

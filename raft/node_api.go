@@ -124,11 +124,11 @@ type readResult struct {
 
 // readBatcher is owned by the raft goroutine.
 type readBatcher struct {
-	seq     uint64             // id of the current round
-	cur     []chan readResult  // waiting on the current round
-	next    []chan readResult  // waiting for the next round
-	started time.Time          // when the current round started
-	active  bool               // a round is in flight
+	seq     uint64            // id of the current round
+	cur     []chan readResult // waiting on the current round
+	next    []chan readResult // waiting for the next round
+	started time.Time         // when the current round started
+	active  bool              // a round is in flight
 }
 
 func (n *Node) maybeStartReadRound() {
