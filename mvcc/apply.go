@@ -1,0 +1,293 @@
+package mvcc
+
+import (
+	"bytes"
+	"math"
+
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/mvccpb"
+
+	"github.com/metastore/metastore/engine"
+)
+
+// Apply is one atomic write batch over the store: the server opens one for
+// each slice of committed raft entries, applies every request of the slice
+// to it, adds its own records (the applied index) through Batch, and
+// commits once. Requests inside an Apply read the writes of the requests
+// before them. Only one Apply is open at a time.
+type Apply struct {
+	s     *Store
+	b     *engine.IndexedBatch
+	start int64 // revision when the Apply opened
+	rev   int64 // newest revision written in this Apply (start if none)
+	// compact is a compaction revision scheduled in this Apply (0 if none).
+	compact int64
+	events  []*mvccpb.Event
+	done    bool
+
+	// w is the write in progress: one request or txn, one main revision.
+	w struct {
+		rev int64 // main revision the write takes
+		sub int64 // operations written so far
+	}
+	buf []byte
+}
+
+// Result is what a committed Apply changed: its events in revision order
+// (Put events carry PrevKv when the key existed), and the new revision.
+type Result struct {
+	Rev    int64
+	Events []*mvccpb.Event
+}
+
+// NewApply opens a write batch. It blocks while another Apply is open.
+func (s *Store) NewApply() *Apply {
+	s.applyMu.Lock()
+	rev := s.currentRev.Load()
+	return &Apply{s: s, b: engine.NewIndexedBatch(s.eng), start: rev, rev: rev}
+}
+
+// Batch is the underlying batch, for records the caller commits atomically
+// with the state (raft applied index, leases, membership). Use keyspaces
+// other than Data and ChangeLog.
+func (a *Apply) Batch() *engine.IndexedBatch { return a.b }
+
+// Rev is the newest revision written so far in this Apply.
+func (a *Apply) Rev() int64 { return a.rev }
+
+// Commit writes the batch atomically (syncing it when sync is set), then
+// publishes the new revision to readers and starts a scheduled compaction.
+func (a *Apply) Commit(sync bool) (Result, error) {
+	if a.done {
+		return Result{}, ErrClosed
+	}
+	a.done = true
+	defer a.s.applyMu.Unlock()
+	defer a.b.Close()
+	if a.rev != a.start {
+		a.b.Put(engine.Meta, metaCurrentRev, encodeInt64(a.rev))
+	}
+	if err := a.b.Commit(sync); err != nil {
+		return Result{}, err
+	}
+	a.s.currentRev.Store(a.rev)
+	if a.compact > 0 {
+		a.s.compactRev.Store(a.compact)
+		a.s.compactor.schedule(a.compact)
+	}
+	return Result{Rev: a.rev, Events: a.events}, nil
+}
+
+// Abort drops the batch. Nothing written through this Apply is kept.
+func (a *Apply) Abort() {
+	if a.done {
+		return
+	}
+	a.done = true
+	a.b.Close()
+	a.s.applyMu.Unlock()
+}
+
+// beginWrite starts a request that will take the next main revision if it
+// writes anything.
+func (a *Apply) beginWrite() {
+	a.w.rev = a.rev + 1
+	a.w.sub = 0
+}
+
+// endWrite finishes the request: the revision advances only when something
+// was written.
+func (a *Apply) endWrite() {
+	if a.w.sub > 0 {
+		a.rev = a.w.rev
+	}
+}
+
+// readRev is the revision a read inside the current write sees: its own
+// writes are visible once it has made any.
+func (a *Apply) readRev() int64 {
+	if a.w.sub > 0 {
+		return a.w.rev
+	}
+	return a.rev
+}
+
+func (a *Apply) compactRev() int64 { return max(a.compact, a.s.compactRev.Load()) }
+
+// Range reads at the Apply's state, seeing everything written before it.
+func (a *Apply) Range(req *pb.RangeRequest) (*pb.RangeResponse, error) {
+	if err := CheckRange(req); err != nil {
+		return nil, err
+	}
+	return rangeOn(a.b, req, a.readRev(), a.compactRev)
+}
+
+// Put applies a put request at the next revision.
+func (a *Apply) Put(req *pb.PutRequest) (*pb.PutResponse, error) {
+	if err := CheckPut(req); err != nil {
+		return nil, err
+	}
+	a.beginWrite()
+	if err := a.checkPut(req); err != nil {
+		return nil, err
+	}
+	resp, err := a.put(req)
+	if err != nil {
+		return nil, err
+	}
+	a.endWrite()
+	resp.Header = &pb.ResponseHeader{Revision: a.rev}
+	return resp, nil
+}
+
+// DeleteRange applies a delete request; the revision advances only when a
+// key was deleted.
+func (a *Apply) DeleteRange(req *pb.DeleteRangeRequest) (*pb.DeleteRangeResponse, error) {
+	if err := CheckDeleteRange(req); err != nil {
+		return nil, err
+	}
+	a.beginWrite()
+	resp, err := a.deleteRange(req.Key, req.RangeEnd, req.PrevKv)
+	if err != nil {
+		return nil, err
+	}
+	a.endWrite()
+	resp.Header = &pb.ResponseHeader{Revision: a.rev}
+	return resp, nil
+}
+
+// DeleteKeys deletes the given keys in one revision (lease revoke and
+// expiry). Keys that do not exist are skipped. It returns how many were
+// deleted.
+func (a *Apply) DeleteKeys(keys [][]byte) (int64, error) {
+	a.beginWrite()
+	var n int64
+	for _, k := range keys {
+		resp, err := a.deleteRange(k, nil, false)
+		if err != nil {
+			return n, err
+		}
+		n += resp.Deleted
+	}
+	a.endWrite()
+	return n, nil
+}
+
+// Compact schedules compaction at rev: reads below rev fail from now on,
+// and the superseded versions are deleted in the background after Commit.
+func (a *Apply) Compact(rev int64) (*pb.CompactionResponse, error) {
+	if rev <= a.compactRev() {
+		return nil, ErrCompacted
+	}
+	if rev > a.rev {
+		return nil, ErrFutureRev
+	}
+	a.compact = rev
+	a.b.Put(engine.Meta, metaScheduledRev, encodeInt64(rev))
+	return &pb.CompactionResponse{Header: &pb.ResponseHeader{Revision: a.rev}}, nil
+}
+
+// checkPut fails a put that cannot apply, before anything is written: an
+// unknown lease, or ignore_value/ignore_lease on a missing key.
+func (a *Apply) checkPut(req *pb.PutRequest) error {
+	if req.Lease != 0 && (a.s.cfg.Leases == nil || !a.s.cfg.Leases.Exists(req.Lease)) {
+		return ErrLeaseNotFound
+	}
+	if req.IgnoreValue || req.IgnoreLease {
+		kv, err := latestKV(a.b, req.Key, math.MaxInt64)
+		if err != nil {
+			return err
+		}
+		if kv == nil {
+			return ErrKeyNotFound
+		}
+	}
+	return nil
+}
+
+// put writes one version at a.w.rev. Checks are done by checkPut.
+func (a *Apply) put(req *pb.PutRequest) (*pb.PutResponse, error) {
+	prev, err := latestKV(a.b, req.Key, math.MaxInt64)
+	if err != nil {
+		return nil, err
+	}
+	v := version{create: a.w.rev, ver: 1, lease: req.Lease, value: req.Value}
+	if prev != nil {
+		v.create, v.ver = prev.CreateRevision, prev.Version+1
+		if req.IgnoreValue {
+			v.value = prev.Value
+		}
+		if req.IgnoreLease {
+			v.lease = prev.Lease
+		}
+	}
+	a.writeVersion(req.Key, v, kindPut)
+	if leases := a.s.cfg.Leases; leases != nil {
+		if prev != nil && prev.Lease != 0 && prev.Lease != v.lease {
+			leases.Detach(prev.Lease, req.Key)
+		}
+		if v.lease != 0 && (prev == nil || prev.Lease != v.lease) {
+			leases.Attach(v.lease, req.Key)
+		}
+	}
+	kv := &mvccpb.KeyValue{Key: bytes.Clone(req.Key), CreateRevision: v.create, ModRevision: a.w.rev,
+		Version: v.ver, Value: bytes.Clone(v.value), Lease: v.lease}
+	a.events = append(a.events, &mvccpb.Event{Type: mvccpb.Event_PUT, Kv: kv, PrevKv: prev})
+	resp := &pb.PutResponse{}
+	if req.PrevKv {
+		resp.PrevKv = prev
+	}
+	return resp, nil
+}
+
+// deleteRange writes tombstones for every live key in [key, end).
+func (a *Apply) deleteRange(key, end []byte, wantPrev bool) (*pb.DeleteRangeResponse, error) {
+	lower, upper := keyBounds(key, end)
+	resp := &pb.DeleteRangeResponse{}
+	if upper != nil && bytes.Compare(lower, upper) >= 0 {
+		return resp, nil
+	}
+	var prevs []*mvccpb.KeyValue
+	var decodeErr error
+	err := scanLive(a.b, lower, upper, math.MaxInt64, func(prefix []byte, modRev int64, raw []byte) bool {
+		kv, err := toKV(prefix, modRev, raw, false)
+		if err != nil {
+			decodeErr = err
+			return false
+		}
+		prevs = append(prevs, kv)
+		return true
+	})
+	if err == nil {
+		err = decodeErr
+	}
+	if err != nil {
+		return nil, err
+	}
+	for _, prev := range prevs {
+		a.writeVersion(prev.Key, version{tombstone: true}, kindDelete)
+		if prev.Lease != 0 && a.s.cfg.Leases != nil {
+			a.s.cfg.Leases.Detach(prev.Lease, prev.Key)
+		}
+		a.events = append(a.events, &mvccpb.Event{Type: mvccpb.Event_DELETE,
+			Kv: &mvccpb.KeyValue{Key: prev.Key, ModRevision: a.w.rev}, PrevKv: prev})
+	}
+	resp.Deleted = int64(len(prevs))
+	if wantPrev {
+		resp.PrevKvs = prevs
+	}
+	return resp, nil
+}
+
+// writeVersion adds the version and its change log record to the batch.
+func (a *Apply) writeVersion(key []byte, v version, kind byte) {
+	a.buf = dataKey(a.buf[:0], key, a.w.rev)
+	n := len(a.buf)
+	a.buf = appendVersion(a.buf, v)
+	a.b.Put(engine.Data, a.buf[:n], a.buf[n:])
+	a.buf = changeKey(a.buf[:0], a.w.rev, a.w.sub)
+	n = len(a.buf)
+	a.buf = changeValue(a.buf, kind, key)
+	a.b.Put(engine.ChangeLog, a.buf[:n], a.buf[n:])
+	a.w.sub++
+}

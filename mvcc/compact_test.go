@@ -1,0 +1,207 @@
+package mvcc
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/mvccpb"
+
+	"github.com/metastore/metastore/engine"
+)
+
+func compact(t *testing.T, s *Store, rev int64) {
+	t.Helper()
+	apply(t, s, func(a *Apply) {
+		_, err := a.Compact(rev)
+		require.NoError(t, err)
+	})
+}
+
+// countEntries counts the raw records of a keyspace.
+func countEntries(t *testing.T, e engine.Engine, ks engine.Keyspace) int {
+	it := e.NewIterator(ks, engine.IterOptions{})
+	defer it.Close()
+	n := 0
+	for ok := it.First(); ok; ok = it.Next() {
+		n++
+	}
+	require.NoError(t, it.Err())
+	return n
+}
+
+func TestStore_Compact(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, s *Store) {
+		t.Logf("Step 1: history: k has 3 versions, gone has a put and a delete, keep has 1")
+		put(t, s, "k", "1")          // 2
+		put(t, s, "gone", "x")       // 3
+		put(t, s, "k", "2")          // 4
+		del(t, s, "gone", "", false) // 5
+		put(t, s, "keep", "y")       // 6
+		put(t, s, "k", "3")          // 7
+		require.Equal(t, 6, countEntries(t, s.Engine(), engine.Data))
+
+		t.Logf("Step 2: compact at 5")
+		compact(t, s, 5)
+		require.Equal(t, int64(5), s.CompactRev())
+		s.WaitCompaction(5)
+
+		t.Logf("Step 3: reads below 5 fail; at and above 5 they see the same data as before")
+		_, err := s.Range(&pb.RangeRequest{Key: []byte("k"), Revision: 4})
+		require.ErrorIs(t, err, ErrCompacted)
+		requireKVs(t, []*mvccpb.KeyValue{kv("k", "2", 2, 4, 2, 0)}, get(t, s, &pb.RangeRequest{Key: []byte("k"), Revision: 5}).Kvs)
+		all := get(t, s, &pb.RangeRequest{Key: []byte{0}, RangeEnd: []byte{0}, Revision: 6})
+		require.Equal(t, []string{"k", "keep"}, keysOf(all.Kvs))
+		requireKVs(t, []*mvccpb.KeyValue{kv("k", "3", 2, 7, 3, 0)}, get(t, s, &pb.RangeRequest{Key: []byte("k")}).Kvs)
+
+		t.Logf("Step 4: physically, k@2, gone@3 and the gone tombstone@5 are deleted: 3 versions left")
+		require.Equal(t, 3, countEntries(t, s.Engine(), engine.Data))
+		require.Equal(t, 3, countEntries(t, s.Engine(), engine.ChangeLog), "change records below 5 are deleted, 5..7 kept")
+
+		t.Logf("Step 5: compacting again at or below 5 fails; above the current revision too")
+		a := s.NewApply()
+		_, err = a.Compact(5)
+		require.ErrorIs(t, err, ErrCompacted)
+		_, err = a.Compact(8)
+		require.ErrorIs(t, err, ErrFutureRev)
+		a.Abort()
+	})
+}
+
+func TestStore_CompactInManyBatchesWhileWriting(t *testing.T) {
+	for _, ec := range engineCases {
+		t.Run(ec.name, func(t *testing.T) {
+			s := openStore(t, ec, Config{CompactionBatchLimit: 7})
+			for i := 0; i < 200; i++ {
+				put(t, s, fmt.Sprintf("k%02d", i%20), fmt.Sprint(i))
+			}
+			compact(t, s, s.Rev())
+			for i := 0; i < 50; i++ {
+				put(t, s, fmt.Sprintf("k%02d", i%20), fmt.Sprint("after", i))
+			}
+			s.WaitCompaction(201)
+			require.Equal(t, 20+50, countEntries(t, s.Engine(), engine.Data))
+			resp := get(t, s, &pb.RangeRequest{Key: []byte("k"), RangeEnd: []byte("l"), Revision: 201})
+			require.Equal(t, int64(20), resp.Count)
+			require.Equal(t, "199", string(resp.Kvs[19].Value))
+			require.Equal(t, int64(10), resp.Kvs[19].Version)
+		})
+	}
+}
+
+func TestStore_Events(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, s *Store) {
+		put(t, s, "a", "1")                                                                   // 2
+		txn(t, s, &pb.TxnRequest{Success: []*pb.RequestOp{opPut("a", "2"), opPut("b", "1")}}) // 3
+		del(t, s, "a", "", false)                                                             // 4
+		put(t, s, "c", "1")                                                                   // 5
+
+		t.Logf("Step 1: everything from 1, with previous versions")
+		evs, next, err := s.Events(1, 0, 0, true)
+		require.NoError(t, err)
+		require.Equal(t, int64(6), next)
+		require.Len(t, evs, 5)
+		require.Equal(t, mvccpb.Event_PUT, evs[0].Type)
+		requireKV(t, kv("a", "1", 2, 2, 1, 0), evs[0].Kv)
+		require.Nil(t, evs[0].PrevKv)
+		requireKV(t, kv("a", "2", 2, 3, 2, 0), evs[1].Kv)
+		requireKV(t, kv("a", "1", 2, 2, 1, 0), evs[1].PrevKv)
+		requireKV(t, kv("b", "1", 3, 3, 1, 0), evs[2].Kv)
+		require.Equal(t, mvccpb.Event_DELETE, evs[3].Type)
+		require.Equal(t, "a", string(evs[3].Kv.Key))
+		require.Equal(t, int64(4), evs[3].Kv.ModRevision)
+		requireKV(t, kv("a", "2", 2, 3, 2, 0), evs[3].PrevKv)
+
+		t.Logf("Step 2: a limit never splits a revision")
+		evs, next, err = s.Events(2, 0, 2, false)
+		require.NoError(t, err)
+		require.Len(t, evs, 3, "revision 3's two events come together")
+		require.Equal(t, int64(4), next)
+		require.Nil(t, evs[1].PrevKv)
+
+		t.Logf("Step 3: after compaction at 4, events from 4 remain and from 3 fail")
+		compact(t, s, 4)
+		s.WaitCompaction(4)
+		evs, _, err = s.Events(4, 0, 0, false)
+		require.NoError(t, err)
+		require.Len(t, evs, 2)
+		require.Equal(t, mvccpb.Event_DELETE, evs[0].Type, "the delete at the compaction revision is still replayed")
+		_, _, err = s.Events(3, 0, 0, false)
+		require.ErrorIs(t, err, ErrCompacted)
+	})
+}
+
+// history writes the same operations to a store.
+func history(t *testing.T, s *Store) {
+	for i := 0; i < 30; i++ {
+		put(t, s, fmt.Sprintf("key/%d", i%7), fmt.Sprintf("value-%d", i))
+		if i%5 == 4 {
+			del(t, s, fmt.Sprintf("key/%d", i%3), "", false)
+		}
+	}
+}
+
+func TestStore_HashKVSameOnEveryEngine(t *testing.T) {
+	var hashes []uint32
+	for _, ec := range engineCases {
+		s := openStore(t, ec, Config{})
+		history(t, s)
+		h, rev, crev, err := s.HashKV(0)
+		require.NoError(t, err)
+		require.Equal(t, s.Rev(), rev)
+		require.Equal(t, int64(0), crev)
+		h20, _, _, err := s.HashKV(20)
+		require.NoError(t, err)
+		require.NotEqual(t, h, h20, "a different revision hashes differently")
+		hashes = append(hashes, h)
+
+		t.Logf("%s: the hash is the same before and after physical compaction", ec.name)
+		compact(t, s, 20)
+		before, _, crev, err := s.HashKV(0)
+		require.NoError(t, err)
+		require.Equal(t, int64(20), crev)
+		s.WaitCompaction(20)
+		after, _, _, err := s.HashKV(0)
+		require.NoError(t, err)
+		require.Equal(t, before, after)
+		_, _, _, err = s.HashKV(19)
+		require.ErrorIs(t, err, ErrCompacted)
+		_, _, _, err = s.HashKV(s.Rev() + 1)
+		require.ErrorIs(t, err, ErrFutureRev)
+
+		h1, _, err := s.Hash()
+		require.NoError(t, err)
+		put(t, s, "more", "x")
+		h2, _, err := s.Hash()
+		require.NoError(t, err)
+		require.NotEqual(t, h1, h2, "Hash changes after a put")
+	}
+	require.Equal(t, hashes[0], hashes[1], "memory and rocksdb hash the same history alike")
+}
+
+func TestStore_ReopenKeepsState(t *testing.T) {
+	ec := engineCases[1] // rocksdb: durable
+	dir := t.TempDir()
+	e := ec.open(t, dir)
+	s, err := Open(e, Config{})
+	require.NoError(t, err)
+	history(t, s)
+	compact(t, s, 10)
+	s.WaitCompaction(10)
+	h, rev, _, err := s.HashKV(0)
+	require.NoError(t, err)
+	require.NoError(t, s.Close())
+	require.NoError(t, e.Close())
+
+	e = ec.open(t, dir)
+	s, err = Open(e, Config{})
+	require.NoError(t, err)
+	defer func() { s.Close(); e.Close() }()
+	require.Equal(t, rev, s.Rev())
+	require.Equal(t, int64(10), s.CompactRev())
+	h2, _, _, err := s.HashKV(0)
+	require.NoError(t, err)
+	require.Equal(t, h, h2)
+	require.Equal(t, rev+1, put(t, s, "after-reopen", "v").Header.Revision)
+}

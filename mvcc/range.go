@@ -1,0 +1,253 @@
+package mvcc
+
+import (
+	"bytes"
+	"encoding/binary"
+	"sort"
+
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/mvccpb"
+
+	"github.com/metastore/metastore/engine"
+)
+
+// Range answers req from the committed state. The response header carries
+// only the revision; the server fills in cluster, member and term.
+func (s *Store) Range(req *pb.RangeRequest) (*pb.RangeResponse, error) {
+	if s.closed.Load() {
+		return nil, ErrClosed
+	}
+	if err := CheckRange(req); err != nil {
+		return nil, err
+	}
+	return rangeOn(s.eng, req, s.currentRev.Load(), s.compactRev.Load)
+}
+
+// keyBounds returns the data keyspace bounds [lower, upper) holding every
+// version of every user key in [key, end). An empty end means the single key
+// key; end "\x00" means every key >= key (upper nil).
+func keyBounds(key, end []byte) (lower, upper []byte) {
+	if len(end) == 0 {
+		lower = appendEscaped(nil, key)
+		return lower, skipKey(nil, lower)
+	}
+	lower = appendEscapedBound(nil, key)
+	if len(end) == 1 && end[0] == 0 {
+		return lower, nil
+	}
+	return lower, appendEscapedBound(nil, end)
+}
+
+// scanLive calls fn with the newest version at or below rev of every user
+// key in [lower, upper) that is not deleted at rev, in key order. prefix and
+// raw alias the iterator's memory: fn must copy what it keeps. fn returns
+// false to stop.
+func scanLive(r engine.Reader, lower, upper []byte, rev int64,
+	fn func(prefix []byte, modRev int64, raw []byte) bool) error {
+	it := r.NewIterator(engine.Data, engine.IterOptions{Lower: lower, Upper: upper})
+	defer it.Close()
+	return scanLiveIter(it, lower, rev, fn)
+}
+
+func scanLiveIter(it engine.Iterator, lower []byte, rev int64,
+	fn func(prefix []byte, modRev int64, raw []byte) bool) error {
+	var seek, cur []byte
+	ok := it.Seek(lower)
+	for ok {
+		prefix, vrev, err := splitDataKey(it.Key())
+		if err != nil {
+			return err
+		}
+		if vrev > rev {
+			// Newer than the read revision: jump to the newest version at
+			// or below rev of this key (or to the next key).
+			seek = binary.BigEndian.AppendUint64(append(seek[:0], prefix...), ^uint64(rev))
+			ok = it.Seek(seek)
+			continue
+		}
+		if !isTombstone(it.Value()) && !fn(prefix, vrev, it.Value()) {
+			return nil
+		}
+		// Skip the older versions of this key: usually the next entry is
+		// already another key; otherwise seek past them.
+		cur = append(cur[:0], prefix...)
+		ok = it.Next()
+		if ok && bytes.HasPrefix(it.Key(), cur) {
+			seek = skipKey(seek[:0], cur)
+			ok = it.Seek(seek)
+		}
+	}
+	return it.Err()
+}
+
+// newestVersion returns the newest version at or below rev of key, with its
+// revision; found is false when the key has no version at or below rev. A
+// tombstone is returned as such. The version's value is a copy.
+func newestVersion(r engine.Reader, key []byte, rev int64) (v version, vrev int64, found bool, err error) {
+	prefix := appendEscaped(nil, key)
+	it := r.NewIterator(engine.Data, engine.IterOptions{Lower: prefix, Upper: skipKey(nil, prefix)})
+	defer it.Close()
+	if !it.Seek(binary.BigEndian.AppendUint64(prefix, ^uint64(rev))) {
+		return version{}, 0, false, it.Err()
+	}
+	_, vrev, err = splitDataKey(it.Key())
+	if err != nil {
+		return version{}, 0, false, err
+	}
+	v, err = decodeVersion(it.Value())
+	if err != nil {
+		return version{}, 0, false, err
+	}
+	v.value = bytes.Clone(v.value)
+	return v, vrev, true, nil
+}
+
+// latestKV returns the live KeyValue of key at rev, or nil when the key does
+// not exist at rev.
+func latestKV(r engine.Reader, key []byte, rev int64) (*mvccpb.KeyValue, error) {
+	v, vrev, found, err := newestVersion(r, key, rev)
+	if err != nil || !found || v.tombstone {
+		return nil, err
+	}
+	return &mvccpb.KeyValue{Key: bytes.Clone(key), CreateRevision: v.create, ModRevision: vrev,
+		Version: v.ver, Value: v.value, Lease: v.lease}, nil
+}
+
+func toKV(prefix []byte, modRev int64, raw []byte, keysOnly bool) (*mvccpb.KeyValue, error) {
+	key, err := unescape(prefix)
+	if err != nil {
+		return nil, err
+	}
+	v, err := decodeVersion(raw)
+	if err != nil {
+		return nil, err
+	}
+	kv := &mvccpb.KeyValue{Key: key, CreateRevision: v.create, ModRevision: modRev, Version: v.ver, Lease: v.lease}
+	if !keysOnly {
+		kv.Value = bytes.Clone(v.value)
+	}
+	return kv, nil
+}
+
+// rangeOn answers req from r at a store whose newest revision is curRev.
+// compactRev is read after the iterator is open, so that a compaction
+// scheduled concurrently is either visible to the check or not yet started.
+func rangeOn(r engine.Reader, req *pb.RangeRequest, curRev int64, compactRev func() int64) (*pb.RangeResponse, error) {
+	rev := req.Revision
+	if rev > curRev {
+		return nil, ErrFutureRev
+	}
+	if rev <= 0 {
+		rev = curRev
+	}
+	lower, upper := keyBounds(req.Key, req.RangeEnd)
+	resp := &pb.RangeResponse{Header: &pb.ResponseHeader{Revision: curRev}}
+	it := r.NewIterator(engine.Data, engine.IterOptions{Lower: lower, Upper: upper})
+	defer it.Close()
+	if rev < compactRev() {
+		return nil, ErrCompacted
+	}
+	if upper != nil && bytes.Compare(lower, upper) >= 0 {
+		// range_end before key: etcd answers with nothing, not an error.
+		return resp, nil
+	}
+
+	filtered := req.MinModRevision != 0 || req.MaxModRevision != 0 ||
+		req.MinCreateRevision != 0 || req.MaxCreateRevision != 0
+	// As in etcd: the limit is pushed into the scan only when the result
+	// needs neither sorting nor filtering; otherwise everything is read,
+	// filtered, sorted, then cut.
+	pushLimit := req.Limit > 0 && req.SortOrder == pb.RangeRequest_NONE && !filtered
+	var count int64
+	var scanErr error
+	// Values are needed to sort by value even when only keys are returned.
+	dropValues := req.KeysOnly && req.SortTarget != pb.RangeRequest_VALUE
+	err := scanLiveIter(it, lower, rev, func(prefix []byte, modRev int64, raw []byte) bool {
+		count++
+		if req.CountOnly || (pushLimit && int64(len(resp.Kvs)) >= req.Limit) {
+			return true
+		}
+		kv, err := toKV(prefix, modRev, raw, dropValues)
+		if err != nil {
+			scanErr = err
+			return false
+		}
+		resp.Kvs = append(resp.Kvs, kv)
+		return true
+	})
+	if err == nil {
+		err = scanErr
+	}
+	if err != nil {
+		return nil, err
+	}
+	resp.Count = count
+	if req.CountOnly {
+		return resp, nil
+	}
+	if filtered {
+		resp.Kvs = filterKVs(resp.Kvs, req)
+	}
+	sortKVs(resp.Kvs, req.SortOrder, req.SortTarget)
+	if req.KeysOnly && !dropValues {
+		for _, kv := range resp.Kvs {
+			kv.Value = nil
+		}
+	}
+	if req.Limit > 0 {
+		if pushLimit {
+			resp.More = count > req.Limit
+		} else if int64(len(resp.Kvs)) > req.Limit {
+			resp.Kvs = resp.Kvs[:req.Limit]
+			resp.More = true
+		}
+	}
+	return resp, nil
+}
+
+func filterKVs(kvs []*mvccpb.KeyValue, req *pb.RangeRequest) []*mvccpb.KeyValue {
+	out := kvs[:0]
+	for _, kv := range kvs {
+		switch {
+		case req.MaxModRevision != 0 && kv.ModRevision > req.MaxModRevision:
+		case req.MinModRevision != 0 && kv.ModRevision < req.MinModRevision:
+		case req.MaxCreateRevision != 0 && kv.CreateRevision > req.MaxCreateRevision:
+		case req.MinCreateRevision != 0 && kv.CreateRevision < req.MinCreateRevision:
+		default:
+			out = append(out, kv)
+		}
+	}
+	return out
+}
+
+// sortKVs orders kvs as etcd does: results come in ascending key order, a
+// non-key target with no order means ascending, and key ascending needs no
+// work. Ties keep key order (a stable sort).
+func sortKVs(kvs []*mvccpb.KeyValue, order pb.RangeRequest_SortOrder, target pb.RangeRequest_SortTarget) {
+	if target != pb.RangeRequest_KEY && order == pb.RangeRequest_NONE {
+		order = pb.RangeRequest_ASCEND
+	}
+	if order == pb.RangeRequest_NONE || (target == pb.RangeRequest_KEY && order == pb.RangeRequest_ASCEND) {
+		return
+	}
+	var less func(a, b *mvccpb.KeyValue) bool
+	switch target {
+	case pb.RangeRequest_KEY:
+		less = func(a, b *mvccpb.KeyValue) bool { return bytes.Compare(a.Key, b.Key) < 0 }
+	case pb.RangeRequest_VERSION:
+		less = func(a, b *mvccpb.KeyValue) bool { return a.Version < b.Version }
+	case pb.RangeRequest_CREATE:
+		less = func(a, b *mvccpb.KeyValue) bool { return a.CreateRevision < b.CreateRevision }
+	case pb.RangeRequest_MOD:
+		less = func(a, b *mvccpb.KeyValue) bool { return a.ModRevision < b.ModRevision }
+	case pb.RangeRequest_VALUE:
+		less = func(a, b *mvccpb.KeyValue) bool { return bytes.Compare(a.Value, b.Value) < 0 }
+	default:
+		return
+	}
+	if order == pb.RangeRequest_DESCEND {
+		asc := less
+		less = func(a, b *mvccpb.KeyValue) bool { return asc(b, a) }
+	}
+	sort.SliceStable(kvs, func(i, j int) bool { return less(kvs[i], kvs[j]) })
+}

@@ -1,0 +1,115 @@
+package mvcc
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/require"
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/mvccpb"
+)
+
+// seedRange writes a..e at revisions 2..6, then rewrites c (7) and a (8):
+// a: create 2 mod 8 ver 2 value "a2"; b: 3/3/1 "b"; c: 4/7/2 "c2"; d: 5/5/1 "d"; e: 6/6/1 "e".
+func seedRange(t *testing.T, s *Store) {
+	for _, k := range []string{"a", "b", "c", "d", "e"} {
+		put(t, s, k, k)
+	}
+	put(t, s, "c", "c2")
+	put(t, s, "a", "a2")
+	require.Equal(t, int64(8), s.Rev())
+}
+
+func TestStore_RangeOptions(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, s *Store) {
+		seedRange(t, s)
+		all := func(r *pb.RangeRequest) *pb.RangeRequest {
+			r.Key, r.RangeEnd = []byte("a"), []byte("z")
+			return r
+		}
+		cases := []struct {
+			name      string
+			req       *pb.RangeRequest
+			wantKeys  []string
+			wantCount int64
+			wantMore  bool
+		}{
+			{"all", all(&pb.RangeRequest{}), []string{"a", "b", "c", "d", "e"}, 5, false},
+			{"limit", all(&pb.RangeRequest{Limit: 2}), []string{"a", "b"}, 5, true},
+			{"limit equal to count", all(&pb.RangeRequest{Limit: 5}), []string{"a", "b", "c", "d", "e"}, 5, false},
+			{"from key", &pb.RangeRequest{Key: []byte("c"), RangeEnd: []byte{0}}, []string{"c", "d", "e"}, 3, false},
+			{"all keys", &pb.RangeRequest{Key: []byte{0}, RangeEnd: []byte{0}}, []string{"a", "b", "c", "d", "e"}, 5, false},
+			{"prefix-like", &pb.RangeRequest{Key: []byte("b"), RangeEnd: []byte("d")}, []string{"b", "c"}, 2, false},
+			{"range_end before key: nothing, as in etcd", &pb.RangeRequest{Key: []byte("d"), RangeEnd: []byte("b")}, nil, 0, false},
+			{"range_end equal to key: nothing", &pb.RangeRequest{Key: []byte("b"), RangeEnd: []byte("b")}, nil, 0, false},
+			{"key descend", all(&pb.RangeRequest{SortOrder: pb.RangeRequest_DESCEND}), []string{"e", "d", "c", "b", "a"}, 5, false},
+			{"key descend limit", all(&pb.RangeRequest{SortOrder: pb.RangeRequest_DESCEND, Limit: 2}), []string{"e", "d"}, 5, true},
+			{"mod ascend", all(&pb.RangeRequest{SortTarget: pb.RangeRequest_MOD, SortOrder: pb.RangeRequest_ASCEND}), []string{"b", "d", "e", "c", "a"}, 5, false},
+			{"mod with no order means ascend", all(&pb.RangeRequest{SortTarget: pb.RangeRequest_MOD}), []string{"b", "d", "e", "c", "a"}, 5, false},
+			{"mod descend", all(&pb.RangeRequest{SortTarget: pb.RangeRequest_MOD, SortOrder: pb.RangeRequest_DESCEND}), []string{"a", "c", "e", "d", "b"}, 5, false},
+			{"create descend", all(&pb.RangeRequest{SortTarget: pb.RangeRequest_CREATE, SortOrder: pb.RangeRequest_DESCEND}), []string{"e", "d", "c", "b", "a"}, 5, false},
+			{"version descend, ties in key order", all(&pb.RangeRequest{SortTarget: pb.RangeRequest_VERSION, SortOrder: pb.RangeRequest_DESCEND}), []string{"a", "c", "b", "d", "e"}, 5, false},
+			{"value descend", all(&pb.RangeRequest{SortTarget: pb.RangeRequest_VALUE, SortOrder: pb.RangeRequest_DESCEND}), []string{"e", "d", "c", "b", "a"}, 5, false},
+			{"min mod", all(&pb.RangeRequest{MinModRevision: 6}), []string{"a", "c", "e"}, 5, false},
+			{"max mod", all(&pb.RangeRequest{MaxModRevision: 5}), []string{"b", "d"}, 5, false},
+			{"min create", all(&pb.RangeRequest{MinCreateRevision: 4}), []string{"c", "d", "e"}, 5, false},
+			{"max create", all(&pb.RangeRequest{MaxCreateRevision: 3}), []string{"a", "b"}, 5, false},
+			{"filter then limit", all(&pb.RangeRequest{MinCreateRevision: 3, Limit: 2}), []string{"b", "c"}, 5, true},
+			{"at revision 4", all(&pb.RangeRequest{Revision: 4}), []string{"a", "b", "c"}, 3, false},
+		}
+		for _, tc := range cases {
+			resp := get(t, s, tc.req)
+			require.Equal(t, tc.wantKeys, nilIfEmpty(keysOf(resp.Kvs)), tc.name)
+			require.Equal(t, tc.wantCount, resp.Count, tc.name+": count")
+			require.Equal(t, tc.wantMore, resp.More, tc.name+": more")
+			require.Equal(t, int64(8), resp.Header.Revision, tc.name+": header revision")
+		}
+	})
+}
+
+func nilIfEmpty(s []string) []string {
+	if len(s) == 0 {
+		return nil
+	}
+	return s
+}
+
+func TestStore_RangeKeysOnlyAndCountOnly(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, s *Store) {
+		seedRange(t, s)
+		resp := get(t, s, &pb.RangeRequest{Key: []byte("a"), RangeEnd: []byte("c"), KeysOnly: true})
+		requireKVs(t, []*mvccpb.KeyValue{kv("a", "", 2, 8, 2, 0), kv("b", "", 3, 3, 1, 0)}, resp.Kvs)
+		require.Nil(t, resp.Kvs[0].Value)
+
+		resp = get(t, s, &pb.RangeRequest{Key: []byte("a"), RangeEnd: []byte("z"), KeysOnly: true,
+			SortTarget: pb.RangeRequest_VALUE, SortOrder: pb.RangeRequest_DESCEND})
+		require.Equal(t, []string{"e", "d", "c", "b", "a"}, keysOf(resp.Kvs), "sorting by value works with keys_only")
+		require.Nil(t, resp.Kvs[0].Value)
+
+		resp = get(t, s, &pb.RangeRequest{Key: []byte("a"), RangeEnd: []byte("z"), CountOnly: true, Limit: 1})
+		require.Empty(t, resp.Kvs)
+		require.Equal(t, int64(5), resp.Count)
+		require.False(t, resp.More)
+
+		_, err := s.Range(&pb.RangeRequest{Key: []byte("a"), SortOrder: 7})
+		require.ErrorIs(t, err, ErrInvalidSortOpt)
+		_, err = s.Range(&pb.RangeRequest{})
+		require.ErrorIs(t, err, ErrEmptyKey)
+	})
+}
+
+func TestStore_RangeSeesNoLaterRevision(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, s *Store) {
+		put(t, s, "k", "v1")
+		a := s.NewApply()
+		_, err := a.Put(&pb.PutRequest{Key: []byte("k"), Value: []byte("v2")})
+		require.NoError(t, err)
+		resp := get(t, s, &pb.RangeRequest{Key: []byte("k")})
+		require.Equal(t, "v1", string(resp.Kvs[0].Value), "an uncommitted Apply is invisible")
+		require.Equal(t, int64(2), resp.Header.Revision)
+		_, err = a.Commit(false)
+		require.NoError(t, err)
+		resp = get(t, s, &pb.RangeRequest{Key: []byte("k")})
+		require.Equal(t, "v2", string(resp.Kvs[0].Value))
+		require.Equal(t, int64(3), resp.Header.Revision)
+	})
+}

@@ -1,0 +1,143 @@
+package mvcc
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	"github.com/metastore/metastore/engine"
+)
+
+// Defaults follow etcd's.
+const (
+	DefaultMaxRequestBytes      = 1572864 // 1.5 MiB, etcd's --max-request-bytes
+	DefaultMaxTxnOps            = 128     // etcd's --max-txn-ops
+	DefaultCompactionBatchLimit = 1000    // changes examined per compaction batch
+)
+
+// LeaseIndex is what the store needs from the lease manager: whether a lease
+// exists, and which keys are attached to it. lease/ implements it and
+// server/ wires it in; mvcc never imports lease/.
+type LeaseIndex interface {
+	Exists(id int64) bool
+	Attach(id int64, key []byte)
+	Detach(id int64, key []byte)
+}
+
+// Config tunes a Store. Zero fields take the defaults above.
+type Config struct {
+	MaxRequestBytes      int
+	MaxTxnOps            int
+	CompactionBatchLimit int
+	// Leases may be nil: then every Put with a lease fails with ErrLeaseNotFound.
+	Leases LeaseIndex
+}
+
+func (c Config) withDefaults() Config {
+	if c.MaxRequestBytes <= 0 {
+		c.MaxRequestBytes = DefaultMaxRequestBytes
+	}
+	if c.MaxTxnOps <= 0 {
+		c.MaxTxnOps = DefaultMaxTxnOps
+	}
+	if c.CompactionBatchLimit <= 0 {
+		c.CompactionBatchLimit = DefaultCompactionBatchLimit
+	}
+	return c
+}
+
+// Store is an MVCC keyspace over an engine. Reads are safe for concurrent
+// use; writes go through one Apply at a time.
+type Store struct {
+	eng engine.Engine
+	cfg Config
+
+	// currentRev is the newest committed main revision. Readers load it
+	// once per request; it is published only after the batch holding that
+	// revision has committed.
+	currentRev atomic.Int64
+	// compactRev is the newest scheduled compaction revision: reads below
+	// it fail. It is raised before any version at or below it is deleted.
+	compactRev atomic.Int64
+	// finishedRev is the newest compaction whose physical deletion is done.
+	finishedRev atomic.Int64
+
+	// applyMu serialises Apply batches (the server has one apply goroutine;
+	// this guards against misuse). Lock order: applyMu, then compactor.mu.
+	applyMu sync.Mutex
+
+	compactor *compactor
+	closed    atomic.Bool
+}
+
+// Open loads (or initialises) the keyspace kept in eng and starts the
+// background compactor, resuming an unfinished compaction.
+func Open(eng engine.Engine, cfg Config) (*Store, error) {
+	s := &Store{eng: eng, cfg: cfg.withDefaults()}
+	rev, err := readMetaInt(eng, metaCurrentRev, 1)
+	if err != nil {
+		return nil, err
+	}
+	scheduled, err := readMetaInt(eng, metaScheduledRev, 0)
+	if err != nil {
+		return nil, err
+	}
+	finished, err := readMetaInt(eng, metaFinishedRev, 0)
+	if err != nil {
+		return nil, err
+	}
+	if scheduled > rev || finished > scheduled {
+		return nil, fmt.Errorf("%w: revisions current=%d compact scheduled=%d finished=%d",
+			ErrCorruptRecord, rev, scheduled, finished)
+	}
+	s.currentRev.Store(rev)
+	s.compactRev.Store(scheduled)
+	s.finishedRev.Store(finished)
+	s.compactor = newCompactor(s)
+	if scheduled > finished {
+		s.compactor.schedule(scheduled)
+	}
+	return s, nil
+}
+
+func readMetaInt(r engine.Reader, key []byte, def int64) (int64, error) {
+	b, err := r.Get(engine.Meta, key)
+	if errors.Is(err, engine.ErrNotFound) {
+		return def, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("mvcc: reading %s: %w", key, err)
+	}
+	v, err := decodeInt64(b)
+	if err != nil {
+		return 0, fmt.Errorf("mvcc: reading %s: %w", key, err)
+	}
+	return v, nil
+}
+
+// Rev returns the current (newest committed) revision.
+func (s *Store) Rev() int64 { return s.currentRev.Load() }
+
+// CompactRev returns the compaction revision: reads below it fail with
+// ErrCompacted.
+func (s *Store) CompactRev() int64 { return s.compactRev.Load() }
+
+// Config returns the store's effective configuration.
+func (s *Store) Config() Config { return s.cfg }
+
+// Engine returns the engine the store keeps its keyspace in.
+func (s *Store) Engine() engine.Engine { return s.eng }
+
+// WaitCompaction blocks until physical compaction up to rev has finished
+// (or the store closes).
+func (s *Store) WaitCompaction(rev int64) { s.compactor.wait(rev) }
+
+// Close stops the compactor. It does not close the engine.
+func (s *Store) Close() error {
+	if !s.closed.CompareAndSwap(false, true) {
+		return nil
+	}
+	s.compactor.stop()
+	return nil
+}
