@@ -38,6 +38,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 // whole help text. Check flags in the Action and return a one-line error.
 func commands() []*cli.Command {
 	return []*cli.Command{
+		serveCommand(),
 		versionCommand(),
 	}
 }

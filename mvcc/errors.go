@@ -20,4 +20,5 @@ var (
 	ErrClosed           = errors.New("mvcc: store closed")
 	ErrApplyInProgress  = errors.New("mvcc: an apply batch is already open")
 	ErrCompactScheduled = errors.New("mvcc: compaction revision below the scheduled one")
+	ErrNotReadOnly      = errors.New("mvcc: txn writes")
 )

@@ -141,3 +141,29 @@ func (s *Store) Close() error {
 	s.compactor.stop()
 	return nil
 }
+
+// Reload re-reads the revisions from the engine after its contents were
+// replaced wholesale (a raft snapshot restore). No Apply may be open.
+func (s *Store) Reload() error {
+	s.applyMu.Lock()
+	defer s.applyMu.Unlock()
+	rev, err := readMetaInt(s.eng, metaCurrentRev, 1)
+	if err != nil {
+		return err
+	}
+	scheduled, err := readMetaInt(s.eng, metaScheduledRev, 0)
+	if err != nil {
+		return err
+	}
+	finished, err := readMetaInt(s.eng, metaFinishedRev, 0)
+	if err != nil {
+		return err
+	}
+	s.currentRev.Store(rev)
+	s.compactRev.Store(scheduled)
+	s.finishedRev.Store(finished)
+	if scheduled > finished {
+		s.compactor.schedule(scheduled)
+	}
+	return nil
+}

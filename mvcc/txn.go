@@ -230,3 +230,31 @@ func cmpInt(a, b int64) int {
 	}
 	return 0
 }
+
+// IsReadOnlyTxn reports whether a txn, on every branch, only reads.
+func IsReadOnlyTxn(r *pb.TxnRequest) bool {
+	for _, ops := range [][]*pb.RequestOp{r.Success, r.Failure} {
+		for _, op := range ops {
+			switch v := op.GetRequest().(type) {
+			case *pb.RequestOp_RequestPut, *pb.RequestOp_RequestDeleteRange:
+				return false
+			case *pb.RequestOp_RequestTxn:
+				if !IsReadOnlyTxn(v.RequestTxn) {
+					return false
+				}
+			}
+		}
+	}
+	return true
+}
+
+// ReadTxn runs a read-only txn against the committed state without
+// proposing it (the caller has made the read linearizable if it must be).
+func (s *Store) ReadTxn(r *pb.TxnRequest) (*pb.TxnResponse, error) {
+	if !IsReadOnlyTxn(r) {
+		return nil, ErrNotReadOnly
+	}
+	a := s.NewApply()
+	defer a.Abort()
+	return a.Txn(r)
+}

@@ -9,3 +9,8 @@ var (
 	// work tree had uncommitted changes at build time.
 	GitCommit = "unknown"
 )
+
+// EtcdAPIVersion is the etcd release whose v3 API MetaStore answers as. It is
+// what Maintenance.Status reports as the server version, because clients
+// (etcdctl, Kubernetes) read that field to decide which API features exist.
+const EtcdAPIVersion = "3.7.3"

@@ -1,0 +1,318 @@
+package main
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/urfave/cli/v2"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/metastore/metastore/engine/rocksdb"
+	mgrpc "github.com/metastore/metastore/grpc"
+	"github.com/metastore/metastore/server"
+)
+
+// serveFlags are etcd's flag names where etcd has the setting. Each can also
+// come from METASTORE_<FLAG> (upper case, dashes as underscores).
+func serveFlags() []cli.Flag {
+	return withEnv([]cli.Flag{
+		&cli.StringFlag{Name: "name", Value: "default", Usage: "human-readable name for this member"},
+		&cli.StringFlag{Name: "data-dir", Usage: "path to the data directory (default \"<name>.metastore\")"},
+		&cli.StringFlag{Name: "engine", Value: server.EngineRocksDB, Usage: "storage engine: rocksdb or memory"},
+		&cli.StringFlag{Name: "listen-client-urls", Value: "http://127.0.0.1:2379", Usage: "URLs to listen on for client traffic"},
+		&cli.StringFlag{Name: "advertise-client-urls", Usage: "client URLs to publish to the cluster (default: --listen-client-urls)"},
+		&cli.StringFlag{Name: "listen-peer-urls", Value: "http://127.0.0.1:2380", Usage: "URLs to listen on for peer traffic"},
+		&cli.StringFlag{Name: "initial-advertise-peer-urls", Usage: "this member's peer URLs to advertise (default: --listen-peer-urls)"},
+		&cli.StringFlag{Name: "initial-cluster", Usage: "initial cluster: name=peerURL,... (default: <name>=<initial-advertise-peer-urls>)"},
+		&cli.StringFlag{Name: "initial-cluster-state", Value: "new", Usage: "new or existing"},
+		&cli.StringFlag{Name: "initial-cluster-token", Value: "etcd-cluster", Usage: "initial cluster token"},
+		&cli.Uint64Flag{Name: "member-id", Usage: "member ID (hex digits are accepted with 0x) when joining with the ID MemberAdd returned"},
+		&cli.IntFlag{Name: "heartbeat-interval", Value: 100, Usage: "time (in milliseconds) of a heartbeat interval"},
+		&cli.IntFlag{Name: "election-timeout", Value: 1000, Usage: "time (in milliseconds) for an election to timeout"},
+		&cli.Uint64Flag{Name: "snapshot-count", Value: 10000, Usage: "number of applied entries that trigger a log compaction"},
+		&cli.Uint64Flag{Name: "snapshot-catchup-entries", Value: 5000, Usage: "entries kept after a log compaction for slow followers"},
+		&cli.IntFlag{Name: "max-request-bytes", Value: server.DefaultMaxRequestBytes, Usage: "maximum client request size in bytes"},
+		&cli.IntFlag{Name: "max-txn-ops", Value: server.DefaultMaxTxnOps, Usage: "maximum number of operations per txn"},
+		&cli.IntFlag{Name: "max-pending-proposals", Value: server.DefaultMaxPendingProposals, Usage: "proposals waiting to apply before requests fail with 'too many requests'"},
+		&cli.DurationFlag{Name: "shutdown-timeout", Value: 10 * time.Second, Usage: "how long a graceful stop waits for in-flight requests"},
+		&cli.BoolFlag{Name: "unsafe-no-fsync", Usage: "disables fsync of the raft log: unsafe, may lose data (tests only)"},
+		&cli.Uint64Flag{Name: "rocksdb-block-cache-bytes", Value: 256 << 20, Usage: "RocksDB block cache size"},
+		&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
+		&cli.StringFlag{Name: "log-format", Value: "json", Usage: "json or console"},
+	})
+}
+
+func withEnv(flags []cli.Flag) []cli.Flag {
+	for _, f := range flags {
+		env := "METASTORE_" + strings.ToUpper(strings.ReplaceAll(f.Names()[0], "-", "_"))
+		switch f := f.(type) {
+		case *cli.StringFlag:
+			f.EnvVars = []string{env}
+		case *cli.IntFlag:
+			f.EnvVars = []string{env}
+		case *cli.Uint64Flag:
+			f.EnvVars = []string{env}
+		case *cli.BoolFlag:
+			f.EnvVars = []string{env}
+		case *cli.DurationFlag:
+			f.EnvVars = []string{env}
+		}
+	}
+	return flags
+}
+
+func serveCommand() *cli.Command {
+	return &cli.Command{
+		Name:   "serve",
+		Usage:  "run a MetaStore member",
+		Flags:  serveFlags(),
+		Action: serveAction,
+	}
+}
+
+func serveAction(c *cli.Context) error {
+	if c.Args().Present() {
+		return fmt.Errorf("serve takes no arguments, got %q", c.Args().First())
+	}
+	lg, err := newLogger(c.String("log-level"), c.String("log-format"))
+	if err != nil {
+		return err
+	}
+	defer lg.Sync()
+	cfg, clientURLs, peerURLs, err := serveConfig(c, lg)
+	if err != nil {
+		return err
+	}
+	peerLis, err := listenAll(peerURLs)
+	if err != nil {
+		return err
+	}
+	clientLis, err := listenAll(clientURLs)
+	if err != nil {
+		closeAll(peerLis)
+		return err
+	}
+	srv, err := server.New(cfg)
+	if err != nil {
+		closeAll(peerLis)
+		closeAll(clientLis)
+		return err
+	}
+	if len(peerLis) > 1 {
+		lg.Warn("only the first --listen-peer-urls entry is served", zap.String("url", peerURLs[0].String()))
+	}
+	if err := srv.Start(peerLis[0]); err != nil {
+		srv.Stop()
+		closeAll(clientLis)
+		return err
+	}
+	gs := mgrpc.NewServer(srv)
+	for i, l := range clientLis {
+		go func() {
+			if err := gs.Serve(l); err != nil {
+				lg.Error("client listener stopped", zap.String("url", clientURLs[i].String()), zap.Error(err))
+			}
+		}()
+	}
+	lg.Info("serving", zap.String("name", cfg.Name), zap.String("engine", cfg.Engine),
+		zap.String("member-id", fmt.Sprintf("%x", srv.Node().ID())),
+		zap.Strings("client-urls", urlStrings(clientURLs)), zap.Strings("peer-urls", urlStrings(peerURLs)))
+
+	sigc := make(chan os.Signal, 1)
+	signal.Notify(sigc, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(sigc)
+	select {
+	case sig := <-sigc:
+		lg.Info("received signal; stopping", zap.String("signal", sig.String()))
+		gracefulStop(gs, c.Duration("shutdown-timeout"))
+		srv.Stop()
+		return nil
+	case <-srv.Done():
+		gs.Stop()
+		err := srv.Err()
+		srv.Stop()
+		if err != nil {
+			return fmt.Errorf("member stopped: %w", err)
+		}
+		return nil
+	}
+}
+
+// gracefulStop stops accepting and lets in-flight requests finish, up to
+// timeout.
+func gracefulStop(gs interface {
+	GracefulStop()
+	Stop()
+}, timeout time.Duration) {
+	done := make(chan struct{})
+	go func() {
+		gs.GracefulStop()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(timeout):
+		gs.Stop()
+	}
+}
+
+func serveConfig(c *cli.Context, lg *zap.Logger) (server.Config, []*url.URL, []*url.URL, error) {
+	name := c.String("name")
+	clientURLs, err := parseURLs("listen-client-urls", c.String("listen-client-urls"))
+	if err != nil {
+		return server.Config{}, nil, nil, err
+	}
+	peerURLs, err := parseURLs("listen-peer-urls", c.String("listen-peer-urls"))
+	if err != nil {
+		return server.Config{}, nil, nil, err
+	}
+	advClient := c.String("advertise-client-urls")
+	if advClient == "" {
+		advClient = c.String("listen-client-urls")
+	}
+	advClientURLs, err := parseURLs("advertise-client-urls", advClient)
+	if err != nil {
+		return server.Config{}, nil, nil, err
+	}
+	advPeer := c.String("initial-advertise-peer-urls")
+	if advPeer == "" {
+		advPeer = c.String("listen-peer-urls")
+	}
+	if _, err := parseURLs("initial-advertise-peer-urls", advPeer); err != nil {
+		return server.Config{}, nil, nil, err
+	}
+	ic := c.String("initial-cluster")
+	if ic == "" {
+		ic = name + "=" + advPeer
+	}
+	cluster, err := parseInitialCluster(ic)
+	if err != nil {
+		return server.Config{}, nil, nil, err
+	}
+	state := c.String("initial-cluster-state")
+	if state != "new" && state != "existing" {
+		return server.Config{}, nil, nil, fmt.Errorf("--initial-cluster-state %q: want new or existing", state)
+	}
+	if _, ok := cluster[name]; !ok && c.Uint64("member-id") == 0 {
+		return server.Config{}, nil, nil, fmt.Errorf("--initial-cluster has no member named %q (--name)", name)
+	}
+	dataDir := c.String("data-dir")
+	if dataDir == "" {
+		dataDir = name + ".metastore"
+	}
+	hb := time.Duration(c.Int("heartbeat-interval")) * time.Millisecond
+	et := time.Duration(c.Int("election-timeout")) * time.Millisecond
+	if hb <= 0 || et < 3*hb {
+		return server.Config{}, nil, nil, fmt.Errorf("--election-timeout (%v) must be at least 3x --heartbeat-interval (%v), both positive", et, hb)
+	}
+	cfg := server.Config{
+		Name: name, DataDir: dataDir, Engine: c.String("engine"),
+		InitialCluster: cluster, ClusterToken: c.String("initial-cluster-token"), ClusterState: state,
+		MemberID: c.Uint64("member-id"), ClientURLs: urlStrings(advClientURLs),
+		HeartbeatInterval: hb, ElectionTimeout: et,
+		SnapshotCount: c.Uint64("snapshot-count"), SnapshotCatchUpEntries: c.Uint64("snapshot-catchup-entries"),
+		MaxRequestBytes: c.Int("max-request-bytes"), MaxTxnOps: c.Int("max-txn-ops"),
+		MaxPendingProposals: c.Int("max-pending-proposals"),
+		UnsafeNoFsync:       c.Bool("unsafe-no-fsync"), Logger: lg,
+	}
+	cfg.RocksDB = defaultRocksDB()
+	cfg.RocksDB.BlockCacheBytes = c.Uint64("rocksdb-block-cache-bytes")
+	if cfg.Engine != server.EngineRocksDB && cfg.Engine != server.EngineMemory {
+		return server.Config{}, nil, nil, fmt.Errorf("--engine %q: want rocksdb or memory", cfg.Engine)
+	}
+	return cfg, clientURLs, peerURLs, nil
+}
+
+func parseURLs(flag, s string) ([]*url.URL, error) {
+	var out []*url.URL
+	for _, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		u, err := url.Parse(part)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Port() == "" {
+			return nil, fmt.Errorf("--%s: %q is not a URL of the form http://host:port", flag, part)
+		}
+		if u.Scheme == "https" {
+			return nil, fmt.Errorf("--%s: %q: TLS is not supported yet", flag, part)
+		}
+		out = append(out, u)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("--%s is empty", flag)
+	}
+	return out, nil
+}
+
+// parseInitialCluster parses etcd's name=url[,name=url...]; a name may
+// repeat to give a member several peer URLs.
+func parseInitialCluster(s string) (map[string][]string, error) {
+	out := map[string][]string{}
+	for _, part := range strings.Split(s, ",") {
+		name, u, ok := strings.Cut(strings.TrimSpace(part), "=")
+		if !ok || name == "" {
+			return nil, fmt.Errorf("--initial-cluster: %q is not name=URL", part)
+		}
+		if _, err := parseURLs("initial-cluster", u); err != nil {
+			return nil, err
+		}
+		out[name] = append(out[name], u)
+	}
+	return out, nil
+}
+
+func listenAll(urls []*url.URL) ([]net.Listener, error) {
+	var ls []net.Listener
+	for _, u := range urls {
+		l, err := net.Listen("tcp", u.Host)
+		if err != nil {
+			closeAll(ls)
+			return nil, fmt.Errorf("listening on %s: %w", u, err)
+		}
+		ls = append(ls, l)
+	}
+	return ls, nil
+}
+
+func closeAll(ls []net.Listener) {
+	for _, l := range ls {
+		l.Close()
+	}
+}
+
+func urlStrings(us []*url.URL) []string {
+	out := make([]string, len(us))
+	for i, u := range us {
+		out[i] = u.String()
+	}
+	return out
+}
+
+func newLogger(level, format string) (*zap.Logger, error) {
+	var lvl zapcore.Level
+	if err := lvl.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
+	}
+	var zc zap.Config
+	switch format {
+	case "json":
+		zc = zap.NewProductionConfig()
+	case "console":
+		zc = zap.NewDevelopmentConfig()
+	default:
+		return nil, fmt.Errorf("--log-format %q: want json or console", format)
+	}
+	zc.Level = zap.NewAtomicLevelAt(lvl)
+	zc.Sampling = nil
+	return zc.Build()
+}
+
+func defaultRocksDB() rocksdb.Config { return rocksdb.DefaultConfig() }

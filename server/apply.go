@@ -1,0 +1,137 @@
+package server
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/metastore/metastore/engine"
+	"github.com/metastore/metastore/mvcc"
+)
+
+var metaAppliedIndex = []byte("server/applied_index")
+
+// applier implements raft.Applier over the mvcc store.
+type applier struct{ s *Server }
+
+// Apply applies a slice of committed entries as one engine batch, with the
+// applied index in the same batch, then answers the waiters.
+func (ap applier) Apply(entries []*raftpb.Entry) error {
+	s := ap.s
+	if len(entries) == 0 {
+		return nil
+	}
+	a := s.store.NewApply()
+	type answer struct {
+		id uint64
+		r  result
+	}
+	answers := make([]answer, 0, len(entries))
+	for _, e := range entries {
+		if e.GetType() != raftpb.EntryNormal || len(e.GetData()) == 0 {
+			continue
+		}
+		var req pb.InternalRaftRequest
+		if err := proto.Unmarshal(e.GetData(), &req); err != nil {
+			a.Abort()
+			return fmt.Errorf("server: entry %d is not a request: %w", e.GetIndex(), err)
+		}
+		resp, err := applyRequest(a, &req)
+		answers = append(answers, answer{req.GetHeader().GetID(), result{resp, err}})
+	}
+	last := entries[len(entries)-1].GetIndex()
+	a.Batch().Put(engine.Meta, metaAppliedIndex, binary.BigEndian.AppendUint64(nil, last))
+	if _, err := a.Commit(false); err != nil {
+		return fmt.Errorf("server: committing entries up to %d: %w", last, err)
+	}
+	s.applied.Store(last)
+	for _, an := range answers {
+		s.waiters.trigger(an.id, an.r)
+	}
+	if s.cfg.Engine == EngineMemory {
+		return s.maybeCheckpoint(last)
+	}
+	return nil
+}
+
+// applyRequest dispatches one request to the state machine. Errors here are
+// the client's (a failed compare is not an error; an unknown lease is) and
+// go back to the waiter; they never stop the apply loop.
+func applyRequest(a *mvcc.Apply, r *pb.InternalRaftRequest) (any, error) {
+	switch {
+	case r.Put != nil:
+		return a.Put(r.Put)
+	case r.DeleteRange != nil:
+		return a.DeleteRange(r.DeleteRange)
+	case r.Txn != nil:
+		return a.Txn(r.Txn)
+	case r.Compaction != nil:
+		return a.Compact(r.Compaction.Revision)
+	}
+	return nil, errUnknownRequest
+}
+
+var errUnknownRequest = errors.New("server: unknown request in log entry")
+
+func (ap applier) AppliedIndex() uint64 { return ap.s.applied.Load() }
+
+func (ap applier) DurableIndex() uint64 {
+	if ap.s.cfg.Engine == EngineMemory {
+		return ap.s.durable.Load()
+	}
+	return ap.s.applied.Load()
+}
+
+func readAppliedIndex(r engine.Reader) (uint64, error) {
+	b, err := r.Get(engine.Meta, metaAppliedIndex)
+	if errors.Is(err, engine.ErrNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	if len(b) != 8 {
+		return 0, fmt.Errorf("server: applied index of %d bytes", len(b))
+	}
+	return binary.BigEndian.Uint64(b), nil
+}
+
+// maybeCheckpoint writes the memory engine's state to data-dir/state every
+// checkpointEvery entries. Called from the apply goroutine, between
+// batches, so the checkpoint holds exactly the state at index.
+func (s *Server) maybeCheckpoint(index uint64) error {
+	if index < s.durable.Load()+s.checkpointEvery {
+		return nil
+	}
+	return s.checkpoint(index)
+}
+
+func (s *Server) checkpoint(index uint64) error {
+	dir := filepath.Join(s.cfg.DataDir, "state")
+	tmp := dir + ".tmp"
+	if err := os.RemoveAll(tmp); err != nil {
+		return err
+	}
+	if err := s.eng.Checkpoint(tmp); err != nil {
+		return fmt.Errorf("server: checkpointing the memory state: %w", err)
+	}
+	old := dir + ".old"
+	_ = os.RemoveAll(old)
+	if _, err := os.Stat(dir); err == nil {
+		if err := os.Rename(dir, old); err != nil {
+			return err
+		}
+	}
+	if err := os.Rename(tmp, dir); err != nil {
+		return err
+	}
+	_ = os.RemoveAll(old)
+	s.durable.Store(index)
+	return nil
+}

@@ -1,0 +1,103 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/metastore/metastore/engine/rocksdb"
+)
+
+// Engine kinds.
+const (
+	EngineRocksDB = "rocksdb"
+	EngineMemory  = "memory"
+)
+
+// ErrBadConfig is wrapped by every configuration error.
+var ErrBadConfig = errors.New("server: bad configuration")
+
+// Config configures a member. Zero values take etcd's defaults.
+type Config struct {
+	Name    string
+	DataDir string
+	// Engine is "rocksdb" (default) or "memory".
+	Engine  string
+	RocksDB rocksdb.Config
+
+	// InitialCluster maps member names to peer URLs; ClusterToken and
+	// ClusterState ("new" or "existing") as etcd's --initial-cluster-*.
+	InitialCluster map[string][]string
+	ClusterToken   string
+	ClusterState   string
+	// MemberID is set when joining with the id MemberAdd returned.
+	MemberID   uint64
+	ClientURLs []string
+
+	HeartbeatInterval      time.Duration
+	ElectionTimeout        time.Duration
+	SnapshotCount          uint64
+	SnapshotCatchUpEntries uint64
+
+	MaxRequestBytes int
+	MaxTxnOps       int
+	// MaxPendingProposals bounds the proposals waiting to be applied; past
+	// it, requests fail at once with "too many requests".
+	MaxPendingProposals int
+	// RequestTimeout bounds how long a request waits when its context has
+	// no deadline (etcd: 5 s plus twice the election timeout).
+	RequestTimeout time.Duration
+	// UnsafeNoFsync turns off fsync of the raft log. For tests only.
+	UnsafeNoFsync bool
+
+	Logger *zap.Logger
+}
+
+// Defaults as etcd's.
+const (
+	DefaultMaxRequestBytes     = 1572864
+	DefaultMaxTxnOps           = 128
+	DefaultMaxPendingProposals = 5000
+)
+
+func (c Config) withDefaults() (Config, error) {
+	if c.Engine == "" {
+		c.Engine = EngineRocksDB
+	}
+	if c.Engine != EngineRocksDB && c.Engine != EngineMemory {
+		return c, fmt.Errorf("%w: --engine %q (want rocksdb or memory)", ErrBadConfig, c.Engine)
+	}
+	if c.DataDir == "" {
+		return c, fmt.Errorf("%w: --data-dir is required", ErrBadConfig)
+	}
+	if c.Name == "" {
+		c.Name = "default"
+	}
+	if c.RocksDB == (rocksdb.Config{}) {
+		c.RocksDB = rocksdb.DefaultConfig()
+	}
+	if c.MaxRequestBytes <= 0 {
+		c.MaxRequestBytes = DefaultMaxRequestBytes
+	}
+	if c.MaxTxnOps <= 0 {
+		c.MaxTxnOps = DefaultMaxTxnOps
+	}
+	if c.MaxPendingProposals <= 0 {
+		c.MaxPendingProposals = DefaultMaxPendingProposals
+	}
+	if c.ElectionTimeout == 0 {
+		c.ElectionTimeout = 1000 * time.Millisecond
+	}
+	if c.HeartbeatInterval == 0 {
+		c.HeartbeatInterval = 100 * time.Millisecond
+	}
+	if c.RequestTimeout == 0 {
+		c.RequestTimeout = 5*time.Second + 2*c.ElectionTimeout
+	}
+	if c.Logger == nil {
+		c.Logger = zap.NewNop()
+	}
+	return c, nil
+}

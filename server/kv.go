@@ -1,0 +1,216 @@
+package server
+
+import (
+	"context"
+	"errors"
+
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/metastore/metastore/mvcc"
+	"github.com/metastore/metastore/raft"
+)
+
+// Errors of the sequencer itself (the front ends map them to etcd's).
+var (
+	ErrTooManyRequests = errors.New("server: too many requests")
+	ErrTimeout         = errors.New("server: request timed out")
+	ErrStopped         = errors.New("server: server stopped")
+)
+
+// Range answers a range, at a linearizable point unless it is serializable.
+func (s *Server) Range(ctx context.Context, r *pb.RangeRequest) (*pb.RangeResponse, error) {
+	if !r.Serializable {
+		if err := s.linearizableBarrier(ctx); err != nil {
+			return nil, err
+		}
+	}
+	resp, err := s.store.Range(r)
+	if err != nil {
+		return nil, err
+	}
+	s.fillHeader(resp.Header)
+	return resp, nil
+}
+
+// Put proposes a put and waits for it to apply.
+func (s *Server) Put(ctx context.Context, r *pb.PutRequest) (*pb.PutResponse, error) {
+	resp, err := s.propose(ctx, &pb.InternalRaftRequest{Put: r})
+	if err != nil {
+		return nil, err
+	}
+	out := resp.(*pb.PutResponse)
+	s.fillHeader(out.Header)
+	return out, nil
+}
+
+// DeleteRange proposes a delete and waits for it to apply.
+func (s *Server) DeleteRange(ctx context.Context, r *pb.DeleteRangeRequest) (*pb.DeleteRangeResponse, error) {
+	resp, err := s.propose(ctx, &pb.InternalRaftRequest{DeleteRange: r})
+	if err != nil {
+		return nil, err
+	}
+	out := resp.(*pb.DeleteRangeResponse)
+	s.fillHeader(out.Header)
+	return out, nil
+}
+
+// Txn runs a txn. A read-only txn is answered locally after a linearizable
+// barrier (or at once when every range in it is serializable); a txn that
+// may write goes through raft.
+func (s *Server) Txn(ctx context.Context, r *pb.TxnRequest) (*pb.TxnResponse, error) {
+	if mvcc.IsReadOnlyTxn(r) {
+		if !isSerializableTxn(r) {
+			if err := s.linearizableBarrier(ctx); err != nil {
+				return nil, err
+			}
+		}
+		resp, err := s.store.ReadTxn(r)
+		if err != nil {
+			return nil, err
+		}
+		s.fillHeader(resp.Header)
+		return resp, nil
+	}
+	resp, err := s.propose(ctx, &pb.InternalRaftRequest{Txn: r})
+	if err != nil {
+		return nil, err
+	}
+	out := resp.(*pb.TxnResponse)
+	s.fillHeader(out.Header)
+	return out, nil
+}
+
+// isSerializableTxn: a read-only txn whose ranges all ask for serializable
+// reads. A txn with no ranges (compares only) is linearizable: etcd serves
+// those locally; we are stricter.
+func isSerializableTxn(r *pb.TxnRequest) bool {
+	n := 0
+	for _, ops := range [][]*pb.RequestOp{r.Success, r.Failure} {
+		for _, op := range ops {
+			switch v := op.GetRequest().(type) {
+			case *pb.RequestOp_RequestRange:
+				if !v.RequestRange.Serializable {
+					return false
+				}
+				n++
+			case *pb.RequestOp_RequestTxn:
+				if !isSerializableTxn(v.RequestTxn) {
+					return false
+				}
+				n++
+			}
+		}
+	}
+	return n > 0
+}
+
+// Compact proposes a compaction; with physical set it also waits until the
+// superseded versions are deleted.
+func (s *Server) Compact(ctx context.Context, r *pb.CompactionRequest) (*pb.CompactionResponse, error) {
+	resp, err := s.propose(ctx, &pb.InternalRaftRequest{Compaction: r})
+	if err != nil {
+		return nil, err
+	}
+	out := resp.(*pb.CompactionResponse)
+	if r.Physical {
+		done := make(chan struct{})
+		go func() {
+			s.store.WaitCompaction(r.Revision)
+			close(done)
+		}()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	s.fillHeader(out.Header)
+	return out, nil
+}
+
+// linearizableBarrier waits until this member has applied everything
+// committed before the call: one (batched) ReadIndex round, then the local
+// apply catching up.
+func (s *Server) linearizableBarrier(ctx context.Context) error {
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
+	idx, err := s.node.ReadIndex(ctx)
+	if err != nil {
+		return s.mapWaitErr(ctx, err)
+	}
+	if err := s.node.WaitApplied(ctx, idx); err != nil {
+		return s.mapWaitErr(ctx, err)
+	}
+	return nil
+}
+
+// propose sends req through raft and waits for its result.
+func (s *Server) propose(ctx context.Context, req *pb.InternalRaftRequest) (any, error) {
+	if s.node.Leader() == 0 {
+		return nil, raft.ErrNoLeader
+	}
+	id := s.ids.id()
+	req.Header = &pb.RequestHeader{ID: id}
+	data, err := proto.Marshal(req)
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > s.cfg.MaxRequestBytes+1024 {
+		return nil, mvcc.ErrRequestTooLarge
+	}
+	ch, n := s.waiters.register(id)
+	if n > s.cfg.MaxPendingProposals {
+		s.waiters.cancel(id)
+		return nil, ErrTooManyRequests
+	}
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
+	if err := s.node.Propose(ctx, data); err != nil {
+		s.waiters.cancel(id)
+		return nil, s.mapWaitErr(ctx, err)
+	}
+	select {
+	case r := <-ch:
+		return r.resp, r.err
+	case <-ctx.Done():
+		s.waiters.cancel(id)
+		return nil, s.mapWaitErr(ctx, ctx.Err())
+	case <-s.node.Done():
+		s.waiters.cancel(id)
+		return nil, ErrStopped
+	}
+}
+
+func (s *Server) withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return context.WithCancel(ctx)
+	}
+	return context.WithTimeout(ctx, s.cfg.RequestTimeout)
+}
+
+// mapWaitErr turns our own deadline into etcd's "request timed out"; the
+// caller's cancellation stays as it is.
+func (s *Server) mapWaitErr(ctx context.Context, err error) error {
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, raft.ErrTimeout) {
+		if s.node.Leader() == 0 {
+			return raft.ErrNoLeader
+		}
+		return ErrTimeout
+	}
+	if errors.Is(err, raft.ErrStopped) {
+		return ErrStopped
+	}
+	return err
+}
+
+// fillHeader sets the fields of a response header that the state machine
+// does not know.
+func (s *Server) fillHeader(h *pb.ResponseHeader) {
+	if h == nil {
+		return
+	}
+	h.ClusterId = s.node.ClusterID()
+	h.MemberId = s.node.ID()
+	h.RaftTerm = s.node.Term()
+}

@@ -1,0 +1,185 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/metastore/metastore/engine"
+	"github.com/metastore/metastore/engine/memory"
+	"github.com/metastore/metastore/engine/rocksdb"
+	"github.com/metastore/metastore/mvcc"
+	"github.com/metastore/metastore/raft"
+)
+
+// Server is one MetaStore member.
+type Server struct {
+	cfg   Config
+	lg    *zap.Logger
+	eng   engine.Engine // the state
+	log   engine.Engine // the raft log (eng itself for rocksdb)
+	store *mvcc.Store
+	tr    *raft.Transport
+	node  *raft.Node
+
+	ids     *idGenerator
+	waiters *waiters
+	applied atomic.Uint64
+	// durable is the index of the last memory-engine checkpoint.
+	durable         atomic.Uint64
+	checkpointEvery uint64
+}
+
+// New opens the member's data directory (creating it) and its engines. It
+// does not start raft: call Start.
+func New(c Config) (*Server, error) {
+	cfg, err := c.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("server: creating data dir: %w", err)
+	}
+	s := &Server{cfg: cfg, lg: cfg.Logger, waiters: newWaiters()}
+	rcfg := cfg.RocksDB
+	rcfg.DisableFsync = cfg.UnsafeNoFsync
+	if cfg.UnsafeNoFsync {
+		s.lg.Warn("--unsafe-no-fsync is set: the raft log is not fsynced; a crash can lose acknowledged writes. Use it for tests only.")
+	}
+	switch cfg.Engine {
+	case EngineRocksDB:
+		db, err := rocksdb.Open(filepath.Join(cfg.DataDir, "db"), rcfg)
+		if err != nil {
+			return nil, err
+		}
+		s.eng, s.log = db, db
+	case EngineMemory:
+		logDB, err := rocksdb.Open(filepath.Join(cfg.DataDir, "raft"), rcfg)
+		if err != nil {
+			return nil, err
+		}
+		state, err := openMemoryState(cfg.DataDir)
+		if err != nil {
+			logDB.Close()
+			return nil, err
+		}
+		s.eng, s.log = state, logDB
+	}
+	s.store, err = mvcc.Open(s.eng, mvcc.Config{MaxRequestBytes: cfg.MaxRequestBytes, MaxTxnOps: cfg.MaxTxnOps})
+	if err != nil {
+		s.closeEngines()
+		return nil, err
+	}
+	idx, err := readAppliedIndex(s.eng)
+	if err != nil {
+		s.closeEngines()
+		return nil, err
+	}
+	s.applied.Store(idx)
+	s.durable.Store(idx)
+	s.checkpointEvery = max(cfg.SnapshotCount/2, 1)
+	if cfg.SnapshotCount == 0 {
+		s.checkpointEvery = raft.DefaultSnapshotCount / 2
+	}
+	return s, nil
+}
+
+// openMemoryState loads the last checkpoint of a memory member, if any.
+// A checkpoint swap interrupted by a crash leaves the previous one as
+// state.old, which is used then.
+func openMemoryState(dataDir string) (*memory.DB, error) {
+	dir := filepath.Join(dataDir, "state")
+	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
+		if _, err := os.Stat(dir + ".old"); err == nil {
+			if err := os.Rename(dir+".old", dir); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return memory.Open(dir)
+}
+
+// Start starts raft, serving peer traffic on peerListener.
+func (s *Server) Start(peerListener net.Listener) error {
+	s.tr = raft.NewTransport(s.lg)
+	s.tr.Serve(peerListener)
+	state := raft.ClusterState(s.cfg.ClusterState)
+	node, err := raft.Start(raft.Config{
+		Name: s.cfg.Name, InitialCluster: s.cfg.InitialCluster, ClusterToken: s.cfg.ClusterToken,
+		ClusterState: state, MemberID: s.cfg.MemberID, ClientURLs: s.cfg.ClientURLs,
+		HeartbeatInterval: s.cfg.HeartbeatInterval, ElectionTimeout: s.cfg.ElectionTimeout,
+		SnapshotCount: s.cfg.SnapshotCount, SnapshotCatchUpEntries: s.cfg.SnapshotCatchUpEntries,
+		LogEngine: s.log, DataDir: s.cfg.DataDir, Logger: s.lg,
+	}, applier{s}, s.tr)
+	if err != nil {
+		s.tr.Close()
+		return err
+	}
+	s.node = node
+	s.ids = newIDGenerator(node.ID(), time.Now())
+	return nil
+}
+
+// WaitLeader blocks until the member knows a leader or ctx ends.
+func (s *Server) WaitLeader(ctx context.Context) error {
+	for s.node.Leader() == 0 {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-s.node.LeaderChanged():
+		case <-s.node.Done():
+			return raft.ErrStopped
+		}
+	}
+	return nil
+}
+
+// Stop stops raft and closes the engines. In-flight requests fail with
+// "stopped".
+func (s *Server) Stop() {
+	if s.node != nil {
+		s.node.Stop()
+	}
+	if s.tr != nil {
+		s.tr.Close()
+	}
+	if s.cfg.Engine == EngineMemory && s.applied.Load() > s.durable.Load() {
+		if err := s.checkpoint(s.applied.Load()); err != nil {
+			s.lg.Error("final checkpoint of the memory state failed", zap.Error(err))
+		}
+	}
+	s.store.Close()
+	s.closeEngines()
+}
+
+func (s *Server) closeEngines() {
+	if s.log != nil && s.log != s.eng {
+		s.log.Close()
+	}
+	if s.eng != nil {
+		s.eng.Close()
+	}
+}
+
+// Done is closed when raft stops (Stop, or a fatal error, or removal).
+func (s *Server) Done() <-chan struct{} { return s.node.Done() }
+
+// Err is why raft stopped.
+func (s *Server) Err() error { return s.node.Err() }
+
+// Store exposes the state machine to the read paths of front ends that
+// need it (watch).
+func (s *Server) Store() *mvcc.Store { return s.store }
+
+// Node exposes the raft member for cluster and maintenance services.
+func (s *Server) Node() *raft.Node { return s.node }
+
+// Config returns the effective configuration.
+func (s *Server) Config() Config { return s.cfg }
