@@ -94,3 +94,27 @@ func (m *maintenanceServer) Status(ctx context.Context, r *pb.StatusRequest) (*p
 		StorageVersion:   version.EtcdAPIVersion,
 	}, nil
 }
+
+func (m *maintenanceServer) header(rev int64) *pb.ResponseHeader {
+	n := m.s.Node()
+	return &pb.ResponseHeader{ClusterId: n.ClusterID(), MemberId: n.ID(), RaftTerm: n.Term(), Revision: rev}
+}
+
+// Hash hashes the whole keyspace at the current revision.
+func (m *maintenanceServer) Hash(ctx context.Context, r *pb.HashRequest) (*pb.HashResponse, error) {
+	h, rev, err := m.s.Store().Hash()
+	if err != nil {
+		return nil, toGRPC(err)
+	}
+	return &pb.HashResponse{Header: m.header(rev), Hash: h}, nil
+}
+
+// HashKV hashes the versions up to a revision (0: current); members with
+// the same history return the same hash at the same revision.
+func (m *maintenanceServer) HashKV(ctx context.Context, r *pb.HashKVRequest) (*pb.HashKVResponse, error) {
+	h, rev, compactRev, err := m.s.Store().HashKV(r.Revision)
+	if err != nil {
+		return nil, toGRPC(err)
+	}
+	return &pb.HashKVResponse{Header: m.header(m.s.Store().Rev()), Hash: h, CompactRevision: compactRev, HashRevision: rev}, nil
+}

@@ -75,7 +75,11 @@ func (a *Apply) Commit(sync bool) (Result, error) {
 		a.s.compactRev.Store(a.compact)
 		a.s.compactor.schedule(a.compact)
 	}
-	return Result{Rev: a.rev, Events: a.events}, nil
+	res := Result{Rev: a.rev, Events: a.events}
+	if a.s.onCommit != nil && len(res.Events) > 0 {
+		a.s.onCommit(res)
+	}
+	return res, nil
 }
 
 // Abort drops the batch. Nothing written through this Apply is kept.

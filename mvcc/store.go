@@ -69,7 +69,16 @@ type Store struct {
 
 	compactor *compactor
 	closed    atomic.Bool
+
+	// onCommit, when set, is called after every committed Apply that wrote
+	// something, from the apply goroutine, with the revision published. It
+	// must not block (the watch hub queues and returns).
+	onCommit func(Result)
 }
+
+// SetCommitHook registers fn to be called after each committed Apply that
+// wrote events (see Store.onCommit). Set it before the first Apply.
+func (s *Store) SetCommitHook(fn func(Result)) { s.onCommit = fn }
 
 // Open loads (or initialises) the keyspace kept in eng and starts the
 // background compactor, resuming an unfinished compaction.
