@@ -3,17 +3,17 @@
 //
 // # Why a shim
 //
-// A cgo call costs tens of nanoseconds plus scheduler bookkeeping, and a
-// general-purpose binding (grocksdb) crosses once per operation: a write
-// batch of 1,000 puts is 1,001 crossings, a scan of 10,000 keys is ~40,000
-// (Valid, Key, Value, Next per key, each Key/Value also allocating a Go
-// wrapper). This package moves whole units of work across instead:
+// A general-purpose binding (grocksdb) crosses cgo once per operation: a
+// write batch of 1,000 puts is 1,001 crossings, each re-encoding the put in
+// C++, and a scan of 10,000 keys is ~40,000 crossings (Valid, Key, Value,
+// Next per key, Key and Value each allocating a Go wrapper). This package
+// moves whole units of work across instead:
 //
-//   - Write: Go appends every operation of a batch into one flat []byte;
-//     DB.Write passes &buf[0] and its length to ms_write, which replays the
-//     records into a rocksdb_writebatch_t (each record names its column
-//     family by index) and calls rocksdb_write with or without sync. One
-//     crossing per batch.
+//   - Write: Go builds the batch directly in RocksDB's WriteBatch encoding
+//     in one []byte (WriteBatch); DB.Write passes &buf[0] and its length to
+//     ms_write, which checks every record, wraps the bytes with
+//     rocksdb_writebatch_create_from and calls rocksdb_write with or without
+//     sync. One crossing per batch, and no per-operation C++ re-encoding.
 //   - Iterator.Fill: one crossing positions the iterator (first, seek,
 //     seek-for-prev, or continue) and copies as many entries as fit (by count
 //     and by bytes) into a Go page buffer, forward or reverse.
@@ -22,17 +22,25 @@
 //     buffer takes a second call, which copies it out of the still-pinned
 //     slice (so the two calls cannot see different values).
 //
-// # Buffer formats (all integers little-endian)
+// # Buffer formats
 //
-// Batch record, see AppendPut/AppendDelete/AppendDeleteRange:
+// Write batch (batch.go; RocksDB's db/write_batch.cc format, which is also
+// the WAL record format and so must stay readable across RocksDB versions):
 //
-//	op u8 | cf u8 | klen u32 | key | vlen u32 | value
+//	sequence fixed64 = 0 | count fixed32 | records
+//	record: tag u8 | [cf id varint32] | key varstring | [value varstring]
 //
-// with op 1 put, 2 delete (vlen 0), 3 delete-range (key = start, value =
-// exclusive end). ms_write validates every length and index and rejects a
-// malformed buffer (Invalid argument) before writing anything.
+// with tags 0x01 put, 0x00 delete, 0x0F delete-range for the default column
+// family and 0x05, 0x04, 0x0E (followed by the id) for the others; a
+// delete-range carries start as the key and the exclusive end as the value.
+// Column families are named by RocksDB id (DB.ColumnFamilyID). Because
+// RocksDB appends a batch to the WAL before parsing it, ms_write first walks
+// it (known tags, lengths in bounds, open column family ids, record count
+// equal to the header's) and rejects anything else as Invalid argument.
+// engine/rocksdb's TestWriteBatchMatchesRocksDBEncoding checks the bytes
+// against batches built through the C API.
 //
-// Page record, see PageRecord:
+// Page record (iter.go, integers little-endian):
 //
 //	klen u32 | key | vlen u32 | value
 //
@@ -48,7 +56,8 @@
 //
 //   - C never keeps a Go pointer. Go buffers (batches, pages, keys, Get
 //     buffers) are passed for the duration of one call; they hold no Go
-//     pointers, as the cgo rules require. Iterator bounds must outlive the
+//     pointers, as the cgo rules require. rocksdb_writebatch_create_from
+//     copies the batch bytes into C++ memory before rocksdb_write. Iterator bounds must outlive the
 //     call (RocksDB's read options keep a Slice, not a copy), so ms_iter_new
 //     copies them into malloc'd memory owned by the iterator.
 //   - Values and keys are always copied into Go memory; nothing returned to

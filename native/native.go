@@ -47,8 +47,9 @@ type Options struct {
 // are freed before Close (engine/rocksdb enforces both).
 type DB struct {
 	c *C.ms_db
-	// cfs are the column family names in handle order.
+	// cfs are the column family names in handle order; ids their RocksDB ids.
 	cfs []string
+	ids []uint32
 }
 
 // Version returns the RocksDB version compiled in, e.g. "7.8.3".
@@ -106,7 +107,11 @@ func Open(dir string, opts Options, want []string) (*DB, error) {
 	if r.err != nil {
 		return nil, takeError(r.err)
 	}
-	return &DB{c: r.db, cfs: names}, nil
+	ids := make([]uint32, len(names))
+	for i, id := range unsafe.Slice(r.db.cf_ids, len(names)) {
+		ids[i] = uint32(id)
+	}
+	return &DB{c: r.db, cfs: names, ids: ids}, nil
 }
 
 func listColumnFamilies(dir string) ([]string, error) {
@@ -139,6 +144,10 @@ func contains(list []string, s string) bool {
 
 // ColumnFamilies returns the names of the open column families in handle order.
 func (db *DB) ColumnFamilies() []string { return append([]string(nil), db.cfs...) }
+
+// ColumnFamilyID returns the RocksDB id of the column family with handle i,
+// the id WriteBatch operations name it by.
+func (db *DB) ColumnFamilyID(i int) uint32 { return db.ids[i] }
 
 // Close releases the column family handles, the database, its options and
 // the block cache.
@@ -221,6 +230,11 @@ func (db *DB) Compact(cf int, start, end []byte) {
 	C.ms_compact(db.c, C.int(cf), bytesPtr(start), C.size_t(len(start)), cbool(start != nil),
 		bytesPtr(end), C.size_t(len(end)), cbool(end != nil))
 }
+
+// StopCompactions aborts manual compactions in progress (their Compact
+// calls return early) and turns later ones into no-ops. Safe to call
+// concurrently with other methods; meant for just before Close.
+func (db *DB) StopCompactions() { C.ms_stop_compactions(db.c) }
 
 // Flush writes every column family's memtable to SST files and waits.
 func (db *DB) Flush() error {

@@ -36,21 +36,33 @@ func TestVersion(t *testing.T) {
 	}
 }
 
-func TestAppendRecordFormat(t *testing.T) {
-	var buf []byte
-	buf = AppendPut(buf, 2, []byte("k"), []byte("vv"))
-	buf = AppendDelete(buf, 0, []byte{0})
-	buf = AppendDeleteRange(buf, 255, []byte("a"), []byte("b"))
+func TestWriteBatchEncoding(t *testing.T) {
+	var b WriteBatch
+	b.Put(2, []byte("k"), []byte("vv"))
+	b.Delete(0, []byte{0})
+	b.DeleteRange(300, []byte("a"), []byte("b"))
+	b.Put(0, nil, nil)
 	want := []byte{
-		OpPut, 2, 1, 0, 0, 0, 'k', 2, 0, 0, 0, 'v', 'v',
-		OpDelete, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0,
-		OpDeleteRange, 255, 1, 0, 0, 0, 'a', 1, 0, 0, 0, 'b',
+		0, 0, 0, 0, 0, 0, 0, 0, 4, 0, 0, 0, // sequence, count
+		0x05, 2, 1, 'k', 2, 'v', 'v', // put to cf 2
+		0x00, 1, 0, // delete from default
+		0x0E, 0xac, 0x02, 1, 'a', 1, 'b', // delete-range in cf 300 (varint 0xac 0x02)
+		0x01, 0, 0, // put "" = "" to default
 	}
-	if !bytes.Equal(buf, want) {
-		t.Fatalf("encoded %v, want %v", buf, want)
+	if got := b.finish(); !bytes.Equal(got, want) {
+		t.Fatalf("encoded\n%v\nwant\n%v", got, want)
 	}
-	if len(AppendPut(nil, 0, []byte("abc"), []byte("de"))) != RecordOverhead+5 {
-		t.Fatal("RecordOverhead does not match the encoding")
+	if b.Count() != 4 || b.Size() != len(want) {
+		t.Fatalf("count %d size %d", b.Count(), b.Size())
+	}
+	b.Reset()
+	if b.Count() != 0 || b.Size() != 12 {
+		t.Fatalf("after Reset: count %d size %d", b.Count(), b.Size())
+	}
+	long := bytes.Repeat([]byte{'x'}, 200)
+	b.Put(0, long, nil)
+	if got := b.finish()[13:15]; !bytes.Equal(got, []byte{0xc8, 0x01}) {
+		t.Fatalf("200-byte key length encoded as %v", got)
 	}
 }
 
@@ -59,11 +71,19 @@ func TestWriteGetAcrossColumnFamilies(t *testing.T) {
 	if got := fmt.Sprint(db.ColumnFamilies()); got != "[one two default]" {
 		t.Fatalf("column families %s", got)
 	}
-	var buf []byte
-	buf = AppendPut(buf, 0, []byte("k"), []byte("in one"))
-	buf = AppendPut(buf, 1, []byte("k"), []byte("in two"))
-	buf = AppendPut(buf, 2, []byte("k"), nil)
-	if err := db.Write(buf, true); err != nil {
+	if db.ColumnFamilyID(2) != 0 {
+		t.Fatalf("default column family id %d", db.ColumnFamilyID(2))
+	}
+	var b WriteBatch
+	b.Put(db.ColumnFamilyID(0), []byte("k"), []byte("in one"))
+	b.Put(db.ColumnFamilyID(1), []byte("k"), []byte("in two"))
+	b.Put(db.ColumnFamilyID(2), []byte("k"), nil)
+	b.Put(db.ColumnFamilyID(0), []byte("gone"), []byte("x"))
+	b.Delete(db.ColumnFamilyID(0), []byte("gone"))
+	b.Put(db.ColumnFamilyID(1), []byte("r1"), []byte("x"))
+	b.Put(db.ColumnFamilyID(1), []byte("r2"), []byte("x"))
+	b.DeleteRange(db.ColumnFamilyID(1), []byte("r"), []byte("s"))
+	if err := db.Write(&b, true); err != nil {
 		t.Fatal(err)
 	}
 	scratch := make([]byte, 3)
@@ -73,22 +93,38 @@ func TestWriteGetAcrossColumnFamilies(t *testing.T) {
 			t.Fatalf("cf %d: Get = %q, %v, %v; want %q", cf, v, found, err, want)
 		}
 	}
-	if _, found, err := db.Get(0, nil, []byte("missing"), scratch); found || err != nil {
-		t.Fatalf("missing key: found=%v err=%v", found, err)
+	for _, k := range []struct {
+		cf  int
+		key string
+	}{{0, "missing"}, {0, "gone"}, {1, "r1"}, {1, "r2"}} {
+		if _, found, err := db.Get(k.cf, nil, []byte(k.key), scratch); found || err != nil {
+			t.Fatalf("%q in cf %d: found=%v err=%v", k.key, k.cf, found, err)
+		}
 	}
 }
 
 func TestWriteMalformedBatchAppliesNothing(t *testing.T) {
 	db := openTest(t, "one")
-	good := AppendPut(nil, 0, []byte("a"), []byte("1"))
-	tests := map[string][]byte{
-		"truncated":     AppendPut(good, 0, []byte("b"), []byte("2"))[:len(good)+8],
-		"bad op":        append(append([]byte(nil), good...), 9, 0, 0, 0, 0, 0, 0, 0, 0, 0),
-		"bad cf":        AppendPut(good, 7, []byte("b"), []byte("2")),
-		"short trailer": append(append([]byte(nil), good...), 1, 0),
+	cf := db.ColumnFamilyID(0)
+	valid := func() WriteBatch {
+		var b WriteBatch
+		b.Put(cf, []byte("a"), []byte("1"))
+		b.finish()
+		return b
 	}
-	for name, buf := range tests {
-		err := db.Write(buf, false)
+	tests := map[string]func(b *WriteBatch){
+		"truncated value":  func(b *WriteBatch) { b.rep = b.rep[:len(b.rep)-1] },
+		"trailing garbage": func(b *WriteBatch) { b.rep = append(b.rep, 0x01, 5) },
+		"unknown tag":      func(b *WriteBatch) { b.rep = append(b.rep, 0x02, 0, 0); b.count++ },
+		"unknown cf":       func(b *WriteBatch) { b.Put(99, []byte("b"), nil) },
+		"overlong varint":  func(b *WriteBatch) { b.rep = append(b.rep, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01); b.count++ },
+		"count too high":   func(b *WriteBatch) { b.count++ },
+		"count too low":    func(b *WriteBatch) { b.Put(cf, []byte("b"), nil); b.count-- },
+	}
+	for name, corrupt := range tests {
+		b := valid()
+		corrupt(&b)
+		err := db.Write(&b, false)
 		var ne *Error
 		if !errors.As(err, &ne) || ne.Code != CodeInvalidArgument {
 			t.Fatalf("%s: err = %v, want an invalid-argument *Error", name, err)
@@ -97,17 +133,21 @@ func TestWriteMalformedBatchAppliesNothing(t *testing.T) {
 			t.Fatalf("%s: the valid first record was applied", name)
 		}
 	}
+	b := valid()
+	if n, err := db.BuildBatch(&b); n != 1 || err != nil {
+		t.Fatalf("BuildBatch of a valid batch: %d, %v", n, err)
+	}
 }
 
 // TestApproximateSizeCountsMemtable checks approx.cc's view of the C API's
 // handles: unflushed data is only visible through the C++ DB* it extracts.
 func TestApproximateSizeCountsMemtable(t *testing.T) {
 	db := openTest(t, "one", "two")
-	var buf []byte
+	var b WriteBatch
 	for i := 0; i < 512; i++ {
-		buf = AppendPut(buf, 1, []byte(fmt.Sprintf("key%04d", i)), bytes.Repeat([]byte{byte(i)}, 1000))
+		b.Put(db.ColumnFamilyID(1), []byte(fmt.Sprintf("key%04d", i)), bytes.Repeat([]byte{byte(i)}, 1000))
 	}
-	if err := db.Write(buf, false); err != nil {
+	if err := db.Write(&b, false); err != nil {
 		t.Fatal(err)
 	}
 	size, err := db.ApproximateSize(1, nil, nil)
@@ -127,11 +167,11 @@ func TestApproximateSizeCountsMemtable(t *testing.T) {
 
 func TestFillPagesAndNeed(t *testing.T) {
 	db := openTest(t, "one")
-	var buf []byte
+	var b WriteBatch
 	for i := 0; i < 10; i++ {
-		buf = AppendPut(buf, 0, []byte{byte('a' + i), 0}, bytes.Repeat([]byte{'v'}, i*10))
+		b.Put(db.ColumnFamilyID(0), []byte{byte('a' + i), 0}, bytes.Repeat([]byte{'v'}, i*10))
 	}
-	if err := db.Write(buf, false); err != nil {
+	if err := db.Write(&b, false); err != nil {
 		t.Fatal(err)
 	}
 	it := db.NewIterator(0, nil, []byte("b"), []byte("j"), false)
@@ -180,12 +220,17 @@ func TestFillPagesAndNeed(t *testing.T) {
 
 func TestSnapshotReads(t *testing.T) {
 	db := openTest(t, "one")
-	if err := db.Write(AppendPut(nil, 0, []byte("k"), []byte("old")), false); err != nil {
+	put := func(v string) error {
+		var b WriteBatch
+		b.Put(db.ColumnFamilyID(0), []byte("k"), []byte(v))
+		return db.Write(&b, false)
+	}
+	if err := put("old"); err != nil {
 		t.Fatal(err)
 	}
 	s := db.NewSnapshot()
 	defer db.ReleaseSnapshot(s)
-	if err := db.Write(AppendPut(nil, 0, []byte("k"), []byte("new")), false); err != nil {
+	if err := put("new"); err != nil {
 		t.Fatal(err)
 	}
 	v, _, _ := db.Get(0, s, []byte("k"), make([]byte, 16))

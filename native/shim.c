@@ -29,6 +29,7 @@ static void ms_free_db(ms_db* d) {
     }
     free(d->cfs);
   }
+  free(d->cf_ids);
   if (d->db != NULL) rocksdb_close(d->db);
   if (d->co != NULL) rocksdb_compactoptions_destroy(d->co);
   if (d->ro != NULL) rocksdb_readoptions_destroy(d->ro);
@@ -113,6 +114,13 @@ ms_open_result ms_open(const char* dir, const ms_config* cfg, const char* const*
     r.err = err;
     return r;
   }
+  d->cf_ids = calloc((size_t)n, sizeof(uint32_t));
+  if (d->cf_ids == NULL) {
+    ms_free_db(d);
+    r.err = ms_strdup("out of memory");
+    return r;
+  }
+  for (int i = 0; i < n; i++) d->cf_ids[i] = rocksdb_column_family_handle_get_id(d->cfs[i]);
   r.db = d;
   return r;
 }
@@ -159,47 +167,91 @@ static void ms_put_u32(char* p, uint32_t v) {
   u[3] = (unsigned char)(v >> 24);
 }
 
-char* ms_write(ms_db* d, const char* buf, size_t len, int sync) {
-  rocksdb_writebatch_t* wb = rocksdb_writebatch_create();
-  size_t off = 0;
-  while (off < len) {
-    // op, cf, klen: 6 bytes; key; vlen: 4 bytes; value.
-    if (len - off < 6) goto bad;
-    int op = (unsigned char)buf[off];
-    int cf = (unsigned char)buf[off + 1];
-    size_t klen = ms_u32(buf + off + 2);
-    off += 6;
-    if (len - off < klen + 4) goto bad;
-    const char* key = buf + off;
-    off += klen;
-    size_t vlen = ms_u32(buf + off);
-    off += 4;
-    if (len - off < vlen) goto bad;
-    const char* val = buf + off;
-    off += vlen;
-    if (cf >= d->ncf) goto bad;
-    rocksdb_column_family_handle_t* h = d->cfs[cf];
-    switch (op) {
-      case MS_OP_PUT:
-        rocksdb_writebatch_put_cf(wb, h, key, klen, val, vlen);
-        break;
-      case MS_OP_DELETE:
-        rocksdb_writebatch_delete_cf(wb, h, key, klen);
-        break;
-      case MS_OP_DELETE_RANGE:
-        rocksdb_writebatch_delete_range_cf(wb, h, key, klen, val, vlen);
-        break;
-      default:
-        goto bad;
+// ms_varint32 decodes a LEB128 varint32 at *p (bounded by end).
+static int ms_varint32(const char** p, const char* end, uint32_t* v) {
+  uint32_t r = 0;
+  for (int shift = 0; shift <= 28 && *p < end; shift += 7) {
+    uint32_t byte = (unsigned char)**p;
+    (*p)++;
+    r |= (byte & 127) << shift;
+    if (byte < 128) {
+      *v = r;
+      return 0;
     }
   }
+  return -1;
+}
+
+static int ms_skip_string(const char** p, const char* end) {
+  uint32_t n;
+  if (ms_varint32(p, end, &n) != 0 || (size_t)(end - *p) < n) return -1;
+  *p += n;
+  return 0;
+}
+
+static int ms_known_cf(ms_db* d, uint32_t id) {
+  for (int i = 0; i < d->ncf; i++)
+    if (d->cf_ids[i] == id) return 1;
+  return 0;
+}
+
+// ms_check_batch walks a WriteBatch encoding (see batch.go) and returns 0 if
+// every record is a put, delete or delete-range to an open column family
+// and their number matches the header. RocksDB would only notice a bad
+// record after appending it to the WAL, so nothing malformed may reach it.
+static int ms_check_batch(ms_db* d, const char* buf, size_t len) {
+  if (len < 12) return -1;
+  uint32_t count = ms_u32(buf + 8), found = 0;
+  const char* p = buf + 12;
+  const char* end = buf + len;
+  while (p < end) {
+    int tag = (unsigned char)*p++;
+    uint32_t cf = 0;
+    int strings;
+    switch (tag) {
+      case 0x05:  // put to a column family
+      case 0x0E:  // delete-range in a column family
+        if (ms_varint32(&p, end, &cf) != 0 || !ms_known_cf(d, cf)) return -1;
+        strings = 2;
+        break;
+      case 0x04:  // delete from a column family
+        if (ms_varint32(&p, end, &cf) != 0 || !ms_known_cf(d, cf)) return -1;
+        strings = 1;
+        break;
+      case 0x01:  // put, default column family
+      case 0x0F:  // delete-range, default column family
+        strings = 2;
+        break;
+      case 0x00:  // delete, default column family
+        strings = 1;
+        break;
+      default:
+        return -1;
+    }
+    for (int i = 0; i < strings; i++)
+      if (ms_skip_string(&p, end) != 0) return -1;
+    found++;
+  }
+  return found == count ? 0 : -1;
+}
+
+static const char* ms_bad_batch = "Invalid argument: malformed write batch";
+
+char* ms_write(ms_db* d, const char* buf, size_t len, int sync) {
+  if (ms_check_batch(d, buf, len) != 0) return ms_strdup(ms_bad_batch);
+  rocksdb_writebatch_t* wb = rocksdb_writebatch_create_from(buf, len);
   char* err = NULL;
   rocksdb_write(d->db, sync ? d->wo_sync : d->wo_nosync, wb, &err);
   rocksdb_writebatch_destroy(wb);
   return err;
-bad:
+}
+
+int ms_build_batch(ms_db* d, const char* buf, size_t len) {
+  if (ms_check_batch(d, buf, len) != 0) return -1;
+  rocksdb_writebatch_t* wb = rocksdb_writebatch_create_from(buf, len);
+  int n = rocksdb_writebatch_count(wb);
   rocksdb_writebatch_destroy(wb);
-  return ms_strdup("Invalid argument: malformed batch buffer");
+  return n;
 }
 
 ms_get_result ms_get(ms_db* d, int cf, const rocksdb_readoptions_t* ro, const char* key,
@@ -408,6 +460,8 @@ void ms_compact(ms_db* d, int cf, const char* start, size_t start_len, int has_s
   rocksdb_compact_range_cf_opt(d->db, d->cfs[cf], d->co, has_start ? start : NULL, start_len,
                                has_limit ? limit : NULL, limit_len);
 }
+
+void ms_stop_compactions(ms_db* d) { rocksdb_disable_manual_compaction(d->db); }
 
 char* ms_flush(ms_db* d) {
   char* err = NULL;

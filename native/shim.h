@@ -14,11 +14,6 @@
 
 #include <rocksdb/c.h>
 
-// Batch buffer op codes. A record is
-//   op u8 | cf u8 | klen u32le | key | vlen u32le | value
-// (delete has vlen 0; deleterange stores start as key and end as value).
-enum { MS_OP_PUT = 1, MS_OP_DELETE = 2, MS_OP_DELETE_RANGE = 3 };
-
 // Compression choices (mapped to rocksdb_*_compression in shim.c).
 enum { MS_COMPRESS_NONE = 0, MS_COMPRESS_LZ4 = 1, MS_COMPRESS_ZSTD = 2 };
 
@@ -45,6 +40,7 @@ typedef struct ms_db {
   rocksdb_compactoptions_t* co;
   int ncf;
   rocksdb_column_family_handle_t** cfs;
+  uint32_t* cf_ids;  // cf_ids[i] is the RocksDB id of cfs[i]
 } ms_db;
 
 typedef struct ms_open_result {
@@ -62,8 +58,13 @@ void ms_close(ms_db* db);
 // malloc'd buffer of NUL-terminated names, and their count in *n.
 char* ms_list_cfs(const char* dir, int* n, size_t* len, char** err);
 
-// ms_write applies the whole batch buffer atomically in one rocksdb_write.
+// ms_write checks a batch in RocksDB's WriteBatch encoding (see batch.go),
+// then writes it atomically in one rocksdb_write.
 char* ms_write(ms_db* db, const char* buf, size_t len, int sync);
+// ms_build_batch checks and builds the write batch as ms_write would, then
+// drops it unwritten; it returns the batch's count or -1 if malformed.
+// Benchmarks use it to time the crossing and batch building alone.
+int ms_build_batch(ms_db* db, const char* buf, size_t len);
 
 // Get results.
 enum { MS_GET_FOUND = 0, MS_GET_NOT_FOUND = 1, MS_GET_TOO_BIG = 2, MS_GET_ERROR = 3 };
@@ -146,6 +147,10 @@ char* ms_approx_sizes_with_memtables(rocksdb_t* db, rocksdb_column_family_handle
 // excluding automatic compactions, so writes never stall behind it.
 void ms_compact(ms_db* db, int cf, const char* start, size_t start_len, int has_start,
                 const char* limit, size_t limit_len, int has_limit);
+
+// ms_stop_compactions aborts running manual compactions (their ms_compact
+// calls return early) and refuses new ones; used on the way to close.
+void ms_stop_compactions(ms_db* db);
 
 // ms_flush flushes every column family's memtable to SST files.
 char* ms_flush(ms_db* db);

@@ -9,15 +9,15 @@ import (
 	"github.com/metastore/metastore/native"
 )
 
-// batch collects operations in one flat buffer in native's batch format
-// (op, column family, key, value per record). Put/Delete only append to Go
-// memory; Commit hands the whole buffer to C in one cgo call, which builds
-// the rocksdb_writebatch_t and writes it. A batch of 1,000 puts crosses cgo
-// once, where a WriteBatch built through grocksdb crosses 1,001 times.
+// batch builds its operations directly in RocksDB's WriteBatch encoding in
+// Go memory (native.WriteBatch). Put/Delete only append bytes; Commit hands
+// the whole buffer to C in one cgo call, which checks it and writes it. A
+// batch of 1,000 puts crosses cgo once, where a WriteBatch built through
+// grocksdb crosses 1,001 times and re-encodes every operation in C++.
 type batch struct {
 	db     *DB
-	buf    []byte
-	count  int
+	wb     native.WriteBatch
+	noops  int   // empty DeleteRanges: counted, not encoded
 	err    error // sticky: set by a write to an invalid keyspace, cleared by Reset
 	closed bool
 }
@@ -30,7 +30,7 @@ const maxPooledBatchBytes = 1 << 20
 
 func newBatch(db *DB) *batch {
 	bp := batchBufs.Get().(*[]byte)
-	return &batch{db: db, buf: (*bp)[:0]}
+	return &batch{db: db, wb: native.NewWriteBatch(*bp)}
 }
 
 func (b *batch) check(ks engine.Keyspace) bool {
@@ -49,8 +49,7 @@ func (b *batch) Put(ks engine.Keyspace, key, value []byte) {
 	if b.closed || !b.check(ks) {
 		return
 	}
-	b.buf = native.AppendPut(b.buf, int(ks), key, value)
-	b.count++
+	b.wb.Put(b.db.cfIDs[ks], key, value)
 }
 
 // Delete implements engine.Batch.
@@ -58,8 +57,7 @@ func (b *batch) Delete(ks engine.Keyspace, key []byte) {
 	if b.closed || !b.check(ks) {
 		return
 	}
-	b.buf = native.AppendDelete(b.buf, int(ks), key)
-	b.count++
+	b.wb.Delete(b.db.cfIDs[ks], key)
 }
 
 // DeleteRange implements engine.Batch.
@@ -69,18 +67,20 @@ func (b *batch) DeleteRange(ks engine.Keyspace, start, end []byte) {
 	}
 	// NB: an empty or inverted range deletes nothing; RocksDB is not asked
 	// to store a range tombstone for it (it does not validate start < end).
+	// It still counts as an operation of the batch.
 	if bytes.Compare(start, end) < 0 {
-		b.buf = native.AppendDeleteRange(b.buf, int(ks), start, end)
+		b.wb.DeleteRange(b.db.cfIDs[ks], start, end)
+	} else {
+		b.noops++
 	}
-	b.count++
 }
 
 // Count implements engine.Batch.
-func (b *batch) Count() int { return b.count }
+func (b *batch) Count() int { return b.wb.Count() + b.noops }
 
-// Size implements engine.Batch: the encoded size, keys and values plus 10
-// bytes per operation.
-func (b *batch) Size() int { return len(b.buf) }
+// Size implements engine.Batch: the size of the encoded operations (keys,
+// values and 3-4 bytes each), without the 12-byte WriteBatch header.
+func (b *batch) Size() int { return b.wb.Size() - native.WriteBatchHeaderBytes }
 
 // Commit implements engine.Batch. The buffer is passed to C by pointer and
 // only read during the call.
@@ -94,10 +94,10 @@ func (b *batch) Commit(sync bool) error {
 	if err := b.db.acquire(); err != nil {
 		return err
 	}
-	err := b.db.n.Write(b.buf, sync)
+	err := b.db.n.Write(&b.wb, sync)
 	b.db.mu.RUnlock()
 	if err != nil {
-		return fmt.Errorf("rocksdb: commit of %d operations: %w", b.count, err)
+		return fmt.Errorf("rocksdb: commit of %d operations: %w", b.Count(), err)
 	}
 	return nil
 }
@@ -107,11 +107,11 @@ func (b *batch) Reset() {
 	if b.closed {
 		return
 	}
-	if cap(b.buf) > maxPooledBatchBytes {
-		b.buf = make([]byte, 0, 16<<10)
+	if cap(b.wb.Buffer()) > maxPooledBatchBytes {
+		b.wb = native.NewWriteBatch(make([]byte, 0, 16<<10))
 	}
-	b.buf = b.buf[:0]
-	b.count = 0
+	b.wb.Reset()
+	b.noops = 0
 	b.err = nil
 }
 
@@ -121,11 +121,10 @@ func (b *batch) Close() error {
 		return nil
 	}
 	b.closed = true
-	if cap(b.buf) <= maxPooledBatchBytes {
-		buf := b.buf[:0]
+	if buf := b.wb.Buffer(); cap(buf) <= maxPooledBatchBytes {
 		batchBufs.Put(&buf)
 	}
-	b.buf = nil
-	b.count = 0
+	b.wb = native.WriteBatch{}
+	b.noops = 0
 	return nil
 }

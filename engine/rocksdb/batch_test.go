@@ -64,7 +64,7 @@ func TestBatch_SizeCountResetReuse(t *testing.T) {
 	require.Equal(t, 0, b.Size())
 	b.Put(engine.Data, []byte("key"), []byte("value"))
 	require.Equal(t, 1, b.Count())
-	require.Equal(t, 10+3+5, b.Size())
+	require.Equal(t, 1+1+1+3+1+5, b.Size(), "tag, cf id, key length, key, value length, value")
 
 	t.Logf("Step 1: the caller may reuse its slices right after Put")
 	k, v := []byte("k1"), []byte("v1")

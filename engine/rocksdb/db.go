@@ -25,6 +25,9 @@ type DB struct {
 	mu     sync.RWMutex
 	closed bool // guarded by mu
 	n      *native.DB
+	// cfIDs maps a keyspace to its column family's RocksDB id, which is how
+	// write batch records name it.
+	cfIDs [engine.NumKeyspaces]uint32
 
 	// live holds the iterators and snapshots not yet closed, so Close can
 	// free their C objects before the database (a RocksDB iterator or
@@ -61,6 +64,9 @@ func Open(dir string, cfg Config) (*DB, error) {
 		return nil, openError(dir, err)
 	}
 	db := &DB{dir: dir, cfg: cfg, n: n}
+	for ks := range db.cfIDs {
+		db.cfIDs[ks] = n.ColumnFamilyID(ks)
+	}
 	db.live.iters = make(map[*iterator]struct{})
 	db.live.snaps = make(map[*snapshot]struct{})
 	return db, nil
@@ -103,6 +109,12 @@ func (db *DB) Name() string { return "rocksdb" }
 // Close frees every iterator and snapshot still open, then the column
 // families, the database, its options and the block cache. It is idempotent.
 func (db *DB) Close() error {
+	// A manual compaction can run for minutes while holding mu.RLock; abort
+	// it first so Close does not wait for it.
+	if db.acquire() == nil {
+		db.n.StopCompactions()
+		db.mu.RUnlock()
+	}
 	db.mu.Lock()
 	defer db.mu.Unlock()
 	if db.closed {
@@ -267,7 +279,7 @@ func (db *DB) Checkpoint(dir string) error {
 // Compact implements engine.Engine. The manual compaction is not exclusive
 // (automatic compactions keep running, so writes never stall behind it) and
 // rewrites the bottommost level, so deleted data really frees space. It
-// returns when the compaction is done.
+// returns when the compaction is done, or early if Close aborts it.
 func (db *DB) Compact(ks engine.Keyspace, start, end []byte) error {
 	if err := checkKeyspace(ks); err != nil {
 		return err

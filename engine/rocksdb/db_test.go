@@ -412,3 +412,27 @@ func TestCompact_ReclaimsDeletedRange(t *testing.T) {
 	require.Less(t, left, full/4)
 	require.Equal(t, uint64(100), keys)
 }
+
+func TestClose_DuringCompact(t *testing.T) {
+	db, err := Open(t.TempDir(), testConfig())
+	require.NoError(t, err)
+	val := bytes.Repeat([]byte("v"), 1000)
+	for round := 0; round < 4; round++ {
+		b := db.NewBatch()
+		for i := 0; i < 1000; i++ {
+			b.Put(engine.Data, []byte(fmt.Sprintf("%d-%06d", round, i)), val)
+		}
+		require.NoError(t, b.Commit(false))
+		require.NoError(t, b.Close())
+		require.NoError(t, db.Flush())
+	}
+
+	t.Logf("Step 1: Close while a full compaction may be running")
+	done := make(chan error, 1)
+	go func() { done <- db.Compact(engine.Data, nil, nil) }()
+	require.NoError(t, db.Close())
+	err = <-done
+	if err != nil {
+		require.ErrorIs(t, err, engine.ErrClosed, "Compact either ran (nil) or found the engine closed")
+	}
+}

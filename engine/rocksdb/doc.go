@@ -15,9 +15,10 @@
 //
 // # Hot paths: one cgo crossing per batch or page
 //
-//   - A Batch appends each operation to one flat buffer (native's batch
-//     format); Commit hands it to C, which builds and writes the RocksDB
-//     write batch in the same call. Put/Delete never cross cgo.
+//   - A Batch encodes each operation straight into one Go buffer in
+//     RocksDB's WriteBatch format (native.WriteBatch); Commit hands it to C,
+//     which checks it and writes it in the same call. Put/Delete never cross
+//     cgo. Keyspaces map to column family ids fixed at Open.
 //   - An Iterator reads pages: each positioning call fills a Go buffer with
 //     several entries in one crossing, and Next walks the page in Go. First
 //     and Seek fetch a 4-entry page (mvcc usually reads one or two entries
@@ -35,7 +36,7 @@
 // flight, then frees every iterator and snapshot still registered (their
 // later calls report engine.ErrClosed instead of touching freed memory), the
 // column families, the database, its options and the block cache. Close is
-// idempotent. A Compact in progress delays Close until it finishes.
+// idempotent. A Compact in progress is aborted by Close (it returns early).
 //
 // ApproximateSize counts SST files and memtables. DiskSize sums the regular
 // files under the directory (SST, WAL, MANIFEST, OPTIONS, info LOG), one stat
