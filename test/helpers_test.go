@@ -1,0 +1,357 @@
+package test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+)
+
+// Engines every engine-specific test runs on.
+const (
+	engineRocksDB = "rocksdb"
+	engineMemory  = "memory"
+)
+
+// binPath is the metastore binary TestMain builds for this run.
+var binPath string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "metastore-test-bin")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binPath = filepath.Join(dir, "metastore")
+	build := exec.Command("go", "build", "-o", binPath, "..")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building metastore:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// member is one `metastore serve` process.
+type member struct {
+	t          *testing.T
+	name       string
+	engine     string
+	dataDir    string
+	clientURL  string
+	peerURL    string
+	args       []string // serve flags, kept for restarts
+	logPath    string
+	mu         sync.Mutex
+	cmd        *exec.Cmd
+	exited     chan struct{}
+	exitErr    error
+	extraFlags []string
+}
+
+// cluster is a set of members started together.
+type cluster struct {
+	t       *testing.T
+	engine  string
+	members []*member
+}
+
+// memberOpts adjusts how members start.
+type memberOpts struct {
+	// extraFlags are appended to every member's serve flags.
+	extraFlags []string
+}
+
+// freePorts returns n distinct free TCP ports on 127.0.0.1.
+func freePorts(t *testing.T, n int) []int {
+	t.Helper()
+	var ls []net.Listener
+	var ports []int
+	for i := 0; i < n; i++ {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatalf("free port: %v", err)
+		}
+		ls = append(ls, l)
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	for _, l := range ls {
+		l.Close()
+	}
+	return ports
+}
+
+// startMember starts a single-member cluster and waits until it serves.
+func startMember(t *testing.T, engine string, opts ...memberOpts) *member {
+	return startCluster(t, engine, 1, opts...).members[0]
+}
+
+// startCluster starts n members with the given engine and waits until every
+// member knows the leader.
+func startCluster(t *testing.T, engine string, n int, opts ...memberOpts) *cluster {
+	t.Helper()
+	var o memberOpts
+	if len(opts) > 0 {
+		o = opts[0]
+	}
+	ports := freePorts(t, 2*n)
+	c := &cluster{t: t, engine: engine}
+	var initial []string
+	for i := 0; i < n; i++ {
+		m := &member{
+			t: t, name: fmt.Sprintf("m%d", i+1), engine: engine,
+			dataDir:   filepath.Join(t.TempDir(), fmt.Sprintf("m%d", i+1)),
+			clientURL: fmt.Sprintf("http://127.0.0.1:%d", ports[2*i]),
+			peerURL:   fmt.Sprintf("http://127.0.0.1:%d", ports[2*i+1]),
+		}
+		m.logPath = m.dataDir + ".log"
+		m.extraFlags = o.extraFlags
+		c.members = append(c.members, m)
+		initial = append(initial, m.name+"="+m.peerURL)
+	}
+	token := fmt.Sprintf("test-%d", time.Now().UnixNano())
+	for _, m := range c.members {
+		m.args = []string{"serve", "--name", m.name, "--data-dir", m.dataDir, "--engine", engine,
+			"--listen-client-urls", m.clientURL, "--advertise-client-urls", m.clientURL,
+			"--listen-peer-urls", m.peerURL, "--initial-advertise-peer-urls", m.peerURL,
+			"--initial-cluster", strings.Join(initial, ","), "--initial-cluster-token", token,
+			"--initial-cluster-state", "new", "--log-level", "info"}
+		m.args = append(m.args, m.extraFlags...)
+		m.start()
+	}
+	t.Cleanup(func() {
+		for _, m := range c.members {
+			m.kill()
+		}
+		if t.Failed() {
+			for _, m := range c.members {
+				m.dumpLog()
+			}
+		}
+	})
+	c.waitReady(30 * time.Second)
+	return c
+}
+
+// start launches the process with m.args, logging to m.logPath.
+func (m *member) start() {
+	m.t.Helper()
+	logf, err := os.OpenFile(m.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		m.t.Fatalf("log file: %v", err)
+	}
+	cmd := exec.Command(binPath, m.args...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		m.t.Fatalf("starting %s: %v", m.name, err)
+	}
+	exited := make(chan struct{})
+	m.mu.Lock()
+	m.cmd, m.exited = cmd, exited
+	m.mu.Unlock()
+	go func() {
+		err := cmd.Wait()
+		logf.Close()
+		m.mu.Lock()
+		m.exitErr = err
+		m.mu.Unlock()
+		close(exited)
+	}()
+}
+
+// kill sends SIGKILL and waits for the process to exit.
+func (m *member) kill() {
+	m.signal(syscall.SIGKILL)
+}
+
+// stop sends SIGTERM (graceful stop) and waits for the process to exit; it
+// returns the process's exit error (nil for exit 0).
+func (m *member) stop() error {
+	return m.signal(syscall.SIGTERM)
+}
+
+func (m *member) signal(sig syscall.Signal) error {
+	m.mu.Lock()
+	cmd, exited := m.cmd, m.exited
+	m.mu.Unlock()
+	if cmd == nil {
+		return nil
+	}
+	select {
+	case <-exited:
+	default:
+		cmd.Process.Signal(sig)
+		select {
+		case <-exited:
+		case <-time.After(30 * time.Second):
+			cmd.Process.Kill()
+			<-exited
+		}
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.cmd = nil
+	return m.exitErr
+}
+
+// restart starts the member again from its data directory (after kill or
+// stop). The caller waits for readiness (cluster.waitReady or waitServing).
+func (m *member) restart() {
+	m.start()
+}
+
+// running reports whether the process is alive.
+func (m *member) running() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.cmd == nil {
+		return false
+	}
+	select {
+	case <-m.exited:
+		return false
+	default:
+		return true
+	}
+}
+
+func (m *member) endpoint() string { return strings.TrimPrefix(m.clientURL, "http://") }
+
+func (m *member) dumpLog() {
+	b, err := os.ReadFile(m.logPath)
+	if err != nil {
+		return
+	}
+	lines := strings.Split(string(b), "\n")
+	if len(lines) > 60 {
+		lines = lines[len(lines)-60:]
+	}
+	m.t.Logf("--- last log lines of %s (%s) ---\n%s", m.name, m.logPath, strings.Join(lines, "\n"))
+}
+
+// status asks the member for its Maintenance status with a short timeout.
+func (m *member) status() (*clientv3.StatusResponse, error) {
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{m.endpoint()}, DialTimeout: 2 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		return nil, err
+	}
+	defer cli.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	return cli.Status(ctx, m.endpoint())
+}
+
+// waitReady waits until every running member reports the same, non-zero
+// leader.
+func (c *cluster) waitReady(timeout time.Duration) {
+	c.t.Helper()
+	waitFor(c.t, timeout, "every member to know the leader", func() bool {
+		var leader uint64
+		for _, m := range c.members {
+			if !m.running() {
+				continue
+			}
+			st, err := m.status()
+			if err != nil || st.Leader == 0 || (leader != 0 && st.Leader != leader) {
+				return false
+			}
+			leader = st.Leader
+		}
+		return leader != 0
+	})
+}
+
+// leader returns the member that leads now.
+func (c *cluster) leader() *member {
+	c.t.Helper()
+	var found *member
+	waitFor(c.t, 15*time.Second, "a leader", func() bool {
+		for _, m := range c.members {
+			if !m.running() {
+				continue
+			}
+			st, err := m.status()
+			if err == nil && st.Leader != 0 && st.Leader == st.Header.MemberId {
+				found = m
+				return true
+			}
+		}
+		return false
+	})
+	return found
+}
+
+// endpoints lists the client endpoints of the running members.
+func (c *cluster) endpoints() []string {
+	var eps []string
+	for _, m := range c.members {
+		eps = append(eps, m.endpoint())
+	}
+	return eps
+}
+
+// newClient returns a clientv3 client for the endpoints, closed at cleanup.
+func newClient(t *testing.T, endpoints ...string) *clientv3.Client {
+	t.Helper()
+	cli, err := clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatalf("client: %v", err)
+	}
+	t.Cleanup(func() { cli.Close() })
+	return cli
+}
+
+// ctxT is a context bounded by d, cancelled at cleanup.
+func ctxT(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// waitFor polls cond every 20 ms until it holds or timeout passes.
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// runCLI runs the metastore binary with args and returns its exit code,
+// stdout and stderr; it fails the test if the run takes longer than d.
+func runCLI(t *testing.T, d time.Duration, args ...string) (int, string, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binPath, args...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	if ctx.Err() != nil {
+		t.Fatalf("metastore %v did not finish within %v", args, d)
+	}
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("metastore %v: %v", args, err)
+	}
+	return code, out.String(), errb.String()
+}
