@@ -154,7 +154,9 @@ func TestApproximateSizeCountsMemtable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if size < 400<<10 || size > 1<<20 {
+	// NB: RocksDB estimates memtable sizes by sampling, so the figure for
+	// 512 KiB varies (300-600 KiB seen); without approx.cc it would be 0.
+	if size < 128<<10 || size > 1<<20 {
 		t.Fatalf("memtable estimate %d, want about 512 KiB", size)
 	}
 	if other, _ := db.ApproximateSize(0, nil, nil); other != 0 {
