@@ -95,6 +95,9 @@ type Config struct {
 	// OnLeaderChange, if set, is called from the raft goroutine whenever the
 	// known leader changes (to 0 when leadership is lost). It must not block.
 	OnLeaderChange func(oldLeader, newLeader, term uint64)
+	// OnLogSync, if set, is called from the raft goroutine after each synced
+	// write of the log with how long it took (see metrics.go). It must not block.
+	OnLogSync func(time.Duration)
 }
 
 func (c *Config) withDefaults() (Config, error) {

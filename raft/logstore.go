@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
@@ -74,6 +75,8 @@ type logStore struct {
 
 	// syncs counts synced engine commits (fsyncs), for benchmarks and tests.
 	syncs atomic.Int64
+	// onSync, when set, gets the duration of each synced commit (Config.OnLogSync).
+	onSync func(time.Duration)
 }
 
 var _ raft.Storage = (*logStore)(nil)
@@ -341,11 +344,15 @@ func (s *logStore) save(w *logWrite) error {
 		b.Put(engine.RaftLog, keyConf, v)
 	}
 	sync := w.sync || w.snap != nil || w.conf != nil || len(w.entries) > 0
+	start := time.Now()
 	if err := b.Commit(sync); err != nil {
 		return fmt.Errorf("raft: persist ready: %w", err)
 	}
 	if sync {
 		s.syncs.Add(1)
+		if s.onSync != nil {
+			s.onSync(time.Since(start))
+		}
 	}
 
 	s.mu.Lock()

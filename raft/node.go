@@ -123,6 +123,7 @@ func Start(c Config, applier Applier, tr *Transport) (*Node, error) {
 		return nil, err
 	}
 	n.store = store
+	store.onSync = cfg.OnLogSync
 	if err := n.finishInterruptedRestore(); err != nil {
 		return nil, err
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/raft/v3/raftpb"
@@ -47,9 +48,11 @@ func (ap applier) Apply(entries []*raftpb.Entry) error {
 	}
 	last := entries[len(entries)-1].GetIndex()
 	a.Batch().Put(engine.Meta, metaAppliedIndex, binary.BigEndian.AppendUint64(nil, last))
+	start := time.Now()
 	if _, err := a.Commit(false); err != nil {
 		return fmt.Errorf("server: committing entries up to %d: %w", last, err)
 	}
+	s.cfg.Metrics.stateCommitted(start)
 	s.applied.Store(last)
 	for _, an := range answers {
 		s.waiters.trigger(an.id, an.r)

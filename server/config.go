@@ -51,6 +51,8 @@ type Config struct {
 	RequestTimeout time.Duration
 	// UnsafeNoFsync turns off fsync of the raft log. For tests only.
 	UnsafeNoFsync bool
+	// Metrics are optional measurement callbacks (metrics.go).
+	Metrics Metrics
 
 	Logger *zap.Logger
 }

@@ -168,6 +168,7 @@ func (s *Server) propose(ctx context.Context, req *pb.InternalRaftRequest) (any,
 	defer cancel()
 	if err := s.node.Propose(ctx, data); err != nil {
 		s.waiters.cancel(id)
+		s.cfg.Metrics.proposalFailed()
 		return nil, s.mapWaitErr(ctx, err)
 	}
 	select {
@@ -175,9 +176,11 @@ func (s *Server) propose(ctx context.Context, req *pb.InternalRaftRequest) (any,
 		return r.resp, r.err
 	case <-ctx.Done():
 		s.waiters.cancel(id)
+		s.cfg.Metrics.proposalFailed()
 		return nil, s.mapWaitErr(ctx, ctx.Err())
 	case <-s.node.Done():
 		s.waiters.cancel(id)
+		s.cfg.Metrics.proposalFailed()
 		return nil, ErrStopped
 	}
 }

@@ -117,6 +117,7 @@ func (s *Server) Start(peerListener net.Listener) error {
 		HeartbeatInterval: s.cfg.HeartbeatInterval, ElectionTimeout: s.cfg.ElectionTimeout,
 		SnapshotCount: s.cfg.SnapshotCount, SnapshotCatchUpEntries: s.cfg.SnapshotCatchUpEntries,
 		LogEngine: s.log, DataDir: s.cfg.DataDir, Logger: s.lg,
+		OnLeaderChange: s.cfg.Metrics.leaderHook(), OnLogSync: s.cfg.Metrics.LogSynced,
 	}, applier{s}, s.tr)
 	if err != nil {
 		s.tr.Close()
