@@ -33,6 +33,8 @@ type kvApplier struct {
 	applied  atomic.Uint64
 	restores atomic.Int64
 	mu       sync.Mutex // serializes Apply and Restore
+	// onApplied, if set, sees each applied command after its batch committed.
+	onApplied func(cmd []byte)
 }
 
 var keyApplied = []byte("applied")
@@ -69,7 +71,17 @@ func (a *kvApplier) Apply(ents []*raftpb.Entry) error {
 	var idx [8]byte
 	binary.BigEndian.PutUint64(idx[:], a.applied.Load())
 	b.Put(engine.Meta, keyApplied, idx[:])
-	return b.Commit(false)
+	if err := b.Commit(false); err != nil {
+		return err
+	}
+	if a.onApplied != nil {
+		for _, e := range ents {
+			if len(e.GetData()) > 0 {
+				a.onApplied(e.GetData())
+			}
+		}
+	}
+	return nil
 }
 
 func (a *kvApplier) AppliedIndex() uint64 { return a.applied.Load() }
@@ -166,10 +178,12 @@ type testMember struct {
 	tr      *Transport
 	node    *Node
 	cfg     Config
+	// onApplied is handed to the applier at start (benchmarks).
+	onApplied func(cmd []byte)
 }
 
 type testCluster struct {
-	t       *testing.T
+	t       testing.TB
 	members []*testMember
 	token   string
 }
@@ -194,7 +208,12 @@ func testLogger(t testing.TB) *zap.Logger {
 }
 
 // newCluster starts n members with default timings unless tweak changes them.
-func newCluster(t *testing.T, n int, tweak func(*Config)) *testCluster {
+func newCluster(t testing.TB, n int, tweak func(*Config)) *testCluster {
+	return newClusterWith(t, n, tweak, nil)
+}
+
+// newClusterWith also installs onApplied in every member's applier.
+func newClusterWith(t testing.TB, n int, tweak func(*Config), onApplied func([]byte)) *testCluster {
 	c := &testCluster{t: t, token: "test-" + t.Name()}
 	initial := map[string][]string{}
 	var liss []net.Listener
@@ -209,6 +228,7 @@ func newCluster(t *testing.T, n int, tweak func(*Config)) *testCluster {
 		eng, err := memory.Open("")
 		require.NoError(t, err)
 		m.eng = eng
+		m.onApplied = onApplied
 		m.cfg = Config{Name: m.name, InitialCluster: initial, ClusterToken: c.token, LogEngine: eng,
 			DataDir: t.TempDir(), Logger: testLogger(t).Named(m.name)}
 		if tweak != nil {
@@ -225,6 +245,7 @@ func (c *testCluster) start(m *testMember, lis net.Listener) {
 		lis = listen(c.t, strings.TrimPrefix(m.url, "http://"))
 	}
 	m.applier = newKVApplier(c.t, m.eng)
+	m.applier.onApplied = m.onApplied
 	m.tr = NewTransport(m.cfg.Logger)
 	m.tr.Serve(lis)
 	n, err := Start(m.cfg, m.applier, m.tr)

@@ -290,30 +290,48 @@ func (n *Node) run() {
 		case <-n.stopc:
 			return
 		}
-		// Take everything already queued before asking for a Ready: all
-		// proposals that arrived while the previous fsync ran share the next.
-	drain:
-		for i := 0; i < 8192; i++ {
-			select {
-			case p := <-n.propc:
-				n.propose(p)
-			case m := <-n.recvc:
-				n.step(m)
-			case f := <-n.actc:
-				f()
-			default:
-				break drain
+		// Advance may leave more work (on a single member, the leader's own
+		// acknowledgement commits entries at Advance): keep handling Readys
+		// until none is left, taking everything queued before each one so
+		// that all proposals that arrived during the previous fsync share
+		// the next.
+		for {
+			n.drain()
+			if !n.rn.HasReady() {
+				break
 			}
-		}
-		if n.rn.HasReady() {
 			if err := n.handleReady(); err != nil {
-				n.fail(err)
+				if !errors.Is(err, errStopping) {
+					n.fail(err)
+				}
 				return
+			}
+			if n.removed.Load() {
+				break
 			}
 		}
 		if n.removed.Load() {
 			n.lg.Warn("this member has been removed from the cluster; stopping")
 			n.stopAsync()
+			return
+		}
+	}
+}
+
+// errStopping ends the raft goroutine when Stop interrupts a Ready.
+var errStopping = errors.New("raft: stopping")
+
+// drain takes what is already queued, without blocking.
+func (n *Node) drain() {
+	for i := 0; i < 8192; i++ {
+		select {
+		case p := <-n.propc:
+			n.propose(p)
+		case m := <-n.recvc:
+			n.step(m)
+		case f := <-n.actc:
+			f()
+		default:
 			return
 		}
 	}
@@ -392,7 +410,7 @@ func (n *Node) handleReady() error {
 		select {
 		case n.applyc <- job:
 		case <-n.stopc:
-			return nil
+			return errStopping
 		}
 	}
 	n.handleReadStates(rd.ReadStates)
