@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -28,6 +29,9 @@ type Server struct {
 	store *mvcc.Store
 	tr    *raft.Transport
 	node  *raft.Node
+
+	// bg tracks the server's own goroutines; Stop waits for them.
+	bg sync.WaitGroup
 
 	ids     *idGenerator
 	waiters *waiters
@@ -125,6 +129,11 @@ func (s *Server) Start(peerListener net.Listener) error {
 	}
 	s.node = node
 	s.ids = newIDGenerator(node.ID(), time.Now())
+	s.bg.Add(1)
+	go func() {
+		defer s.bg.Done()
+		s.publishAttributes()
+	}()
 	return nil
 }
 
@@ -148,6 +157,7 @@ func (s *Server) Stop() {
 	if s.node != nil {
 		s.node.Stop()
 	}
+	s.bg.Wait()
 	if s.tr != nil {
 		s.tr.Close()
 	}

@@ -1,0 +1,60 @@
+package server
+
+import (
+	"context"
+	"slices"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// publishAttributes makes the member's name and client URLs part of the
+// replicated membership, as etcd's publish does: members of a new cluster
+// know only their own client URLs at bootstrap, and a member's client URLs
+// may change across restarts. It retries until the update is applied, the
+// record already matches, or the node stops.
+func (s *Server) publishAttributes() {
+	for attempt := 0; ; attempt++ {
+		if s.attributesPublished() {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.RequestTimeout)
+		err := s.WaitLeader(ctx)
+		if err == nil {
+			err = s.node.UpdateMember(ctx, s.node.ID(), s.cfg.Name, s.ownPeerURLs(), s.cfg.ClientURLs)
+		}
+		cancel()
+		if err == nil {
+			s.lg.Info("published member attributes", zap.String("name", s.cfg.Name), zap.Strings("client-urls", s.cfg.ClientURLs))
+			return
+		}
+		select {
+		case <-s.node.Done():
+			return
+		case <-time.After(min(time.Duration(attempt+1)*200*time.Millisecond, 2*time.Second)):
+		}
+		s.lg.Warn("publishing member attributes failed; retrying", zap.Error(err))
+	}
+}
+
+// attributesPublished reports whether the replicated record of this member
+// already has its name and client URLs.
+func (s *Server) attributesPublished() bool {
+	for _, m := range s.node.Members() {
+		if m.ID == s.node.ID() {
+			return m.Name == s.cfg.Name && slices.Equal(m.ClientURLs, s.cfg.ClientURLs)
+		}
+	}
+	return false
+}
+
+// ownPeerURLs are this member's peer URLs as the membership has them (an
+// attribute update must not change them).
+func (s *Server) ownPeerURLs() []string {
+	for _, m := range s.node.Members() {
+		if m.ID == s.node.ID() {
+			return m.PeerURLs
+		}
+	}
+	return nil
+}
