@@ -222,7 +222,6 @@ func compareKV(c *pb.Compare, kv *mvccpb.KeyValue) bool {
 	return false
 }
 
-
 // IsReadOnlyTxn reports whether a txn, on every branch, only reads.
 func IsReadOnlyTxn(r *pb.TxnRequest) bool {
 	for _, ops := range [][]*pb.RequestOp{r.Success, r.Failure} {
