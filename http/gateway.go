@@ -1,0 +1,118 @@
+package http
+
+import (
+	"bytes"
+	"context"
+
+	"github.com/valyala/fasthttp"
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/metastore/metastore/mvcc"
+)
+
+// etcd's JSON gateway: POST /v3/<service>/<method> with the request message
+// as JSON, answered with the response message as JSON. The encoding is the
+// one etcd's grpc-gateway uses: protojson with proto field names
+// (snake_case) on output, either name accepted on input, bytes as base64,
+// 64-bit integers as strings, enums by name, zero fields omitted, unknown
+// input fields ignored.
+var (
+	gwMarshal   = protojson.MarshalOptions{UseProtoNames: true}
+	gwUnmarshal = protojson.UnmarshalOptions{DiscardUnknown: true}
+)
+
+// gateway decodes the request body into a new P, validates it with check
+// (when set), calls the server and encodes the reply or the error.
+func gateway[T any, P interface {
+	*T
+	proto.Message
+}, R proto.Message](h *Handler, ctx *fasthttp.RequestCtx, check func(P) error, call func(context.Context, P) (R, error)) {
+	req := P(new(T))
+	// grpc-gateway treats an empty body as an empty request.
+	if body := ctx.PostBody(); len(bytes.TrimSpace(body)) > 0 {
+		if err := gwUnmarshal.Unmarshal(body, req); err != nil {
+			writeError(ctx, badRequest(err.Error()))
+			return
+		}
+	}
+	if check != nil {
+		if err := check(req); err != nil {
+			writeError(ctx, toAPIError(err))
+			return
+		}
+	}
+	resp, err := call(h.ctx, req)
+	if err != nil {
+		writeError(ctx, toAPIError(err))
+		return
+	}
+	writeProto(ctx, resp)
+}
+
+func writeProto(ctx *fasthttp.RequestCtx, m proto.Message) {
+	b := getBuf()
+	buf, err := gwMarshal.MarshalAppend((*b)[:0], m)
+	if err != nil {
+		putBuf(b)
+		writeError(ctx, toAPIError(err))
+		return
+	}
+	ctx.SetStatusCode(fasthttp.StatusOK)
+	ctx.SetContentType(contentJSON)
+	ctx.SetBody(buf)
+	*b = buf
+	putBuf(b)
+}
+
+func (h *Handler) gwRange(ctx *fasthttp.RequestCtx) {
+	gateway(h, ctx, mvcc.CheckRange, h.kv.Range)
+}
+
+func (h *Handler) gwPut(ctx *fasthttp.RequestCtx) {
+	gateway(h, ctx, h.checkPut, h.kv.Put)
+}
+
+func (h *Handler) gwDeleteRange(ctx *fasthttp.RequestCtx) {
+	gateway(h, ctx, mvcc.CheckDeleteRange, h.kv.DeleteRange)
+}
+
+func (h *Handler) gwTxn(ctx *fasthttp.RequestCtx) {
+	gateway(h, ctx, h.checkTxn, h.kv.Txn)
+}
+
+func (h *Handler) gwCompact(ctx *fasthttp.RequestCtx) {
+	gateway(h, ctx, nil, h.kv.Compact)
+}
+
+func (h *Handler) gwMemberList(ctx *fasthttp.RequestCtx) {
+	gateway(h, ctx, nil, h.mt.MemberList)
+}
+
+func (h *Handler) gwStatus(ctx *fasthttp.RequestCtx) {
+	gateway(h, ctx, nil, h.mt.Status)
+}
+
+func (h *Handler) gwHash(ctx *fasthttp.RequestCtx) {
+	gateway(h, ctx, nil, h.mt.Hash)
+}
+
+func (h *Handler) gwHashKV(ctx *fasthttp.RequestCtx) {
+	gateway(h, ctx, nil, h.mt.HashKV)
+}
+
+// checkPut and checkTxn are etcd's checks, as the gRPC front end runs them.
+func (h *Handler) checkPut(r *pb.PutRequest) error {
+	if err := mvcc.CheckPut(r); err != nil {
+		return err
+	}
+	return mvcc.CheckSize(r, h.cfg.MaxRequestBytes)
+}
+
+func (h *Handler) checkTxn(r *pb.TxnRequest) error {
+	if err := mvcc.CheckTxn(r, h.cfg.MaxTxnOps); err != nil {
+		return err
+	}
+	return mvcc.CheckSize(r, h.cfg.MaxRequestBytes)
+}

@@ -1,0 +1,320 @@
+package http
+
+import (
+	"bytes"
+	"context"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/valyala/fasthttp"
+	"go.uber.org/zap"
+
+	"github.com/metastore/metastore/server"
+)
+
+// Config configures the HTTP front end. Zero values take the defaults below.
+type Config struct {
+	// MaxRequestBytes and MaxTxnOps are the server's limits (etcd's
+	// --max-request-bytes, --max-txn-ops), checked before proposing.
+	MaxRequestBytes int
+	MaxTxnOps       int
+	// ReadTimeout bounds reading a whole request (and the protocol sniff of
+	// a new connection on a shared client port); WriteTimeout bounds writing
+	// a response; IdleTimeout bounds a keep-alive connection between
+	// requests. Together they keep slow or silent clients from holding
+	// connections and goroutines.
+	ReadTimeout  time.Duration
+	WriteTimeout time.Duration
+	IdleTimeout  time.Duration
+	// HealthTimeout bounds the reads /health, /livez and /readyz make.
+	HealthTimeout time.Duration
+	// EnablePprof serves /debug/pprof/ (etcd's --enable-pprof).
+	EnablePprof bool
+	// Metrics, when set, counts requests per route and status
+	// (metastore_http_*). Gatherer is what /metrics serves; nil disables it.
+	Metrics  *Metrics
+	Gatherer prometheus.Gatherer
+	Logger   *zap.Logger
+}
+
+// Defaults.
+const (
+	DefaultReadTimeout   = 30 * time.Second
+	DefaultWriteTimeout  = 30 * time.Second
+	DefaultIdleTimeout   = 2 * time.Minute
+	DefaultHealthTimeout = 3 * time.Second
+)
+
+func (c Config) withDefaults() Config {
+	if c.MaxRequestBytes <= 0 {
+		c.MaxRequestBytes = server.DefaultMaxRequestBytes
+	}
+	if c.MaxTxnOps <= 0 {
+		c.MaxTxnOps = server.DefaultMaxTxnOps
+	}
+	if c.ReadTimeout <= 0 {
+		c.ReadTimeout = DefaultReadTimeout
+	}
+	if c.WriteTimeout <= 0 {
+		c.WriteTimeout = DefaultWriteTimeout
+	}
+	if c.IdleTimeout <= 0 {
+		c.IdleTimeout = DefaultIdleTimeout
+	}
+	if c.HealthTimeout <= 0 {
+		c.HealthTimeout = DefaultHealthTimeout
+	}
+	if c.Logger == nil {
+		c.Logger = zap.NewNop()
+	}
+	return c
+}
+
+// Handler serves MetaStore's HTTP API: etcd's JSON gateway (/v3/...), the
+// REST API (/v1/...) and the operations endpoints. It holds no state but
+// counters: every request goes to the server.
+type Handler struct {
+	cfg     Config
+	kv      KV
+	mt      Maintenance
+	metrics *httpMetrics
+	prom    fasthttp.RequestHandler
+	pprof   fasthttp.RequestHandler
+
+	// ctx is the context of every call into the server: cancelled by Close,
+	// never by a client (fasthttp does not report disconnects). Requests
+	// get the server's own timeout. NB: a *fasthttp.RequestCtx is a
+	// context.Context too, but its Done channel is not a cancelCtx, so
+	// deriving a timeout from it would start a goroutine per request.
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
+// NewHandler returns the HTTP front end over s. Limits not set in cfg are
+// taken from the server's configuration.
+func NewHandler(s *server.Server, cfg Config) *Handler {
+	sc := s.Config()
+	if cfg.MaxRequestBytes <= 0 {
+		cfg.MaxRequestBytes = sc.MaxRequestBytes
+	}
+	if cfg.MaxTxnOps <= 0 {
+		cfg.MaxTxnOps = sc.MaxTxnOps
+	}
+	return newHandler(s, memberInfo{s}, cfg)
+}
+
+func newHandler(kv KV, mt Maintenance, cfg Config) *Handler {
+	cfg = cfg.withDefaults()
+	h := &Handler{cfg: cfg, kv: kv, mt: mt}
+	h.ctx, h.cancel = context.WithCancel(context.Background())
+	if cfg.Metrics != nil {
+		h.metrics = cfg.Metrics.http
+	}
+	if cfg.Gatherer != nil {
+		h.prom = metricsHandler(cfg.Gatherer)
+	}
+	if cfg.EnablePprof {
+		h.pprof = pprofHandler()
+	}
+	return h
+}
+
+// Close cancels the requests in flight in the server.
+func (h *Handler) Close() { h.cancel() }
+
+// Handle serves every endpoint: the client listeners (after the protocol
+// sniff) and --listen-http-urls.
+func (h *Handler) Handle(ctx *fasthttp.RequestCtx) { h.serve(ctx, false) }
+
+// HandleOps serves only the operations endpoints (health, version,
+// metrics, pprof): --listen-metrics-urls.
+func (h *Handler) HandleOps(ctx *fasthttp.RequestCtx) { h.serve(ctx, true) }
+
+// NewServer returns a fasthttp server for handler (Handle or HandleOps)
+// with the configured timeouts and body limit.
+func (h *Handler) NewServer(handler fasthttp.RequestHandler) *fasthttp.Server {
+	return &fasthttp.Server{
+		Handler:      handler,
+		ErrorHandler: h.connError,
+		Name:         "metastore",
+		ReadTimeout:  h.cfg.ReadTimeout,
+		WriteTimeout: h.cfg.WriteTimeout,
+		IdleTimeout:  h.cfg.IdleTimeout,
+		// The largest body a valid request can have: a maximal request in
+		// JSON, where bytes grow by a third in base64, plus the envelope.
+		// A REST value is checked against MaxRequestBytes itself.
+		MaxRequestBodySize:    h.cfg.MaxRequestBytes/3*4 + 64<<10,
+		NoDefaultContentType:  true,
+		NoDefaultServerHeader: true,
+		CloseOnShutdown:       true,
+		Logger:                zapLogger{h.cfg.Logger},
+	}
+}
+
+// connError answers requests fasthttp could not parse: too large (413),
+// too slow (408), malformed (400). None of them is the server's fault.
+func (h *Handler) connError(ctx *fasthttp.RequestCtx, err error) {
+	switch {
+	case err == fasthttp.ErrBodyTooLarge:
+		writeError(ctx, errBodyTooLarge)
+	case isTimeout(err):
+		writeError(ctx, errRequestTimeout)
+	default:
+		writeError(ctx, badRequest("malformed HTTP request: "+err.Error()))
+	}
+}
+
+func isTimeout(err error) bool {
+	t, ok := err.(interface{ Timeout() bool })
+	return ok && t.Timeout()
+}
+
+type zapLogger struct{ lg *zap.Logger }
+
+func (l zapLogger) Printf(format string, args ...any) { l.lg.Sugar().Debugf(format, args...) }
+
+// route is one endpoint. Adding an endpoint is one line in routes.
+type route struct {
+	name    string // the metrics label
+	methods methodSet
+	ops     bool // also served by HandleOps
+	serve   func(h *Handler, ctx *fasthttp.RequestCtx)
+	idx     int
+}
+
+// routes are the exact paths. The gateway's watch, lease and auth paths
+// (/v3/watch, /v3/lease/grant, ...) go here when the server has them.
+var routes = map[string]*route{
+	"/v3/kv/range":            {name: "v3_kv_range", methods: post, serve: (*Handler).gwRange},
+	"/v3/kv/put":              {name: "v3_kv_put", methods: post, serve: (*Handler).gwPut},
+	"/v3/kv/deleterange":      {name: "v3_kv_deleterange", methods: post, serve: (*Handler).gwDeleteRange},
+	"/v3/kv/txn":              {name: "v3_kv_txn", methods: post, serve: (*Handler).gwTxn},
+	"/v3/kv/compaction":       {name: "v3_kv_compaction", methods: post, serve: (*Handler).gwCompact},
+	"/v3/cluster/member/list": {name: "v3_cluster_member_list", methods: post, serve: (*Handler).gwMemberList},
+	"/v3/maintenance/status":  {name: "v3_maintenance_status", methods: post, serve: (*Handler).gwStatus},
+	"/v3/maintenance/hash":    {name: "v3_maintenance_hash", methods: post, serve: (*Handler).gwHash},
+	"/v3/maintenance/hashkv":  {name: "v3_maintenance_hashkv", methods: post, serve: (*Handler).gwHashKV},
+	"/health":                 {name: "health", methods: get, ops: true, serve: (*Handler).health},
+	"/livez":                  {name: "livez", methods: get, ops: true, serve: (*Handler).livez},
+	"/readyz":                 {name: "readyz", methods: get, ops: true, serve: (*Handler).readyz},
+	"/version":                {name: "version", methods: get, ops: true, serve: (*Handler).version},
+	"/metrics":                {name: "metrics", methods: get, ops: true, serve: (*Handler).serveMetrics},
+	"/debug/pprof/":           pprofRoute,
+}
+
+// Routes matched by prefix.
+var (
+	restKVPrefix = []byte("/v1/kv/")
+	restKV       = &route{name: "v1_kv", methods: get | put | del, serve: (*Handler).rest}
+	livezCheck   = &route{name: "livez_check", methods: get, ops: true, serve: (*Handler).livezCheck}
+	readyzCheck  = &route{name: "readyz_check", methods: get, ops: true, serve: (*Handler).readyzCheck}
+	pprofRoute   = &route{name: "pprof", methods: get | post, ops: true, serve: (*Handler).servePprof}
+	notFound     = &route{name: "not_found"}
+)
+
+// allRoutes numbers the routes for the per-route metrics.
+var allRoutes = func() []*route {
+	rs := []*route{notFound, restKV, livezCheck, readyzCheck}
+	for _, r := range routes {
+		if r != pprofRoute {
+			rs = append(rs, r)
+		}
+	}
+	rs = append(rs, pprofRoute)
+	for i, r := range rs {
+		r.idx = i
+	}
+	return rs
+}()
+
+func (h *Handler) lookup(ctx *fasthttp.RequestCtx) *route {
+	// REST keys may hold any bytes, '/' and "%2F" included, so /v1/kv/ is
+	// matched on the raw path and the key decoded by the handler; fasthttp's
+	// normalised Path() would collapse "//" and resolve "..".
+	if bytes.HasPrefix(ctx.URI().PathOriginal(), restKVPrefix) {
+		return restKV
+	}
+	path := ctx.Path()
+	if r, ok := routes[string(path)]; ok {
+		return r
+	}
+	switch {
+	case bytes.HasPrefix(path, []byte("/livez/")):
+		return livezCheck
+	case bytes.HasPrefix(path, []byte("/readyz/")):
+		return readyzCheck
+	case bytes.HasPrefix(path, []byte("/debug/pprof/")):
+		return pprofRoute
+	}
+	return nil
+}
+
+func (h *Handler) serve(ctx *fasthttp.RequestCtx, opsOnly bool) {
+	var start time.Time
+	if h.metrics != nil {
+		start = time.Now()
+	}
+	r := h.lookup(ctx)
+	switch {
+	case r == nil || (opsOnly && !r.ops) || (r == pprofRoute && h.pprof == nil) || (r.serve == nil):
+		r = notFound
+		writeError(ctx, errNotFound)
+	case !r.methods.has(ctx):
+		ctx.Response.Header.Set("Allow", r.methods.String())
+		writeError(ctx, errMethodNotAllowed)
+	default:
+		r.serve(h, ctx)
+	}
+	if h.metrics != nil {
+		h.metrics.observe(r.idx, ctx.Response.StatusCode(), time.Since(start))
+	}
+}
+
+// methodSet is a set of HTTP methods.
+type methodSet uint8
+
+const (
+	get methodSet = 1 << iota
+	post
+	put
+	del
+)
+
+func (m methodSet) has(ctx *fasthttp.RequestCtx) bool {
+	switch {
+	case ctx.IsGet(), ctx.IsHead():
+		return m&get != 0
+	case ctx.IsPost():
+		return m&post != 0
+	case ctx.IsPut():
+		return m&put != 0
+	case ctx.IsDelete():
+		return m&del != 0
+	}
+	return false
+}
+
+// String is the Allow header value.
+func (m methodSet) String() string {
+	var b []byte
+	add := func(s string) {
+		if len(b) > 0 {
+			b = append(b, ", "...)
+		}
+		b = append(b, s...)
+	}
+	if m&get != 0 {
+		add("GET")
+		add("HEAD")
+	}
+	if m&post != 0 {
+		add("POST")
+	}
+	if m&put != 0 {
+		add("PUT")
+	}
+	if m&del != 0 {
+		add("DELETE")
+	}
+	return string(b)
+}
