@@ -42,6 +42,8 @@ func serveFlags() []cli.Flag {
 		&cli.IntFlag{Name: "max-txn-ops", Value: server.DefaultMaxTxnOps, Usage: "maximum number of operations per txn"},
 		&cli.IntFlag{Name: "max-pending-proposals", Value: server.DefaultMaxPendingProposals, Usage: "proposals waiting to apply before requests fail with 'too many requests'"},
 		&cli.DurationFlag{Name: "shutdown-timeout", Value: 10 * time.Second, Usage: "how long a graceful stop waits for in-flight requests"},
+		&cli.DurationFlag{Name: "lease-checkpoint-interval", Value: 5 * time.Minute, Usage: "how often the leader checkpoints remaining lease TTLs, so a leader change does not reset them (negative: never)"},
+		&cli.IntFlag{Name: "lease-revoke-rate", Value: 1000, Usage: "expired leases revoked per second at most"},
 		&cli.BoolFlag{Name: "unsafe-no-fsync", Usage: "disables fsync of the raft log: unsafe, may lose data (tests only)"},
 		&cli.Uint64Flag{Name: "rocksdb-block-cache-bytes", Value: 256 << 20, Usage: "RocksDB block cache size"},
 		&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
@@ -221,6 +223,7 @@ func serveConfig(c *cli.Context, lg *zap.Logger) (server.Config, []*url.URL, []*
 		MaxRequestBytes: c.Int("max-request-bytes"), MaxTxnOps: c.Int("max-txn-ops"),
 		MaxPendingProposals: c.Int("max-pending-proposals"),
 		UnsafeNoFsync:       c.Bool("unsafe-no-fsync"), Logger: lg,
+		LeaseCheckpointInterval: c.Duration("lease-checkpoint-interval"), LeaseRevokeRate: c.Int("lease-revoke-rate"),
 	}
 	cfg.RocksDB = defaultRocksDB()
 	cfg.RocksDB.BlockCacheBytes = c.Uint64("rocksdb-block-cache-bytes")

@@ -8,6 +8,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/metastore/metastore/lease"
 	"github.com/metastore/metastore/mvcc"
 	"github.com/metastore/metastore/raft"
 	"github.com/metastore/metastore/server"
@@ -31,6 +32,10 @@ var errorTable = []struct {
 	{mvcc.ErrFutureRev, rpctypes.ErrGRPCFutureRev},
 	{mvcc.ErrRequestTooLarge, rpctypes.ErrGRPCRequestTooLarge},
 	{mvcc.ErrLeaseNotFound, rpctypes.ErrGRPCLeaseNotFound},
+	{lease.ErrNotFound, rpctypes.ErrGRPCLeaseNotFound},
+	{lease.ErrExists, rpctypes.ErrGRPCLeaseExist},
+	{lease.ErrTTLTooLarge, rpctypes.ErrGRPCLeaseTTLTooLarge},
+	{lease.ErrNotPrimary, rpctypes.ErrGRPCNotLeader},
 	{server.ErrTooManyRequests, rpctypes.ErrGRPCRequestTooManyRequests},
 	{server.ErrTimeout, rpctypes.ErrGRPCTimeout},
 	{server.ErrStopped, rpctypes.ErrGRPCStopped},

@@ -25,7 +25,7 @@ func NewServer(s *server.Server) *grpc.Server {
 	pb.RegisterClusterServer(gs, &clusterServer{s: s})
 	pb.RegisterMaintenanceServer(gs, &maintenanceServer{s: s})
 	pb.RegisterWatchServer(gs, pb.UnimplementedWatchServer{})
-	pb.RegisterLeaseServer(gs, pb.UnimplementedLeaseServer{})
+	pb.RegisterLeaseServer(gs, NewLeaseServer(s))
 	pb.RegisterAuthServer(gs, pb.UnimplementedAuthServer{})
 	hs := health.NewServer()
 	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)

@@ -60,7 +60,7 @@ var (
 	hdrModRevision    = []byte("X-Mod-Revision")
 	hdrVersion        = []byte("X-Version")
 	hdrLease          = []byte("X-Lease")
-	hdrETag           = []byte("Etag")
+	hdrETag           = []byte("Etag") // fasthttp's canonical form of ETag: SetCanonical stores it as given
 )
 
 func (h *Handler) rest(ctx *fasthttp.RequestCtx) {

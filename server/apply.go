@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/metastore/metastore/engine"
+	"github.com/metastore/metastore/lease"
 	"github.com/metastore/metastore/mvcc"
 )
 
@@ -34,7 +35,11 @@ func (ap applier) Apply(entries []*raftpb.Entry) error {
 		r  result
 	}
 	answers := make([]answer, 0, len(entries))
+	var noopTerm uint64 // a new leader's first entry is empty (lease.go)
 	for _, e := range entries {
+		if e.GetType() == raftpb.EntryNormal && len(e.GetData()) == 0 {
+			noopTerm = e.GetTerm()
+		}
 		if e.GetType() != raftpb.EntryNormal || len(e.GetData()) == 0 {
 			continue
 		}
@@ -43,7 +48,7 @@ func (ap applier) Apply(entries []*raftpb.Entry) error {
 			a.Abort()
 			return fmt.Errorf("server: entry %d is not a request: %w", e.GetIndex(), err)
 		}
-		resp, err := applyRequest(a, &req)
+		resp, err := applyRequest(a, s.leases.lessor, &req)
 		answers = append(answers, answer{req.GetHeader().GetID(), result{resp, err}})
 	}
 	last := entries[len(entries)-1].GetIndex()
@@ -57,6 +62,9 @@ func (ap applier) Apply(entries []*raftpb.Entry) error {
 	for _, an := range answers {
 		s.waiters.trigger(an.id, an.r)
 	}
+	if noopTerm != 0 {
+		s.noopApplied(noopTerm)
+	}
 	if s.cfg.Engine == EngineMemory {
 		return s.maybeCheckpoint(last)
 	}
@@ -66,7 +74,7 @@ func (ap applier) Apply(entries []*raftpb.Entry) error {
 // applyRequest dispatches one request to the state machine. Errors here are
 // the client's (a failed compare is not an error; an unknown lease is) and
 // go back to the waiter; they never stop the apply loop.
-func applyRequest(a *mvcc.Apply, r *pb.InternalRaftRequest) (any, error) {
+func applyRequest(a *mvcc.Apply, le *lease.Lessor, r *pb.InternalRaftRequest) (any, error) {
 	switch {
 	case r.Put != nil:
 		return a.Put(r.Put)
@@ -76,6 +84,8 @@ func applyRequest(a *mvcc.Apply, r *pb.InternalRaftRequest) (any, error) {
 		return a.Txn(r.Txn)
 	case r.Compaction != nil:
 		return a.Compact(r.Compaction.Revision)
+	case r.LeaseGrant != nil, r.LeaseRevoke != nil, r.LeaseCheckpoint != nil:
+		return applyLease(a, le, r)
 	}
 	return nil, errUnknownRequest
 }

@@ -51,6 +51,11 @@ type Config struct {
 	RequestTimeout time.Duration
 	// UnsafeNoFsync turns off fsync of the raft log. For tests only.
 	UnsafeNoFsync bool
+	// LeaseCheckpointInterval is how often the leader checkpoints remaining
+	// lease TTLs (0: 5 minutes; negative: never). LeaseRevokeRate bounds the
+	// expired leases revoked per second (0: 1000). See lease/.
+	LeaseCheckpointInterval time.Duration
+	LeaseRevokeRate         int
 	// Metrics are optional measurement callbacks (metrics.go).
 	Metrics Metrics
 

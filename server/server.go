@@ -33,6 +33,8 @@ type Server struct {
 	// bg tracks the server's own goroutines; Stop waits for them.
 	bg sync.WaitGroup
 
+	leases leaseState // lease.go
+
 	ids     *idGenerator
 	waiters *waiters
 	applied atomic.Uint64
@@ -76,8 +78,15 @@ func New(c Config) (*Server, error) {
 		}
 		s.eng, s.log = state, logDB
 	}
-	s.store, err = mvcc.Open(s.eng, mvcc.Config{MaxRequestBytes: cfg.MaxRequestBytes, MaxTxnOps: cfg.MaxTxnOps})
+	s.leases.lessor = newLessor(cfg)
+	s.store, err = mvcc.Open(s.eng, mvcc.Config{MaxRequestBytes: cfg.MaxRequestBytes, MaxTxnOps: cfg.MaxTxnOps,
+		Leases: s.leases.lessor})
 	if err != nil {
+		s.closeEngines()
+		return nil, err
+	}
+	if err := s.loadLeases(); err != nil {
+		s.store.Close()
 		s.closeEngines()
 		return nil, err
 	}
@@ -129,6 +138,7 @@ func (s *Server) Start(peerListener net.Listener) error {
 	}
 	s.node = node
 	s.ids = newIDGenerator(node.ID(), time.Now())
+	s.startLeases()
 	s.bg.Add(1)
 	go func() {
 		defer s.bg.Done()
@@ -154,6 +164,7 @@ func (s *Server) WaitLeader(ctx context.Context) error {
 // Stop stops raft and closes the engines. In-flight requests fail with
 // "stopped".
 func (s *Server) Stop() {
+	s.stopLeases()
 	if s.node != nil {
 		s.node.Stop()
 	}

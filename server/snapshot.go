@@ -155,6 +155,9 @@ func (ap applier) Restore(r io.Reader) error {
 	if err := s.store.Reload(); err != nil {
 		return err
 	}
+	if err := s.loadLeases(); err != nil {
+		return err
+	}
 	s.applied.Store(idx)
 	if s.cfg.Engine == EngineMemory {
 		return s.checkpoint(idx)
