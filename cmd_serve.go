@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"net/url"
@@ -10,12 +11,14 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/urfave/cli/v2"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
 	"github.com/metastore/metastore/engine/rocksdb"
 	mgrpc "github.com/metastore/metastore/grpc"
+	mhttp "github.com/metastore/metastore/http"
 	"github.com/metastore/metastore/server"
 )
 
@@ -29,6 +32,9 @@ func serveFlags() []cli.Flag {
 		&cli.StringFlag{Name: "listen-client-urls", Value: "http://127.0.0.1:2379", Usage: "URLs to listen on for client traffic"},
 		&cli.StringFlag{Name: "advertise-client-urls", Usage: "client URLs to publish to the cluster (default: --listen-client-urls)"},
 		&cli.StringFlag{Name: "listen-peer-urls", Value: "http://127.0.0.1:2380", Usage: "URLs to listen on for peer traffic"},
+		&cli.StringFlag{Name: "listen-http-urls", Usage: "additional URLs that serve only the HTTP API (client URLs serve gRPC and HTTP on one port)"},
+		&cli.StringFlag{Name: "listen-metrics-urls", Usage: "URLs that serve only /metrics, /health, /livez, /readyz and /version"},
+		&cli.BoolFlag{Name: "enable-pprof", Usage: "serve runtime profiling data at /debug/pprof/ on the client and metrics URLs"},
 		&cli.StringFlag{Name: "initial-advertise-peer-urls", Usage: "this member's peer URLs to advertise (default: --listen-peer-urls)"},
 		&cli.StringFlag{Name: "initial-cluster", Usage: "initial cluster: name=peerURL,... (default: <name>=<initial-advertise-peer-urls>)"},
 		&cli.StringFlag{Name: "initial-cluster-state", Value: "new", Usage: "new or existing"},
@@ -92,6 +98,11 @@ func serveAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	mets, err := mhttp.NewMetrics(prometheus.DefaultRegisterer)
+	if err != nil {
+		return err
+	}
+	cfg.Metrics = mets.ServerHooks()
 	peerLis, err := listenAll(peerURLs)
 	if err != nil {
 		return err
@@ -101,10 +112,25 @@ func serveAction(c *cli.Context) error {
 		closeAll(peerLis)
 		return err
 	}
+	httpLis, err := listenFlag(c, "listen-http-urls")
+	if err != nil {
+		closeAll(peerLis)
+		closeAll(clientLis)
+		return err
+	}
+	metricsLis, err := listenFlag(c, "listen-metrics-urls")
+	if err != nil {
+		closeAll(peerLis)
+		closeAll(clientLis)
+		closeAll(httpLis)
+		return err
+	}
 	srv, err := server.New(cfg)
 	if err != nil {
 		closeAll(peerLis)
 		closeAll(clientLis)
+		closeAll(httpLis)
+		closeAll(metricsLis)
 		return err
 	}
 	if len(peerLis) > 1 {
@@ -113,16 +139,15 @@ func serveAction(c *cli.Context) error {
 	if err := srv.Start(peerLis[0]); err != nil {
 		srv.Stop()
 		closeAll(clientLis)
+		closeAll(httpLis)
+		closeAll(metricsLis)
 		return err
 	}
+	mets.Attach(srv)
 	gs := mgrpc.NewServer(srv)
-	for i, l := range clientLis {
-		go func() {
-			if err := gs.Serve(l); err != nil {
-				lg.Error("client listener stopped", zap.String("url", clientURLs[i].String()), zap.Error(err))
-			}
-		}()
-	}
+	hh := mhttp.NewHandler(srv, mhttp.Config{EnablePprof: c.Bool("enable-pprof"), Metrics: mets,
+		Gatherer: prometheus.DefaultGatherer, Logger: lg})
+	front := mhttp.Serve(hh, gs, mhttp.Listeners{Client: clientLis, HTTP: httpLis, Metrics: metricsLis})
 	lg.Info("serving", zap.String("name", cfg.Name), zap.String("engine", cfg.Engine),
 		zap.String("member-id", fmt.Sprintf("%x", srv.Node().ID())),
 		zap.Strings("client-urls", urlStrings(clientURLs)), zap.Strings("peer-urls", urlStrings(peerURLs)))
@@ -133,11 +158,17 @@ func serveAction(c *cli.Context) error {
 	select {
 	case sig := <-sigc:
 		lg.Info("received signal; stopping", zap.String("signal", sig.String()))
+		ctx, cancel := context.WithTimeout(context.Background(), c.Duration("shutdown-timeout"))
+		httpDone := make(chan struct{})
+		go func() { front.Shutdown(ctx); close(httpDone) }()
 		gracefulStop(gs, c.Duration("shutdown-timeout"))
+		<-httpDone
+		cancel()
 		srv.Stop()
 		return nil
 	case <-srv.Done():
 		gs.Stop()
+		front.Close()
 		err := srv.Err()
 		srv.Stop()
 		if err != nil {
@@ -270,6 +301,18 @@ func parseInitialCluster(s string) (map[string][]string, error) {
 		out[name] = append(out[name], u)
 	}
 	return out, nil
+}
+
+// listenFlag listens on the URLs of an optional flag (none when unset).
+func listenFlag(c *cli.Context, flag string) ([]net.Listener, error) {
+	if strings.TrimSpace(c.String(flag)) == "" {
+		return nil, nil
+	}
+	urls, err := parseURLs(flag, c.String(flag))
+	if err != nil {
+		return nil, err
+	}
+	return listenAll(urls)
 }
 
 func listenAll(urls []*url.URL) ([]net.Listener, error) {

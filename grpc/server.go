@@ -20,6 +20,7 @@ func NewServer(s *server.Server) *grpc.Server {
 		grpc.MaxRecvMsgSize(cfg.MaxRequestBytes+512*1024),
 		grpc.MaxSendMsgSize(math.MaxInt32),
 		grpc.MaxConcurrentStreams(math.MaxUint32),
+		grpc.StatsHandler(metricsHandler{}),
 	)
 	pb.RegisterKVServer(gs, NewKVServer(s, Limits{MaxRequestBytes: cfg.MaxRequestBytes, MaxTxnOps: cfg.MaxTxnOps}))
 	pb.RegisterClusterServer(gs, &clusterServer{s: s})
