@@ -30,6 +30,7 @@ var (
 	ErrPeerURLExists    = errors.New("raft: peer URL already in use by another member")
 	ErrNotLearner       = errors.New("raft: member is not a learner")
 	ErrLearnerNotReady  = errors.New("raft: learner is not in sync with the leader")
+	ErrTooManyLearners  = errors.New("raft: too many learner members in cluster")
 	ErrConfChangeFailed = errors.New("raft: configuration change was rejected")
 	ErrBadConfig        = errors.New("raft: invalid configuration")
 	ErrSnapshotCorrupt  = errors.New("raft: snapshot is corrupt")
@@ -47,6 +48,9 @@ const (
 	// learnerReadyPercent is how close (as a fraction of the leader's Match) a
 	// learner's Match must be before it may be promoted; etcd uses 0.9.
 	learnerReadyPercent = 0.9
+	// MaxLearners is how many learners the membership may hold at once
+	// (etcd's --max-learners default).
+	MaxLearners = 1
 )
 
 // ClusterState says whether a member bootstraps a new cluster or joins an
@@ -73,7 +77,8 @@ type Config struct {
 	// MemberID overrides the derived ID; set it when joining with an ID that an
 	// AddMember call returned (members added at runtime get time-salted IDs).
 	MemberID uint64
-	// ClientURLs are published in this member's record at bootstrap.
+	// ClientURLs are not part of the bootstrap records (see InitialMembers):
+	// the member publishes them with UpdateMember once it runs.
 	ClientURLs []string
 
 	HeartbeatInterval time.Duration
@@ -161,10 +166,11 @@ func (c *Config) electionTicks() int {
 func (c *Config) InitialMembers() []*Member {
 	ms := make([]*Member, 0, len(c.InitialCluster))
 	for name, urls := range c.InitialCluster {
+		// NB: no client URLs, not even our own. raft.Bootstrap writes these
+		// records locally on every member, unreplicated, so they must be
+		// identical everywhere; each member publishes its own client URLs
+		// through raft once it runs (UpdateMember; server/publish.go).
 		m := &Member{ID: MemberID(urls, c.ClusterToken, nil), Name: name, PeerURLs: sortedCopy(urls)}
-		if name == c.Name {
-			m.ClientURLs = slices.Clone(c.ClientURLs)
-		}
 		ms = append(ms, m)
 	}
 	slices.SortFunc(ms, func(a, b *Member) int { return cmpUint64(a.ID, b.ID) })

@@ -83,8 +83,13 @@
 // ConfChangeV2 with a JSON context (the member record and the proposer's
 // request id). Every member validates a change against the replicated
 // membership at apply time and cancels invalid ones identically (raft sees a
-// NodeId-0 no-op; the Applier sees an empty entry). Promoting a learner is
-// refused unless its Match is within 90% of the leader's (etcd's rule). A
+// NodeId-0 no-op; the Applier sees an empty entry). At most MaxLearners
+// learners may exist at once. Promoting a learner is
+// refused unless its Match is within 90% of the leader's (etcd's rule). The
+// bootstrap records hold names and peer URLs only (they are written locally on
+// every member, so they must be identical); once running, a member publishes
+// its name and client URLs with UpdateMember, as etcd publishes its
+// attributes. A
 // member that applies its own removal — or whose peer refuses it as removed —
 // logs "this member has been removed from the cluster; stopping" and stops
 // (Err returns ErrRemoved).

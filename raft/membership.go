@@ -73,6 +73,16 @@ func (r *confRecord) member(id uint64) *Member {
 	return nil
 }
 
+func (r *confRecord) learners() int {
+	n := 0
+	for _, m := range r.Members {
+		if m.IsLearner {
+			n++
+		}
+	}
+	return n
+}
+
 func (r *confRecord) isRemoved(id uint64) bool { return slices.Contains(r.Removed, id) }
 
 // confHistory is the list of confRecords since the last log compaction,
@@ -129,6 +139,9 @@ func validateConfChange(rec *confRecord, cc *raftpb.ConfChangeV2, ctx *confChang
 				if err := checkURLsFree(rec, id, ctx.Member.PeerURLs); err != nil {
 					return err
 				}
+			}
+			if n := rec.learners(); n >= MaxLearners {
+				return fmt.Errorf("%w: %d of at most %d", ErrTooManyLearners, n, MaxLearners)
 			}
 		case raftpb.ConfChangeRemoveNode:
 			if m == nil {

@@ -145,6 +145,11 @@ func Start(c Config, applier Applier, tr *Transport) (*Node, error) {
 			return nil, fmt.Errorf("%w: member %x is not in the initial cluster", ErrBadConfig, n.id)
 		}
 		hist = confHistory{{ClusterID: ClusterID(ids)}}
+	case fresh && c.MemberID == 0:
+		// A member added at runtime has a time-salted ID that cannot be
+		// derived from the configuration: without it this member would
+		// answer to an ID the cluster does not know.
+		return nil, fmt.Errorf("%w: joining an existing cluster needs the member ID that adding the member returned", ErrBadConfig)
 	case fresh:
 		hist = confHistory{{}}
 	case hist == nil:
