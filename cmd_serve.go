@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -39,7 +40,7 @@ func serveFlags() []cli.Flag {
 		&cli.StringFlag{Name: "initial-cluster", Usage: "initial cluster: name=peerURL,... (default: <name>=<initial-advertise-peer-urls>)"},
 		&cli.StringFlag{Name: "initial-cluster-state", Value: "new", Usage: "new or existing"},
 		&cli.StringFlag{Name: "initial-cluster-token", Value: "etcd-cluster", Usage: "initial cluster token"},
-		&cli.Uint64Flag{Name: "member-id", Usage: "member ID (hex digits are accepted with 0x) when joining with the ID MemberAdd returned"},
+		&cli.StringFlag{Name: "member-id", Usage: "when joining (--initial-cluster-state existing), the member ID MemberAdd returned, in hex as etcdctl prints it (0x optional)"},
 		&cli.IntFlag{Name: "heartbeat-interval", Value: 100, Usage: "time (in milliseconds) of a heartbeat interval"},
 		&cli.IntFlag{Name: "election-timeout", Value: 1000, Usage: "time (in milliseconds) for an election to timeout"},
 		&cli.Uint64Flag{Name: "snapshot-count", Value: 10000, Usage: "number of applied entries that trigger a log compaction"},
@@ -233,7 +234,11 @@ func serveConfig(c *cli.Context, lg *zap.Logger) (server.Config, []*url.URL, []*
 	if state != "new" && state != "existing" {
 		return server.Config{}, nil, nil, fmt.Errorf("--initial-cluster-state %q: want new or existing", state)
 	}
-	if _, ok := cluster[name]; !ok && c.Uint64("member-id") == 0 {
+	memberID, err := parseMemberID(c.String("member-id"))
+	if err != nil {
+		return server.Config{}, nil, nil, err
+	}
+	if _, ok := cluster[name]; !ok && memberID == 0 {
 		return server.Config{}, nil, nil, fmt.Errorf("--initial-cluster has no member named %q (--name)", name)
 	}
 	dataDir := c.String("data-dir")
@@ -248,7 +253,7 @@ func serveConfig(c *cli.Context, lg *zap.Logger) (server.Config, []*url.URL, []*
 	cfg := server.Config{
 		Name: name, DataDir: dataDir, Engine: c.String("engine"),
 		InitialCluster: cluster, ClusterToken: c.String("initial-cluster-token"), ClusterState: state,
-		MemberID: c.Uint64("member-id"), ClientURLs: urlStrings(advClientURLs),
+		MemberID: memberID, ClientURLs: urlStrings(advClientURLs),
 		HeartbeatInterval: hb, ElectionTimeout: et,
 		SnapshotCount: c.Uint64("snapshot-count"), SnapshotCatchUpEntries: c.Uint64("snapshot-catchup-entries"),
 		MaxRequestBytes: c.Int("max-request-bytes"), MaxTxnOps: c.Int("max-txn-ops"),
@@ -301,6 +306,18 @@ func parseInitialCluster(s string) (map[string][]string, error) {
 		out[name] = append(out[name], u)
 	}
 	return out, nil
+}
+
+// parseMemberID parses a member ID in hex, the way etcd prints IDs; empty is 0.
+func parseMemberID(s string) (uint64, error) {
+	if s == "" {
+		return 0, nil
+	}
+	id, err := strconv.ParseUint(strings.TrimPrefix(strings.ToLower(s), "0x"), 16, 64)
+	if err != nil || id == 0 {
+		return 0, fmt.Errorf("--member-id %q: want a non-zero member ID in hex", s)
+	}
+	return id, nil
 }
 
 // listenFlag listens on the URLs of an optional flag (none when unset).

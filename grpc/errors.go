@@ -52,6 +52,7 @@ var errorTable = []struct {
 	{raft.ErrMemberRemoved, rpctypes.ErrGRPCMemberNotFound},
 	{raft.ErrNotLearner, rpctypes.ErrGRPCMemberNotLearner},
 	{raft.ErrLearnerNotReady, rpctypes.ErrGRPCLearnerNotReady},
+	{raft.ErrTooManyLearners, rpctypes.ErrGRPCTooManyLearners},
 }
 
 // toGRPC translates an error from the server into etcd's gRPC error.

@@ -20,10 +20,17 @@ func (s *Server) publishAttributes() {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.RequestTimeout)
 		err := s.WaitLeader(ctx)
-		if err == nil {
-			err = s.node.UpdateMember(ctx, s.node.ID(), s.cfg.Name, s.ownPeerURLs(), s.cfg.ClientURLs)
-		}
 		cancel()
+		if err == nil {
+			// NB: raft drops a conf change proposed while another is
+			// pending without ever answering (members that start together
+			// collide), so an attempt is short: a conf change applies within
+			// a round trip and an fsync. A retry after a slow success
+			// publishes the same values again, which is harmless.
+			ctx, cancel = context.WithTimeout(context.Background(), 3*s.cfg.HeartbeatInterval)
+			err = s.node.UpdateMember(ctx, s.node.ID(), s.cfg.Name, s.ownPeerURLs(), s.cfg.ClientURLs)
+			cancel()
+		}
 		if err == nil {
 			s.lg.Info("published member attributes", zap.String("name", s.cfg.Name), zap.Strings("client-urls", s.cfg.ClientURLs))
 			return
