@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math"
+	"os"
 	"testing"
 	"time"
 
@@ -266,4 +267,63 @@ func (m *member) memberID(t *testing.T) uint64 {
 	st, err := m.status()
 	require.NoError(t, err)
 	return st.Header.MemberId
+}
+
+func TestLease_SnapshotRestoreRebuildsLeases(t *testing.T) {
+	t.Logf("Step 1: 3 members that compact their raft log every 20 entries")
+	c := startCluster(t, engineRocksDB, 3, memberOpts{extraFlags: []string{"--snapshot-count", "20", "--snapshot-catchup-entries", "5"}})
+	leader := c.leader()
+	var lagger *member
+	for _, m := range c.members {
+		if m != leader {
+			lagger = m
+		}
+	}
+	lcli := newClient(t, leader.endpoint())
+	ctx := ctxT(t, 60*time.Second)
+
+	t.Logf("Step 2: with %s down, grant a lease, attach two keys, write past the log's compaction", lagger.name)
+	lagger.kill()
+	g, err := lcli.Grant(ctx, 120)
+	require.NoError(t, err)
+	for _, k := range []string{"l1", "l2"} {
+		_, err := lcli.Put(ctx, k, "v", clientv3.WithLease(g.ID))
+		require.NoError(t, err)
+	}
+	var last *clientv3.PutResponse
+	for i := 0; i < 60; i++ {
+		last, err = lcli.Put(ctx, "fill", "v")
+		require.NoError(t, err)
+	}
+
+	t.Logf("Step 3: %s restarts and catches up from a snapshot", lagger.name)
+	lagger.restart()
+	gcli := newClient(t, lagger.endpoint())
+	waitFor(t, 30*time.Second, "the restarted member to catch up", func() bool {
+		resp, err := gcli.Get(ctxT(t, 2*time.Second), "fill", clientv3.WithSerializable())
+		return err == nil && resp.Header.Revision >= last.Header.Revision
+	})
+	logText, err := os.ReadFile(lagger.logPath)
+	require.NoError(t, err)
+	require.Contains(t, string(logText), "installing snapshot from leader")
+
+	t.Logf("Step 4: its lessor has the lease and its keys: the revoke deletes them there too")
+	ls, err := gcli.Leases(ctx)
+	require.NoError(t, err)
+	require.Len(t, ls.Leases, 1)
+	require.Equal(t, g.ID, ls.Leases[0].ID)
+	rv, err := lcli.Revoke(ctx, g.ID)
+	require.NoError(t, err)
+	require.Equal(t, last.Header.Revision+1, rv.Header.Revision)
+	waitFor(t, 10*time.Second, "the revoke to apply on the restarted member", func() bool {
+		resp, err := gcli.Get(ctxT(t, 2*time.Second), "fill", clientv3.WithSerializable())
+		return err == nil && resp.Header.Revision >= rv.Header.Revision
+	})
+	resp, err := gcli.Get(ctx, "l", clientv3.WithPrefix(), clientv3.WithSerializable())
+	require.NoError(t, err)
+	require.Empty(t, resp.Kvs)
+	require.Equal(t, rv.Header.Revision, resp.Header.Revision)
+	resp, err = gcli.Get(ctx, "l", clientv3.WithPrefix(), clientv3.WithSerializable(), clientv3.WithRev(rv.Header.Revision-1))
+	require.NoError(t, err)
+	require.Len(t, resp.Kvs, 2)
 }
