@@ -109,6 +109,7 @@ func (s *Server) stopLeases() {
 	}
 	close(s.leases.stopc)
 	s.leases.wg.Wait()
+	s.leases.stopc = nil
 	s.leases.lessor.Stop()
 	s.leases.fwd.Lock()
 	if s.leases.fwd.conn != nil {
