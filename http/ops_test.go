@@ -19,7 +19,7 @@ func TestOps_HealthLivezReadyz(t *testing.T) {
 	require.Equal(t, 200, r.StatusCode())
 	require.Equal(t, "ok\n", string(r.Body()))
 	r = do(h, "GET", "/readyz?verbose", "")
-	require.Equal(t, "[+]serializable_read ok\n[+]linearizable_read ok\n[+]non_learner ok\nok\n", string(r.Body()))
+	require.Equal(t, "[+]data_corruption ok\n[+]serializable_read ok\n[+]linearizable_read ok\n[+]non_learner ok\nok\n", string(r.Body()))
 	r = do(h, "GET", "/livez?verbose&exclude=serializable_read", "")
 	require.Equal(t, "ok\n", string(r.Body()))
 	r = do(h, "GET", "/readyz/non_learner", "")
@@ -38,7 +38,7 @@ func TestOps_HealthLivezReadyz(t *testing.T) {
 	mt.leader, mt.learner = 7, true
 	r = do(h, "GET", "/readyz", "")
 	require.Equal(t, 503, r.StatusCode())
-	require.Equal(t, "[+]serializable_read ok\n[+]linearizable_read ok\n[-]non_learner failed: not supported for learner\n", string(r.Body()))
+	require.Equal(t, "[+]data_corruption ok\n[+]serializable_read ok\n[+]linearizable_read ok\n[-]non_learner failed: not supported for learner\n", string(r.Body()))
 	require.Equal(t, 200, do(h, "GET", "/livez", "").StatusCode())
 	require.Equal(t, 200, do(h, "GET", "/readyz?exclude=non_learner", "").StatusCode())
 }
@@ -51,7 +51,7 @@ func TestOps_VersionMetricsPprof(t *testing.T) {
 
 	r := do(h, "GET", "/version", "")
 	require.Equal(t, 200, r.StatusCode())
-	require.Equal(t, `{"etcdserver":"3.7.3","etcdcluster":"3.7.0","metastore":"v0.0.0-dev"}`, string(r.Body()))
+	require.Equal(t, `{"etcdserver":"3.7.3","etcdcluster":"3.7.0","storage":"3.7.0","metastore":"v0.0.0-dev"}`, string(r.Body()))
 
 	do(h, "PUT", "/v1/kv/a", "1")
 	do(h, "GET", "/v1/kv/missing", "")
