@@ -22,3 +22,5 @@ func TestHTTPAPIMemoryIntegration_Operations(t *testing.T) { scenarioHTTPOps(t, 
 func TestHTTPAPIMemoryIntegration_EtcdGatewayDocExamples(t *testing.T) {
 	scenarioEtcdGatewayDocExamples(t, engineMemory)
 }
+
+func TestHTTPAPIMemoryIntegration_DocExamples(t *testing.T) { scenarioHTTPDocExamples(t, engineMemory) }

@@ -22,3 +22,7 @@ func TestHTTPAPIRocksDBIntegration_Operations(t *testing.T) { scenarioHTTPOps(t,
 func TestHTTPAPIRocksDBIntegration_EtcdGatewayDocExamples(t *testing.T) {
 	scenarioEtcdGatewayDocExamples(t, engineRocksDB)
 }
+
+func TestHTTPAPIRocksDBIntegration_DocExamples(t *testing.T) {
+	scenarioHTTPDocExamples(t, engineRocksDB)
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"os/exec"
 	"regexp"
 	"strconv"
@@ -526,5 +527,72 @@ func scenarioEtcdGatewayDocExamples(t *testing.T, engine string) {
 			continue
 		}
 		require.Equal(t, normalizeJSON(t, st.expect), normalizeJSON(t, out), "output of %s", st.cmd)
+	}
+}
+
+// --- docs/http-api.md, run ----------------------------------------------------
+
+// docExample is one command of a bash block in docs/http-api.md and the
+// output the doc shows for it ("# " lines after it).
+type docExample struct {
+	cmd    string
+	expect []string
+}
+
+// parseDocExamples reads the bash blocks of a markdown file, in order.
+func parseDocExamples(t *testing.T, path string) []docExample {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	var out []docExample
+	in := false
+	var pending string
+	cur := -1 // the example the next "# " line belongs to, -1 before the block's first
+	for _, line := range strings.Split(string(b), "\n") {
+		switch {
+		case !in && strings.TrimSpace(line) == "```bash":
+			in, cur = true, -1
+		case in && strings.TrimSpace(line) == "```":
+			in = false
+		case !in:
+		case strings.HasPrefix(line, "# ") && cur >= 0 && pending == "":
+			out[cur].expect = append(out[cur].expect, strings.TrimPrefix(line, "# "))
+		case strings.HasPrefix(line, "#") || strings.TrimSpace(line) == "":
+			// a comment before a command
+		case strings.HasSuffix(line, "\\"):
+			pending += strings.TrimSuffix(line, "\\")
+		default:
+			out = append(out, docExample{cmd: pending + line})
+			pending, cur = "", len(out)-1
+		}
+	}
+	return out
+}
+
+// scenarioHTTPDocExamples runs every curl example of docs/http-api.md
+// against a fresh member and compares the output with the doc's.
+func scenarioHTTPDocExamples(t *testing.T, engine string) {
+	metricsURL := fmt.Sprintf("http://127.0.0.1:%d", freePorts(t, 1)[0])
+	m := startMember(t, engine, memberOpts{extraFlags: []string{"--listen-metrics-urls", metricsURL}})
+	examples := parseDocExamples(t, "../docs/http-api.md")
+	require.Greater(t, len(examples), 20, "examples found in docs/http-api.md")
+	for i, ex := range examples {
+		t.Logf("Step %d: %s", i+1, ex.cmd)
+		out := runCurl(t, strings.ReplaceAll(ex.cmd, "http://127.0.0.1:2381", metricsURL), m.clientURL)
+		out = strings.ReplaceAll(out, "\r", "")
+		want := strings.Join(ex.expect, "\n")
+		switch {
+		case len(ex.expect) == 0:
+			t.Fatalf("example %q shows no output in the doc", ex.cmd)
+		case strings.HasPrefix(want, "HTTP/"):
+			lines := strings.Split(out, "\n")
+			for _, w := range ex.expect {
+				require.Contains(t, lines, w, "output of %s:\n%s", ex.cmd, out)
+			}
+		case strings.HasPrefix(want, "{"):
+			require.Equal(t, normalizeJSON(t, want), normalizeJSON(t, out), "output of %s", ex.cmd)
+		default:
+			require.Equal(t, want, strings.TrimRight(out, "\n"), "output of %s", ex.cmd)
+		}
 	}
 }
