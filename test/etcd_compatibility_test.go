@@ -11,6 +11,7 @@ import (
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 )
 
 // etcd API behaviour through clientv3 against one member. Every test starts
@@ -719,7 +720,7 @@ func TestEtcd_Compaction(t *testing.T) {
 	require.Equal(t, []string{"k=v5 c2 m6 v5"}, kvStrings(mustGet(t, cli, "k").Kvs))
 }
 
-func TestEtcd_StatusAndMemberList(t *testing.T) {
+func TestEtcd_StatusMemberListAndHealth(t *testing.T) {
 	t.Logf("Step 1: starting one member; three puts")
 	c, cli := startCompat(t)
 	ep := c.members[0].endpoint()
@@ -760,6 +761,11 @@ func TestEtcd_StatusAndMemberList(t *testing.T) {
 		require.Equal(t, st.Header.ClusterId, ml.Header.ClusterId)
 		require.Equal(t, st.Header.MemberId, ml.Header.MemberId)
 	}
+
+	t.Logf("Step 4: the gRPC health service reports SERVING, as etcd's does")
+	hc, err := healthpb.NewHealthClient(cli.ActiveConnection()).Check(opCtx(t), &healthpb.HealthCheckRequest{})
+	require.NoError(t, err)
+	require.Equal(t, healthpb.HealthCheckResponse_SERVING, hc.Status)
 }
 
 func TestEtcd_HashAndHashKV(t *testing.T) {

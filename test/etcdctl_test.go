@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -434,4 +435,65 @@ func TestEtcdctl_EndpointHealth(t *testing.T) {
 	for _, h := range hj {
 		require.True(t, h.Health, "%s: %s", h.Endpoint, h.Error)
 	}
+}
+
+func TestEtcdctl_MemberAddUpdatePromoteRemove(t *testing.T) {
+	t.Logf("Step 1: starting one member")
+	c, eps := startCtlMember(t)
+	st, err := statusOf(eps[0])
+	require.NoError(t, err)
+	selfID := st.Header.MemberId
+	self := fmt.Sprintf("%x, started, m1, %s, %s, false", selfID, c.members[0].peerURL, c.members[0].clientURL)
+	ports := freePorts(t, 2)
+	url1, url2 := fmt.Sprintf("http://127.0.0.1:%d", ports[0]), fmt.Sprintf("http://127.0.0.1:%d", ports[1])
+
+	t.Logf("Step 2: member add --learner prints the new ID and the environment to start it with")
+	out := ctlOK(t, eps, "member", "add", "m4", "--peer-urls", url1, "--learner")
+	m := regexp.MustCompile(`^Member +([0-9a-f]+) added as learner to cluster +([0-9a-f]+)\n`).FindStringSubmatch(out)
+	require.NotNil(t, m, out)
+	hexID := m[1]
+	id, err := strconv.ParseUint(hexID, 16, 64)
+	require.NoError(t, err)
+	require.Equal(t, fmt.Sprintf("%x", st.Header.ClusterId), m[2])
+	// etcdctl prints IDs with %16x, and lists the members of the MemberAdd
+	// response, which etcd orders by ID.
+	initial := []string{"m4=" + url1, "m1=" + c.members[0].peerURL}
+	if selfID < id {
+		initial[0], initial[1] = initial[1], initial[0]
+	}
+	require.Equal(t, m[0]+"\n"+
+		"ETCD_NAME=\"m4\"\n"+
+		"ETCD_INITIAL_CLUSTER=\""+strings.Join(initial, ",")+"\"\n"+
+		"ETCD_INITIAL_ADVERTISE_PEER_URLS=\""+url1+"\"\n"+
+		"ETCD_INITIAL_CLUSTER_STATE=\"existing\"\n", out)
+
+	t.Logf("Step 3: member list shows the learner as unstarted, members ordered by ID")
+	requireMembers := func(learnerURL string) {
+		t.Helper()
+		want := self + "\n"
+		if learnerURL != "" {
+			learner := fmt.Sprintf("%s, unstarted, , %s, , true\n", hexID, learnerURL)
+			if id < selfID {
+				want = learner + want
+			} else {
+				want += learner
+			}
+		}
+		require.Equal(t, want, ctlOK(t, eps, "member", "list"))
+	}
+	requireMembers(url1)
+
+	t.Logf("Step 4: promoting a learner that never started fails with etcd's error")
+	ctlFails(t, eps, "etcdserver: can only promote a learner member which is in sync with leader", "member", "promote", hexID)
+
+	t.Logf("Step 5: member update moves its peer URL")
+	require.Equal(t, fmt.Sprintf("Member %16x updated in cluster %16x\n", id, st.Header.ClusterId),
+		ctlOK(t, eps, "member", "update", hexID, "--peer-urls", url2))
+	requireMembers(url2)
+
+	t.Logf("Step 6: member remove removes it; removing it again fails")
+	require.Equal(t, fmt.Sprintf("Member %16x removed from cluster %16x\n", id, st.Header.ClusterId),
+		ctlOK(t, eps, "member", "remove", hexID))
+	ctlFails(t, eps, "etcdserver: member not found", "member", "remove", hexID)
+	requireMembers("")
 }
