@@ -76,8 +76,17 @@ test-race: deps ## run all tests with the race detector
 run: deps build ## build and start a single node on $(DATA_DIR)
 	$(BIN) serve --engine rocksdb --data-dir $(DATA_DIR)
 
-bench: deps ## run the engine and mvcc Go benchmarks (BENCHTIME=1s)
+# METASTORE_PERF_FULL=1 gives test/performance*_test.go their full sizes
+# (`make test` runs them short).
+bench: deps ## Go benchmarks (BENCHTIME=1s), then the performance tests at full size
 	$(GO) test -count=1 -run '^$$' -bench . -benchmem -benchtime=$(BENCHTIME) -timeout $(TEST_TIMEOUT) $(BENCH_PKGS)
+	METASTORE_PERF_FULL=1 $(GO) test -count=1 -v -run 'TestPerformance' -timeout $(TEST_TIMEOUT) ./test/
+
+.PHONY: bench-compare
+# ETCD_BIN=dir selects the etcd build (default ../shared/peers/etcd/bin, else
+# /tmp/etcdpeer/bin); QUICK=1 makes a short trial run. About 15 minutes.
+bench-compare: build ## MetaStore vs etcd side by side; table into docs/BENCHMARKS.md, plots into docs/bench/
+	./scripts/bench-compare.sh
 
 lint: ## gofmt, go vet and the import layering check
 	@unformatted=$$(gofmt -l .); \

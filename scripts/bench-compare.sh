@@ -1,0 +1,438 @@
+#!/usr/bin/env bash
+# bench-compare.sh: MetaStore and etcd side by side, on this machine, with the
+# same client, and the result as a table in docs/BENCHMARKS.md.
+#
+# It starts MetaStore (bin/metastore, RocksDB engine) and etcd with comparable
+# settings (fsync on, default raft timing and snapshot count, fresh data
+# directories under one temp dir on the same disk, free loopback ports), first
+# one member of each, then three of each, and runs the cases of
+# shared/peers/etcd/BASELINE.md against both, etcd then MetaStore case by case
+# so that both see the same machine load. The client is etcd's own
+# bin/benchmark when the etcd directory has it, `metastore bench` otherwise;
+# the REST cases (which etcd does not have) use `metastore bench` on both
+# sides: MetaStore's REST API against etcd's gRPC.
+#
+# Environment:
+#   ETCD_BIN     directory with etcd, etcdctl (and benchmark); default
+#                ../shared/peers/etcd/bin, else /tmp/etcdpeer/bin
+#   MS_BIN       the metastore binary (default bin/metastore; `make build`)
+#   QUICK=1      a tenth of the operations and check perf --load=s (a trial run)
+#   CASE_TIMEOUT seconds any one client run may take (default 300)
+#   OUT_MD       the markdown file to update (default docs/BENCHMARKS.md)
+#   PLOT_DIR     where plots and raw outputs go (default docs/bench)
+#   KEEP_WORK=1  keep the temp dir (data dirs, server logs) for a post-mortem
+#
+# Only 127.0.0.1 is used. Every process started here is stopped on exit
+# (trap), and every client run is bounded by `timeout`.
+set -uo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+MS_BIN=${MS_BIN:-$ROOT/bin/metastore}
+if [[ -z "${ETCD_BIN:-}" ]]; then
+	for d in "$ROOT/../shared/peers/etcd/bin" /tmp/etcdpeer/bin; do
+		if [[ -x "$d/etcd" ]]; then ETCD_BIN=$d; break; fi
+	done
+fi
+ETCD_BIN=${ETCD_BIN:-}
+QUICK=${QUICK:-0}
+CASE_TIMEOUT=${CASE_TIMEOUT:-300}
+OUT_MD=${OUT_MD:-$ROOT/docs/BENCHMARKS.md}
+PLOT_DIR=${PLOT_DIR:-$ROOT/docs/bench}
+BEGIN_MARK='<!-- bench-compare:begin -->'
+END_MARK='<!-- bench-compare:end -->'
+
+die() { echo "bench-compare: $*" >&2; exit 1; }
+log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
+
+[[ -x "$MS_BIN" ]] || die "$MS_BIN not found: run 'make build' first"
+[[ -n "$ETCD_BIN" && -x "$ETCD_BIN/etcd" ]] || die "no etcd binary: set ETCD_BIN to a directory holding etcd and etcdctl"
+[[ -x "$ETCD_BIN/etcdctl" ]] || die "$ETCD_BIN/etcdctl not found"
+ETCD_BIN=$(cd "$ETCD_BIN" && pwd)
+CLIENT=metastore-bench
+[[ -x "$ETCD_BIN/benchmark" ]] && CLIENT=etcd-benchmark
+for tool in ss timeout awk; do command -v $tool >/dev/null || die "$tool is needed"; done
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/bench-compare.XXXXXX")
+RAW=$WORK/raw
+mkdir -p "$RAW" "$PLOT_DIR"
+rm -f "$PLOT_DIR"/*.png # generated: this run's plots replace the last run's
+PIDS=()
+
+# stop_pids PID...: SIGTERM, up to 15 s to exit, then SIGKILL.
+stop_pids() {
+	local p n
+	for p in "$@"; do kill -TERM "$p" 2>/dev/null; done
+	for p in "$@"; do
+		for ((n = 0; n < 150; n++)); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+		kill -KILL "$p" 2>/dev/null
+		wait "$p" 2>/dev/null
+	done
+}
+cleanup() {
+	local rc=$?
+	trap - EXIT INT TERM
+	if ((${#PIDS[@]})); then stop_pids "${PIDS[@]}"; fi
+	if [[ "${KEEP_WORK:-0}" == 1 ]]; then log "work dir kept: $WORK"; else rm -rf "$WORK"; fi
+	exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# free_port: a port in 20000-32767 (below Linux's ephemeral range, so a
+# client socket cannot take it meanwhile) that nothing uses and that this run
+# has not handed out.
+declare -A TAKEN=()
+free_port() {
+	local p
+	while :; do
+		p=$((20000 + RANDOM % 12768))
+		[[ -n "${TAKEN[$p]:-}" ]] && continue
+		ss -Htan "( sport = :$p or dport = :$p )" 2>/dev/null | grep -q . && continue
+		TAKEN[$p]=1
+		echo "$p"
+		return
+	done
+}
+
+scale() { if [[ "$QUICK" == 1 ]]; then echo $(($1 / 10)); else echo "$1"; fi; }
+
+# start_cluster KIND N -> sets EPS (comma list), EP1 (first endpoint), SPIDS.
+# KIND is etcd or metastore; the members get identical flags.
+start_cluster() {
+	local kind=$1 n=$2 i initial=""
+	local token="bench-$kind-$n-$$" dir="$WORK/$kind$n"
+	local -a cports=() pports=()
+	mkdir -p "$dir"
+	for ((i = 1; i <= n; i++)); do
+		cports+=("$(free_port)")
+		pports+=("$(free_port)")
+		initial+="${initial:+,}$kind$i=http://127.0.0.1:${pports[i - 1]}"
+	done
+	EPS="" SPIDS=()
+	for ((i = 1; i <= n; i++)); do
+		local c="http://127.0.0.1:${cports[i - 1]}" p="http://127.0.0.1:${pports[i - 1]}"
+		local -a args=(--name "$kind$i" --data-dir "$dir/$kind$i"
+			--listen-client-urls "$c" --advertise-client-urls "$c"
+			--listen-peer-urls "$p" --initial-advertise-peer-urls "$p"
+			--initial-cluster "$initial" --initial-cluster-state new --initial-cluster-token "$token")
+		if [[ $kind == etcd ]]; then
+			"$ETCD_BIN/etcd" "${args[@]}" >"$dir/$kind$i.log" 2>&1 &
+		else
+			"$MS_BIN" serve --engine rocksdb "${args[@]}" >"$dir/$kind$i.log" 2>&1 &
+		fi
+		PIDS+=($!)
+		SPIDS+=($!)
+		EPS+="${EPS:+,}127.0.0.1:${cports[i - 1]}"
+	done
+	EP1=${EPS%%,*}
+	# Ready: every member answers status and they agree on a leader.
+	local deadline=$((SECONDS + 60)) leaders
+	while :; do
+		leaders=$(timeout 10 "$ETCD_BIN/etcdctl" --endpoints="$EPS" --command-timeout=3s endpoint status -w json 2>/dev/null |
+			grep -o '"leader":[0-9]*' | sort -u)
+		if [[ $(grep -c . <<<"$leaders") == 1 && "$leaders" != '"leader":0' ]] &&
+			[[ $(timeout 10 "$ETCD_BIN/etcdctl" --endpoints="$EPS" --command-timeout=3s endpoint status -w json 2>/dev/null | grep -o '"leader"' | wc -l) == "$n" ]]; then
+			break
+		fi
+		((SECONDS > deadline)) && die "$kind x$n did not become ready (logs in $dir; KEEP_WORK=1 keeps them)"
+		sleep 0.5
+	done
+	log "$kind x$n ready at $EPS (pids ${SPIDS[*]})"
+}
+
+stop_cluster() {
+	stop_pids "${SPIDS[@]}"
+	local keep=() p s
+	for p in "${PIDS[@]}"; do
+		for s in "${SPIDS[@]}"; do [[ $p == "$s" ]] && continue 2; done
+		keep+=("$p")
+	done
+	PIDS=("${keep[@]}")
+}
+
+rss_mb() { awk '/^VmRSS:/ {printf "%.0f", $2 / 1024}' "/proc/$1/status" 2>/dev/null || echo "?"; }
+
+# Results: R[label|server] = "reqs_per_s p50_ms p99_ms" or "ERR message".
+declare -A R=()
+declare -a ORDER=()
+declare -A TITLE=() SHAPE=()
+
+# parse_benchmark FILE [SECTION]: etcd's bin/benchmark report -> "rps p50 p99"
+# (SECTION: the summary heading to read after, for watch-latency).
+parse_benchmark() {
+	awk -v sec="${2:-}" '
+		sec != "" && index($0, sec) { on = 1; next }
+		sec != "" && !on { next }
+		/Requests\/sec:/ && rps == "" { rps = $2 }
+		/ 50% in / && p50 == "" { p50 = $3 * 1000 }
+		/ 99% in / && p99 == "" { p99 = $3 * 1000 }
+		END { if (rps == "" || p99 == "") exit 1; printf "%.0f %.3f %.3f\n", rps, p50, p99 }' "$1"
+}
+
+# parse_json FILE: `metastore bench --json` -> "throughput p50 p99" (the
+# headline latency comes before per-kind and per-window ones).
+parse_json() {
+	local tp p50 p99 failed
+	tp=$(grep -m1 -o '"throughput": [0-9.e+-]*' "$1" | awk '{print $2}')
+	p50=$(grep -m1 -o '"p50_ms": [0-9.e+-]*' "$1" | awk '{print $2}')
+	p99=$(grep -m1 -o '"p99_ms": [0-9.e+-]*' "$1" | awk '{print $2}')
+	failed=$(grep -m1 -o '"failed": [0-9]*' "$1" | awk '{print $2}')
+	[[ -n "$tp" && -n "$p99" ]] || return 1
+	awk -v a="$tp" -v b="$p50" -v c="$p99" 'BEGIN { printf "%.0f %.3f %.3f\n", a, b, c }'
+	[[ "${failed:-0}" == 0 ]] || echo "  ($failed failed operations)" >&2
+}
+
+# short_err TEXT: a failure message short enough for a table cell.
+short_err() {
+	sed -E 's/^metastore: bench [a-z-]+: //; s/^.*rpc error: code = ([A-Za-z]+) desc = /\1: /; s/\|/\\|/g' <<<"$1" | cut -c1-90
+}
+
+# record LABEL SERVER TITLE SHAPE RESULT
+record() {
+	local key="$1|$2"
+	[[ -n "${TITLE[$1]:-}" ]] || ORDER+=("$1")
+	TITLE[$1]=$3 SHAPE[$1]=$4 R[$key]=$5
+	[[ $5 == ERR* ]] && R[$key]="ERR $(short_err "${5#ERR }")"
+	log "  $2 $1: $5"
+}
+
+# run_client LABEL SERVER ENDPOINTS TITLE SHAPE WORKLOAD POSITIONAL -- FLAGS...
+# Runs one case with the chosen client. FLAGS are the workload's flags in
+# etcd benchmark spelling (--conns/--clients/--target-leader included).
+run_client() {
+	local label=$1 server=$2 eps=$3 title=$4 shape=$5 workload=$6 pos=$7
+	shift 8
+	local out="$RAW/$server-$label.txt"
+	local res="" globals=() sub=()
+	local a
+	for a in "$@"; do
+		case $a in
+		--conns=* | --clients=* | --target-leader) globals+=("$a") ;;
+		*) sub+=("$a") ;;
+		esac
+	done
+	if [[ $CLIENT == etcd-benchmark ]]; then
+		echo "# benchmark --precise --endpoints=$eps ${globals[*]} $workload $pos ${sub[*]}" >"$out"
+		timeout -k 10 "$CASE_TIMEOUT" "$ETCD_BIN/benchmark" --precise --endpoints="$eps" "${globals[@]}" \
+			$workload $pos "${sub[@]}" 2>>"$RAW/$server-$label.err" | tr '\r' '\n' | grep -av '^ *[0-9]* / [0-9]* \[' >>"$out"
+		if [[ $workload == watch-latency ]]; then
+			res=$(parse_benchmark "$out" "Watch events summary") &&
+				res="$(parse_benchmark "$out" "Put summary" | awk '{print $1}') ${res#* }"
+		else
+			res=$(parse_benchmark "$out")
+		fi
+	else
+		run_ms "$label" "$server" "$eps" "$workload" "$pos" "${globals[@]}" "${sub[@]}"
+		return
+	fi
+	if [[ -z "${res:-}" ]]; then
+		res="ERR $(tail -n 3 "$RAW/$server-$label.err" "$out" 2>/dev/null | grep -v '^==>' | grep . | tail -n 1 | cut -c1-120)"
+	fi
+	record "$label" "$server" "$title" "$shape" "$res"
+}
+
+# run_ms LABEL SERVER ENDPOINTS WORKLOAD POSITIONAL FLAGS...: one
+# `metastore bench` run with --json and a plot; sets MS_RES.
+run_ms_raw() {
+	local label=$1 server=$2 eps=$3 workload=$4 pos=$5
+	shift 5
+	local out="$RAW/$server-$label.json"
+	local plot="$PLOT_DIR/$server-$label.png"
+	echo "# metastore bench $workload --endpoints=$eps $* $pos" >"$RAW/$server-$label.cmd"
+	# shellcheck disable=SC2086
+	if timeout -k 10 "$CASE_TIMEOUT" "$MS_BIN" bench "$workload" --endpoints="$eps" --json \
+		--plot "$plot" --title "$server $label" "$@" $pos >"$out" 2>"$RAW/$server-$label.err"; then
+		MS_RES=$(parse_json "$out" 2>>"$RAW/$server-$label.err") || MS_RES="ERR unreadable output"
+	else
+		MS_RES="ERR $(grep . "$RAW/$server-$label.err" | tail -n 1 | cut -c1-120)"
+		rm -f "$plot"
+	fi
+	if [[ $workload == watch* && $MS_RES != ERR* ]]; then
+		# Watch rows report the puts/s reached and the event delay.
+		local pps
+		pps=$(grep -o '"puts_per_sec": [0-9.e+-]*' "$out" | awk '{printf "%.0f", $2}')
+		MS_RES="$pps ${MS_RES#* }"
+	fi
+}
+run_ms() {
+	local label=$1 server=$2
+	run_ms_raw "$@"
+	record "$label" "$server" "${TITLE[$label]:-$CUR_TITLE}" "${SHAPE[$label]:-$CUR_SHAPE}" "$MS_RES"
+}
+
+# both LABEL TITLE SHAPE WORKLOAD POSITIONAL FLAGS...: the case on etcd, then
+# on MetaStore, with the same client.
+both() {
+	local label=$1 title=$2 shape=$3 workload=$4 pos=$5
+	shift 5
+	CUR_TITLE=$title CUR_SHAPE=$shape
+	run_client "$label" etcd "$ETCD_EPS" "$title" "$shape" "$workload" "$pos" -- "$@"
+	run_client "$label" metastore "$MS_EPS" "$title" "$shape" "$workload" "$pos" -- "$@"
+}
+
+# check_perf LABEL LOAD: etcdctl check perf on each single member, and the
+# member's RSS right after it.
+check_perf() {
+	local label=$1 load=$2 server eps pid out res
+	for server in etcd metastore; do
+		if [[ $server == etcd ]]; then eps=$ETCD_EPS pid=$ETCD_PID; else eps=$MS_EPS pid=$MS_PID; fi
+		out="$RAW/$server-$label.txt"
+		timeout -k 10 300 "$ETCD_BIN/etcdctl" --endpoints="$eps" --command-timeout=60s check perf --load="$load" >"$out" 2>&1
+		local wps verdict
+		wps=$(grep -o '[0-9.]* writes/s' "$out" | head -n 1 | awk '{printf "%.0f", $1}')
+		verdict=$(grep -E '^(PASS|FAIL)$' "$out" | tail -n 1)
+		if [[ -n "$wps" ]]; then
+			res="$wps ${verdict:-?} $(rss_mb "$pid")"
+		else
+			res="ERR $(grep . "$out" | tail -n 1 | cut -c1-120)"
+		fi
+		record "$label" "$server" "etcdctl check perf --load=$load (writes/s, verdict, RSS MB after)" "-" "$res"
+	done
+}
+
+# watch_works ENDPOINTS: whether a tiny watch-latency run succeeds (etcd's
+# benchmark spins forever on a watch stream that fails).
+watch_works() {
+	timeout -k 5 30 "$MS_BIN" bench watch-latency --endpoints="$1" --streams=1 --watchers-per-stream=1 \
+		--total=3 --rate=100 --request-timeout=5s >"$RAW/watch-probe.txt" 2>&1
+}
+
+log "client: $CLIENT; etcd: $ETCD_BIN; metastore: $MS_BIN; work dir: $WORK"
+VAL=--val-size=256
+KEY=--key-size=8
+
+# ---- one member each -------------------------------------------------------
+start_cluster etcd 1
+ETCD_EPS=$EPS ETCD_PID=${SPIDS[0]} ETCD1_SPIDS=("${SPIDS[@]}")
+start_cluster metastore 1
+MS_EPS=$EPS MS_PID=${SPIDS[0]} MS1_SPIDS=("${SPIDS[@]}")
+
+both put-c1 "put, 1 member" 1/1 put "" --conns=1 --clients=1 $KEY --sequential-keys --total="$(scale 20000)" $VAL
+both put-c100 "put, 1 member" 10/100 put "" --conns=10 --clients=100 $KEY --sequential-keys --total="$(scale 100000)" $VAL
+both put-c500 "put, 1 member" 50/500 put "" --conns=50 --clients=500 $KEY --sequential-keys --total="$(scale 100000)" $VAL
+"$ETCD_BIN/etcdctl" --endpoints="$ETCD_EPS" put foo "$(head -c 256 /dev/zero | tr '\0' v)" >/dev/null
+"$ETCD_BIN/etcdctl" --endpoints="$MS_EPS" put foo "$(head -c 256 /dev/zero | tr '\0' v)" >/dev/null
+both range-l-c100 "range linearizable, 1 member" 10/100 range foo --conns=10 --clients=100 --consistency=l --total="$(scale 100000)"
+both range-s-c100 "range serializable, 1 member" 10/100 range foo --conns=10 --clients=100 --consistency=s --total="$(scale 100000)"
+both txn-put-c100 "txn-put, 1 op, 100k keys, 1 member" 10/100 txn-put "" --conns=10 --clients=100 --txn-ops=1 $KEY --key-space-size=100000 $VAL --total="$(scale 50000)"
+
+# Watch: 1,000 watchers (10 streams x 100) on one key, asked 1,000 puts/s.
+WL=(--conns=1 --clients=1 --streams=10 --watchers-per-stream=100 --put-rate=1000 --put-total="$(scale 5000)" $KEY $VAL)
+WT="watch-latency, 1,000 watchers, asked 1,000 puts/s (puts/s reached, event delay)"
+CUR_TITLE=$WT CUR_SHAPE=1/1
+run_client watch-c1000 etcd "$ETCD_EPS" "$WT" 1/1 watch-latency "" -- "${WL[@]}"
+if watch_works "$MS_EPS"; then
+	run_client watch-c1000 metastore "$MS_EPS" "$WT" 1/1 watch-latency "" -- "${WL[@]}"
+else
+	record watch-c1000 metastore "$WT" 1/1 "ERR $(grep . "$RAW/watch-probe.txt" | tail -n 1 | cut -c1-120)"
+fi
+
+# REST (MetaStore) against gRPC (etcd), both through `metastore bench`, 100
+# connections, 100 clients, the same 100k keys filled by the puts first.
+RESTF=(--conns=100 --clients=100 $KEY --key-space-size=100000 --sequential-keys $VAL --total="$(scale 100000)")
+CUR_TITLE="put: MetaStore REST PUT /v1/kv vs etcd gRPC Put" CUR_SHAPE=100/100
+TITLE[rest-put-c100]=$CUR_TITLE SHAPE[rest-put-c100]=$CUR_SHAPE
+run_ms rest-put-c100 etcd "$ETCD_EPS" put "" "${RESTF[@]}"
+run_ms rest-put-c100 metastore "$MS_EPS" rest-put "" "${RESTF[@]}"
+CUR_TITLE="get: MetaStore REST GET /v1/kv vs etcd gRPC Range (one key, linearizable)"
+TITLE[rest-get-c100]=$CUR_TITLE SHAPE[rest-get-c100]=$CUR_SHAPE
+run_ms rest-get-c100 etcd "$ETCD_EPS" mixed "" "${RESTF[@]}" --put-ratio=0 --get-ratio=1 --delete-ratio=0 --range-ratio=0
+run_ms rest-get-c100 metastore "$MS_EPS" rest-get "" "${RESTF[@]}"
+if [[ $CLIENT == etcd-benchmark ]]; then
+	# The same put case through `metastore bench`: a cross-check of the
+	# two clients, and its latency plots.
+	CUR_TITLE="put, 1 member, through metastore bench (cross-check, plotted)" CUR_SHAPE=10/100
+	TITLE[put-c100-msbench]=$CUR_TITLE SHAPE[put-c100-msbench]=$CUR_SHAPE
+	for s in etcd metastore; do
+		eps=$ETCD_EPS; [[ $s == metastore ]] && eps=$MS_EPS
+		run_ms put-c100-msbench $s "$eps" put "" --conns=10 --clients=100 $KEY --sequential-keys --total="$(scale 100000)" $VAL
+	done
+fi
+
+if [[ "$QUICK" == 1 ]]; then check_perf check-perf s; else check_perf check-perf l; fi
+SPIDS=("${ETCD1_SPIDS[@]}" "${MS1_SPIDS[@]}")
+stop_cluster
+
+# ---- three members each ----------------------------------------------------
+start_cluster etcd 3
+ETCD_EPS=$EPS ETCD3_SPIDS=("${SPIDS[@]}")
+start_cluster metastore 3
+MS_EPS=$EPS MS3_SPIDS=("${SPIDS[@]}")
+both put-c1-3m "put to the leader, 3 members" 1/1 put "" --target-leader --conns=1 --clients=1 $KEY --sequential-keys --total="$(scale 10000)" $VAL
+both put-c100-3m "put to the leader, 3 members" 10/100 put "" --target-leader --conns=10 --clients=100 $KEY --sequential-keys --total="$(scale 100000)" $VAL
+"$ETCD_BIN/etcdctl" --endpoints="$ETCD_EPS" put foo "$(head -c 256 /dev/zero | tr '\0' v)" >/dev/null
+"$ETCD_BIN/etcdctl" --endpoints="$MS_EPS" put foo "$(head -c 256 /dev/zero | tr '\0' v)" >/dev/null
+both range-l-c100-3m "range linearizable, all 3 members" 10/100 range foo --conns=10 --clients=100 --consistency=l --total="$(scale 100000)"
+both range-s-c100-3m "range serializable, all 3 members" 10/100 range foo --conns=10 --clients=100 --consistency=s --total="$(scale 100000)"
+SPIDS=("${ETCD3_SPIDS[@]}" "${MS3_SPIDS[@]}")
+stop_cluster
+
+# ---- the table -------------------------------------------------------------
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 == 0) print "n/a"; else printf "%.2f", a / b }'; }
+fmt_int() { awk -v a="$1" 'BEGIN { s = sprintf("%.0f", a); n = length(s); o = ""; for (i = 1; i <= n; i++) { o = o substr(s, i, 1); if ((n - i) % 3 == 0 && i < n) o = o "," } print o }'; }
+TABLE=$WORK/table.md
+{
+	echo "Measured $(date -u +%Y-%m-%d) by \`make bench-compare\` (scripts/bench-compare.sh) at commit"
+	echo "$(git -C "$ROOT" rev-parse --short=12 HEAD 2>/dev/null || echo unknown) on $(nproc) vCPU, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo),"
+	echo "client \`$CLIENT\`$([[ $CLIENT == etcd-benchmark ]] && echo " (etcd's bin/benchmark --precise)"), etcd $("$ETCD_BIN/etcd" --version 2>/dev/null | awk '/etcd Version/ {print $3}'),"
+	echo "MetaStore on RocksDB; both with fsync, default raft timing, loopback only.$([[ $QUICK == 1 ]] && echo " QUICK run: a tenth of the operations.")"
+	echo "One run per case, etcd first then MetaStore, on a machine shared with other work: take"
+	echo "single ratios as ±15%. Ratios are MetaStore/etcd: above 1 is better for req/s, below 1 for p99."
+	echo
+	echo "| case | conns/clients | etcd req/s | MetaStore req/s | req/s ratio | etcd p99 ms | MetaStore p99 ms | p99 ratio |"
+	echo "|---|---|---|---|---|---|---|---|"
+	for label in "${ORDER[@]}"; do
+		[[ $label == check-perf ]] && continue
+		e=${R["$label|etcd"]:-ERR not run} m=${R["$label|metastore"]:-ERR not run}
+		if [[ $e == ERR* || $m == ERR* ]]; then
+			ecell=$([[ $e == ERR* ]] && echo "failed: ${e#ERR }" || fmt_int "${e%% *}")
+			mcell=$([[ $m == ERR* ]] && echo "failed: ${m#ERR }" || fmt_int "${m%% *}")
+			ep99=$([[ $e == ERR* ]] && echo - || awk '{print $3}' <<<"$e")
+			mp99=$([[ $m == ERR* ]] && echo - || awk '{print $3}' <<<"$m")
+			echo "| ${TITLE[$label]} | ${SHAPE[$label]} | $ecell | $mcell | n/a | $ep99 | $mp99 | n/a |"
+			continue
+		fi
+		read -r er _ ep <<<"$e"
+		read -r mr _ mp <<<"$m"
+		echo "| ${TITLE[$label]} | ${SHAPE[$label]} | $(fmt_int "$er") | $(fmt_int "$mr") | $(ratio "$mr" "$er") | $ep | $mp | $(ratio "$mp" "$ep") |"
+	done
+	e=${R["check-perf|etcd"]:-ERR not run} m=${R["check-perf|metastore"]:-ERR not run}
+	echo
+	echo "| \`etcdctl check perf --load=$([[ $QUICK == 1 ]] && echo s || echo l)\` (60 s) | etcd | MetaStore | ratio |"
+	echo "|---|---|---|---|"
+	if [[ $e != ERR* && $m != ERR* ]]; then
+		read -r ew ev er <<<"$e"
+		read -r mw mv mr <<<"$m"
+		echo "| writes/s | $(fmt_int "$ew") ($ev) | $(fmt_int "$mw") ($mv) | $(ratio "$mw" "$ew") |"
+		echo "| server RSS after it, MB | $er | $mr | $(ratio "$mr" "$er") |"
+	else
+		echo "| writes/s, RSS MB | ${e/ERR/failed:} | ${m/ERR/failed:} | n/a |"
+	fi
+	echo
+	echo "Plots (latency over time, throughput, latency distribution) of the runs made with"
+	echo "\`metastore bench\`: $(cd "$PLOT_DIR" && ls -1 *.png 2>/dev/null | sed 's|.*|[&](bench/&)|' | paste -sd, | sed 's/,/, /g')."
+	echo "Raw client output: docs/bench/raw/."
+} >"$TABLE"
+
+# Raw output next to the plots: empty stderr files dropped, and the
+# per-window series left out of the JSON when jq is there (the plots show it).
+mkdir -p "$PLOT_DIR/raw"
+rm -f "$PLOT_DIR"/raw/*
+find "$RAW" -type f -empty -delete
+for f in "$RAW"/*; do
+	if [[ $f == *.json ]] && command -v jq >/dev/null; then
+		jq 'del(.series)' "$f" >"$PLOT_DIR/raw/${f##*/}" 2>/dev/null || cp "$f" "$PLOT_DIR/raw/"
+	else
+		cp "$f" "$PLOT_DIR/raw/"
+	fi
+done
+
+if ! grep -qF "$BEGIN_MARK" "$OUT_MD"; then
+	printf '\n## Side by side with etcd\n\n%s\n%s\n' "$BEGIN_MARK" "$END_MARK" >>"$OUT_MD"
+fi
+awk -v table="$TABLE" -v b="$BEGIN_MARK" -v e="$END_MARK" '
+	$0 == b { print; while ((getline l < table) > 0) print l; skip = 1; next }
+	$0 == e { skip = 0 }
+	!skip { print }' "$OUT_MD" >"$WORK/out.md" && cat "$WORK/out.md" >"$OUT_MD"
+cat "$TABLE"
+log "table written to $OUT_MD; plots and raw output in $PLOT_DIR"
