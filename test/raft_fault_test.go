@@ -32,7 +32,8 @@ const snapshotLogLine = "installing snapshot from leader"
 type writeLoad struct {
 	mu struct {
 		sync.Mutex
-		acked map[string]string
+		acked  map[string]string
+		errors map[string]int // failed puts by error message
 	}
 	attempts, failures atomic.Int64
 	stop               chan struct{}
@@ -42,6 +43,7 @@ type writeLoad struct {
 func startWriteLoad(cli *clientv3.Client, writers, maxPerWriter int) *writeLoad {
 	l := &writeLoad{stop: make(chan struct{})}
 	l.mu.acked = map[string]string{}
+	l.mu.errors = map[string]int{}
 	for w := 0; w < writers; w++ {
 		l.wg.Add(1)
 		go func() {
@@ -59,6 +61,9 @@ func startWriteLoad(cli *clientv3.Client, writers, maxPerWriter int) *writeLoad 
 				l.attempts.Add(1)
 				if err != nil {
 					l.failures.Add(1)
+					l.mu.Lock()
+					l.mu.errors[err.Error()]++
+					l.mu.Unlock()
 					continue
 				}
 				l.mu.Lock()
@@ -209,7 +214,7 @@ func testKillLeaderUnderLoad(t *testing.T, engine string) {
 	before = load.ackedCount()
 	waitFor(t, 20*time.Second, "200 more acknowledged puts", func() bool { return load.ackedCount() >= before+200 })
 	acked := load.finish()
-	t.Logf("%d puts attempted, %d acknowledged, %d failed", load.attempts.Load(), len(acked), load.failures.Load())
+	t.Logf("%d puts attempted, %d acknowledged, %d failed: %v", load.attempts.Load(), len(acked), load.failures.Load(), load.mu.errors)
 	require.Equal(t, load.attempts.Load(), int64(len(acked))+load.failures.Load())
 
 	t.Logf("Step 6: every acknowledged put is on every member with its value, at the same revision")
