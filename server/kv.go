@@ -147,8 +147,15 @@ func (s *Server) linearizableBarrier(ctx context.Context) error {
 
 // propose sends req through raft and waits for its result.
 func (s *Server) propose(ctx context.Context, req *pb.InternalRaftRequest) (any, error) {
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
+	// During an election there is briefly no leader: wait for one, within
+	// the request's deadline, rather than fail a write an election would
+	// delay by a second (etcd clients expect the same).
 	if s.node.Leader() == 0 {
-		return nil, raft.ErrNoLeader
+		if err := s.WaitLeader(ctx); err != nil {
+			return nil, raft.ErrNoLeader
+		}
 	}
 	id := s.ids.id()
 	req.Header = &pb.RequestHeader{ID: id}
@@ -164,8 +171,6 @@ func (s *Server) propose(ctx context.Context, req *pb.InternalRaftRequest) (any,
 		s.waiters.cancel(id)
 		return nil, ErrTooManyRequests
 	}
-	ctx, cancel := s.withTimeout(ctx)
-	defer cancel()
 	if err := s.node.Propose(ctx, data); err != nil {
 		s.waiters.cancel(id)
 		s.cfg.Metrics.proposalFailed()
