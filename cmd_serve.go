@@ -60,30 +60,18 @@ func serveFlags() []cli.Flag {
 
 func withEnv(flags []cli.Flag) []cli.Flag {
 	for _, f := range flags {
-		env := "METASTORE_" + strings.ToUpper(strings.ReplaceAll(f.Names()[0], "-", "_"))
-		switch f := f.(type) {
-		case *cli.StringFlag:
-			f.EnvVars = []string{env}
-		case *cli.IntFlag:
-			f.EnvVars = []string{env}
-		case *cli.Uint64Flag:
-			f.EnvVars = []string{env}
-		case *cli.BoolFlag:
-			f.EnvVars = []string{env}
-		case *cli.DurationFlag:
-			f.EnvVars = []string{env}
-		}
+		setFlagEnvVars(f, []string{envName(f.Names()[0])}) // any flag type: see config_file.go
 	}
 	return flags
 }
 
 func serveCommand() *cli.Command {
-	return &cli.Command{
+	return withConfigFile(&cli.Command{ // --config-file: config_file.go
 		Name:   "serve",
 		Usage:  "run a MetaStore member",
 		Flags:  serveFlags(),
 		Action: serveAction,
-	}
+	})
 }
 
 func serveAction(c *cli.Context) error {
@@ -156,9 +144,11 @@ func serveAction(c *cli.Context) error {
 	sigc := make(chan os.Signal, 1)
 	signal.Notify(sigc, syscall.SIGTERM, syscall.SIGINT)
 	defer signal.Stop(sigc)
+	sd := startSystemdNotify(srv, lg) // systemd READY=1, watchdog: notify.go
 	select {
 	case sig := <-sigc:
 		lg.Info("received signal; stopping", zap.String("signal", sig.String()))
+		sd.Stop() // STOPPING=1
 		ctx, cancel := context.WithTimeout(context.Background(), c.Duration("shutdown-timeout"))
 		httpDone := make(chan struct{})
 		go func() { front.Shutdown(ctx); close(httpDone) }()
@@ -168,6 +158,7 @@ func serveAction(c *cli.Context) error {
 		srv.Stop()
 		return nil
 	case <-srv.Done():
+		sd.Stop()
 		gs.Stop()
 		front.Close()
 		err := srv.Err()

@@ -41,6 +41,9 @@ func commands() []*cli.Command {
 		serveCommand(),
 		versionCommand(),
 		benchCommand(),
+		configCommand(),
+		completionCommand(),
+		manCommand(),
 	}
 }
 
