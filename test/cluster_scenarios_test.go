@@ -2,6 +2,7 @@ package test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -186,6 +187,28 @@ func mustGet(t *testing.T, cli *clientv3.Client, k string, opts ...clientv3.OpOp
 		t.Fatalf("get %q: %v", k, err)
 	}
 	return resp
+}
+
+// requireErrIs fails unless err is (errors.Is) the typed etcd error want.
+func requireErrIs(t *testing.T, err, want error, what string) {
+	t.Helper()
+	require.Error(t, err, what)
+	require.True(t, errors.Is(err, want), "%s: got %v (%T), want %v", what, err, err, want)
+}
+
+// writeSortFixture writes s/a, s/b, s/c so that every sort target orders
+// them differently:
+//
+//	s/a: value z, create 4, mod 4, version 1
+//	s/b: value y, create 2, mod 7, version 2
+//	s/c: value x, create 3, mod 6, version 3
+func writeSortFixture(t *testing.T, cli *clientv3.Client) {
+	t.Helper()
+	for _, kv := range [][2]string{{"s/b", "y"}, {"s/c", "x"}, {"s/a", "z"}, {"s/c", "x"}, {"s/c", "x"}, {"s/b", "y"}} {
+		mustPut(t, cli, kv[0], kv[1])
+	}
+	require.Equal(t, []string{"s/a=z c4 m4 v1", "s/b=y c2 m7 v2", "s/c=x c3 m6 v3"},
+		kvStrings(mustGet(t, cli, "s/", clientv3.WithPrefix()).Kvs))
 }
 
 // leaderIndex returns the index in c.members of the member that leads now.

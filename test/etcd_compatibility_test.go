@@ -1,7 +1,6 @@
 package test
 
 import (
-	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -25,14 +24,8 @@ func startCompat(t *testing.T, extraFlags ...string) (*apiCluster, *clientv3.Cli
 	return c, newClient(t, c.members[0].endpoint())
 }
 
-// requireErrIs fails unless err is (errors.Is) the typed etcd error want.
-func requireErrIs(t *testing.T, err, want error, what string) {
-	t.Helper()
-	require.Error(t, err, what)
-	require.True(t, errors.Is(err, want), "%s: got %v (%T), want %v", what, err, err, want)
-}
-
 func TestEtcd_PutGet(t *testing.T) {
+	t.Parallel()
 	t.Logf("Step 1: starting one member")
 	_, cli := startCompat(t)
 
@@ -72,6 +65,7 @@ func TestEtcd_PutGet(t *testing.T) {
 }
 
 func TestEtcd_GetPrefixAndRange(t *testing.T) {
+	t.Parallel()
 	t.Logf("Step 1: starting one member, writing a/1 a/2 a/3 ab b/1")
 	_, cli := startCompat(t)
 	for _, k := range []string{"a/1", "a/2", "a/3", "ab", "b/1"} {
@@ -99,6 +93,7 @@ func TestEtcd_GetPrefixAndRange(t *testing.T) {
 }
 
 func TestEtcd_RangeLimit(t *testing.T) {
+	t.Parallel()
 	t.Logf("Step 1: starting one member, writing k0..k4")
 	_, cli := startCompat(t)
 	for i := 0; i < 5; i++ {
@@ -140,6 +135,7 @@ func TestEtcd_RangeLimit(t *testing.T) {
 }
 
 func TestEtcd_RevisionReads(t *testing.T) {
+	t.Parallel()
 	t.Logf("Step 1: starting one member; k: put v1 (2), put v2 (3), delete (4), put v3 (5); other at 6")
 	_, cli := startCompat(t)
 	mustPut(t, cli, "k", "v1")
@@ -175,22 +171,8 @@ func TestEtcd_RevisionReads(t *testing.T) {
 	require.Equal(t, int64(1), get.Count)
 }
 
-// writeSortFixture writes s/a, s/b, s/c so that every sort target orders
-// them differently:
-//
-//	s/a: value z, create 4, mod 4, version 1
-//	s/b: value y, create 2, mod 7, version 2
-//	s/c: value x, create 3, mod 6, version 3
-func writeSortFixture(t *testing.T, cli *clientv3.Client) {
-	t.Helper()
-	for _, kv := range [][2]string{{"s/b", "y"}, {"s/c", "x"}, {"s/a", "z"}, {"s/c", "x"}, {"s/c", "x"}, {"s/b", "y"}} {
-		mustPut(t, cli, kv[0], kv[1])
-	}
-	require.Equal(t, []string{"s/a=z c4 m4 v1", "s/b=y c2 m7 v2", "s/c=x c3 m6 v3"},
-		kvStrings(mustGet(t, cli, "s/", clientv3.WithPrefix()).Kvs))
-}
-
 func TestEtcd_SortOrdersAndTargets(t *testing.T) {
+	t.Parallel()
 	t.Logf("Step 1: starting one member, writing the sort fixture")
 	_, cli := startCompat(t)
 	writeSortFixture(t, cli)
@@ -233,6 +215,7 @@ func TestEtcd_SortOrdersAndTargets(t *testing.T) {
 }
 
 func TestEtcd_KeysOnlyAndCountOnly(t *testing.T) {
+	t.Parallel()
 	t.Logf("Step 1: starting one member, writing the sort fixture")
 	_, cli := startCompat(t)
 	writeSortFixture(t, cli)
@@ -257,6 +240,7 @@ func TestEtcd_KeysOnlyAndCountOnly(t *testing.T) {
 }
 
 func TestEtcd_MinMaxRevisionFilters(t *testing.T) {
+	t.Parallel()
 	t.Logf("Step 1: starting one member, writing the sort fixture")
 	_, cli := startCompat(t)
 	writeSortFixture(t, cli)
@@ -283,6 +267,7 @@ func TestEtcd_MinMaxRevisionFilters(t *testing.T) {
 }
 
 func TestEtcd_FromKey(t *testing.T) {
+	t.Parallel()
 	t.Logf("Step 1: starting one member, writing a b c d")
 	_, cli := startCompat(t)
 	for _, k := range []string{"a", "b", "c", "d"} {
@@ -305,6 +290,7 @@ func TestEtcd_FromKey(t *testing.T) {
 }
 
 func TestEtcd_DeleteWithPrevKV(t *testing.T) {
+	t.Parallel()
 	t.Logf("Step 1: starting one member, writing d/1..d/4 (2..5) and e (6)")
 	_, cli := startCompat(t)
 	for _, k := range []string{"d/1", "d/2", "d/3", "d/4", "e"} {
@@ -351,6 +337,7 @@ func TestEtcd_DeleteWithPrevKV(t *testing.T) {
 }
 
 func TestEtcd_PutWithPrevKV(t *testing.T) {
+	t.Parallel()
 	t.Logf("Step 1: starting one member")
 	_, cli := startCompat(t)
 
@@ -376,6 +363,7 @@ func TestEtcd_PutWithPrevKV(t *testing.T) {
 }
 
 func TestEtcd_IgnoreValueAndIgnoreLease(t *testing.T) {
+	t.Parallel()
 	t.Logf("Step 1: starting one member")
 	_, cli := startCompat(t)
 
@@ -411,6 +399,7 @@ func TestEtcd_IgnoreValueAndIgnoreLease(t *testing.T) {
 }
 
 func TestEtcd_TxnCompares(t *testing.T) {
+	t.Parallel()
 	t.Logf("Step 1: starting one member; k=v1 (2), k=v2 (3), p/1 (4), p/2 (5)")
 	_, cli := startCompat(t)
 	mustPut(t, cli, "k", "v1")
@@ -471,6 +460,7 @@ func TestEtcd_TxnCompares(t *testing.T) {
 }
 
 func TestEtcd_TxnBranches(t *testing.T) {
+	t.Parallel()
 	t.Logf("Step 1: starting one member; k=v1 at 2")
 	_, cli := startCompat(t)
 	mustPut(t, cli, "k", "v1")
@@ -517,6 +507,7 @@ func TestEtcd_TxnBranches(t *testing.T) {
 }
 
 func TestEtcd_TxnCompareAndSwap(t *testing.T) {
+	t.Parallel()
 	t.Logf("Step 1: starting one member; counter=0 at 2")
 	_, cli := startCompat(t)
 	mustPut(t, cli, "counter", "0")
@@ -578,6 +569,7 @@ func TestEtcd_TxnCompareAndSwap(t *testing.T) {
 }
 
 func TestEtcd_TxnCreateIfAbsent(t *testing.T) {
+	t.Parallel()
 	t.Logf("Step 1: starting one member")
 	_, cli := startCompat(t)
 	create := func(v string) *clientv3.TxnResponse {
@@ -632,6 +624,7 @@ func TestEtcd_TxnCreateIfAbsent(t *testing.T) {
 }
 
 func TestEtcd_NestedTxn(t *testing.T) {
+	t.Parallel()
 	t.Logf("Step 1: starting one member; b=x at 2")
 	_, cli := startCompat(t)
 	mustPut(t, cli, "b", "x")
@@ -675,6 +668,7 @@ func TestEtcd_NestedTxn(t *testing.T) {
 }
 
 func TestEtcd_Compaction(t *testing.T) {
+	t.Parallel()
 	t.Logf("Step 1: starting one member; k=v1..v4 at 2..5")
 	_, cli := startCompat(t)
 	for i := 1; i <= 4; i++ {
@@ -721,6 +715,7 @@ func TestEtcd_Compaction(t *testing.T) {
 }
 
 func TestEtcd_StatusMemberListAndHealth(t *testing.T) {
+	t.Parallel()
 	t.Logf("Step 1: starting one member; three puts")
 	c, cli := startCompat(t)
 	ep := c.members[0].endpoint()
@@ -769,6 +764,7 @@ func TestEtcd_StatusMemberListAndHealth(t *testing.T) {
 }
 
 func TestEtcd_HashAndHashKV(t *testing.T) {
+	t.Parallel()
 	t.Logf("Step 1: starting one member; a=1 (2), b=2 (3)")
 	c, cli := startCompat(t)
 	ep := c.members[0].endpoint()
@@ -816,6 +812,7 @@ func TestEtcd_HashAndHashKV(t *testing.T) {
 }
 
 func TestEtcd_ManyConcurrentPuts(t *testing.T) {
+	t.Parallel()
 	const goroutines, keysPer, rounds = 10, 20, 5 // 1,000 puts
 	t.Logf("Step 1: starting one member")
 	_, cli := startCompat(t)
@@ -860,6 +857,7 @@ func TestEtcd_ManyConcurrentPuts(t *testing.T) {
 }
 
 func TestEtcd_ErrorsForBadInput(t *testing.T) {
+	t.Parallel()
 	t.Logf("Step 1: starting one member; a=1 at 2")
 	_, cli := startCompat(t)
 	mustPut(t, cli, "a", "1")
@@ -910,6 +908,7 @@ func TestEtcd_ErrorsForBadInput(t *testing.T) {
 }
 
 func TestEtcd_RequestLimits(t *testing.T) {
+	t.Parallel()
 	t.Logf("Step 1: starting one member with --max-request-bytes 1024 --max-txn-ops 4")
 	_, cli := startCompat(t, "--max-request-bytes", "1024", "--max-txn-ops", "4")
 	big := strings.Repeat("x", 2000)

@@ -7,17 +7,21 @@ import "testing"
 // (cluster_scenarios_test.go).
 
 func TestEtcdMemoryIntegration_SingleNodeOperations(t *testing.T) {
+	t.Parallel()
 	scenarioSingleNodeOperations(t, engineMemory)
 }
 
 func TestEtcdMemoryIntegration_WriteOneReadAll(t *testing.T) {
+	t.Parallel()
 	scenarioWriteOneReadAll(t, engineMemory)
 }
 
 func TestEtcdMemoryIntegration_ConcurrentWritesAllMembers(t *testing.T) {
+	t.Parallel()
 	scenarioConcurrentWritesAllMembers(t, engineMemory)
 }
 
 func TestEtcdMemoryIntegration_UpdatesFromEachMember(t *testing.T) {
+	t.Parallel()
 	scenarioUpdatesFromEachMember(t, engineMemory)
 }

@@ -111,6 +111,7 @@ func startCtlMember(t *testing.T) (*apiCluster, []string) {
 }
 
 func TestEtcdctl_PutGet(t *testing.T) {
+	t.Parallel()
 	t.Logf("Step 1: starting one member")
 	_, eps := startCtlMember(t)
 
@@ -149,6 +150,7 @@ func TestEtcdctl_PutGet(t *testing.T) {
 }
 
 func TestEtcdctl_GetJSON(t *testing.T) {
+	t.Parallel()
 	t.Logf("Step 1: starting one member; foo=bar (2), foo=baz (3), goo=1 (4)")
 	c, eps := startCtlMember(t)
 	for _, kv := range [][2]string{{"foo", "bar"}, {"foo", "baz"}, {"goo", "1"}} {
@@ -183,6 +185,7 @@ func TestEtcdctl_GetJSON(t *testing.T) {
 }
 
 func TestEtcdctl_Del(t *testing.T) {
+	t.Parallel()
 	t.Logf("Step 1: starting one member; foo, a/1..a/3, b, c")
 	_, eps := startCtlMember(t)
 	for _, k := range []string{"foo", "a/1", "a/2", "a/3", "b", "c", "d"} {
@@ -201,6 +204,7 @@ func TestEtcdctl_Del(t *testing.T) {
 }
 
 func TestEtcdctl_TxnInteractive(t *testing.T) {
+	t.Parallel()
 	t.Logf("Step 1: starting one member; foo=bar, a/1=x")
 	_, eps := startCtlMember(t)
 	ctlOK(t, eps, "put", "foo", "bar")
@@ -247,6 +251,7 @@ func TestEtcdctl_TxnInteractive(t *testing.T) {
 }
 
 func TestEtcdctl_Compaction(t *testing.T) {
+	t.Parallel()
 	t.Logf("Step 1: starting one member; k=v1..v4 at revisions 2..5")
 	_, eps := startCtlMember(t)
 	for i := 1; i <= 4; i++ {
@@ -291,6 +296,7 @@ func ctlCluster(t *testing.T) (*apiCluster, []*clientv3.StatusResponse) {
 // other members with no client URLs, and etcdctl --cluster (and clientv3
 // endpoint sync) miss them. See docs/compatibility.md.
 func TestEtcdctl_MemberList(t *testing.T) {
+	t.Parallel()
 	t.Logf("Step 1: starting 3 members; one put applied everywhere")
 	c, sts := ctlCluster(t)
 	eps := c.endpoints()
@@ -351,6 +357,7 @@ func TestEtcdctl_MemberList(t *testing.T) {
 }
 
 func TestEtcdctl_EndpointStatusAndHashKV(t *testing.T) {
+	t.Parallel()
 	t.Logf("Step 1: starting 3 members; one put applied everywhere")
 	c, sts := ctlCluster(t)
 	eps := c.endpoints()
@@ -408,6 +415,7 @@ func TestEtcdctl_EndpointStatusAndHashKV(t *testing.T) {
 // "unhealthy: ... Unable to fetch the alarm list" and exits 1. See
 // docs/compatibility.md.
 func TestEtcdctl_EndpointHealth(t *testing.T) {
+	t.Parallel()
 	t.Logf("Step 1: starting one member")
 	_, eps := startCtlMember(t)
 
@@ -438,6 +446,7 @@ func TestEtcdctl_EndpointHealth(t *testing.T) {
 }
 
 func TestEtcdctl_MemberAddUpdatePromoteRemove(t *testing.T) {
+	t.Parallel()
 	t.Logf("Step 1: starting one member")
 	c, eps := startCtlMember(t)
 	st, err := statusOf(eps[0])
