@@ -26,7 +26,7 @@ import (
 // serveFlags are etcd's flag names where etcd has the setting. Each can also
 // come from METASTORE_<FLAG> (upper case, dashes as underscores).
 func serveFlags() []cli.Flag {
-	return withEnv([]cli.Flag{
+	return withEnv(append([]cli.Flag{
 		&cli.StringFlag{Name: "name", Value: "default", Usage: "human-readable name for this member"},
 		&cli.StringFlag{Name: "data-dir", Usage: "path to the data directory (default \"<name>.metastore\")"},
 		&cli.StringFlag{Name: "engine", Value: server.EngineRocksDB, Usage: "storage engine: rocksdb or memory"},
@@ -55,7 +55,7 @@ func serveFlags() []cli.Flag {
 		&cli.Uint64Flag{Name: "rocksdb-block-cache-bytes", Value: 256 << 20, Usage: "RocksDB block cache size"},
 		&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
 		&cli.StringFlag{Name: "log-format", Value: "json", Usage: "json or console"},
-	})
+	}, opsFlags()...)) // cmd_ops.go
 }
 
 func withEnv(flags []cli.Flag) []cli.Flag {
@@ -155,7 +155,7 @@ func serveAction(c *cli.Context) error {
 		gracefulStop(gs, c.Duration("shutdown-timeout"))
 		<-httpDone
 		cancel()
-		srv.Stop()
+		srv.GracefulStop(c.Duration("shutdown-timeout")) // leadership transfer first: server/maintenance.go
 		return nil
 	case <-srv.Done():
 		sd.Stop()
@@ -252,6 +252,7 @@ func serveConfig(c *cli.Context, lg *zap.Logger) (server.Config, []*url.URL, []*
 		UnsafeNoFsync:       c.Bool("unsafe-no-fsync"), Logger: lg,
 		LeaseCheckpointInterval: c.Duration("lease-checkpoint-interval"), LeaseRevokeRate: c.Int("lease-revoke-rate"),
 	}
+	applyOpsFlags(c, &cfg) // cmd_ops.go
 	cfg.RocksDB = defaultRocksDB()
 	cfg.RocksDB.BlockCacheBytes = c.Uint64("rocksdb-block-cache-bytes")
 	if cfg.Engine != server.EngineRocksDB && cfg.Engine != server.EngineMemory {

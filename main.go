@@ -44,6 +44,12 @@ func commands() []*cli.Command {
 		configCommand(),
 		completionCommand(),
 		manCommand(),
+		snapshotCommand(),   // cmd_snapshot.go
+		memberCommand(),     // cmd_member.go
+		endpointCommand(),   // cmd_endpoint.go
+		defragCommand(),     // cmd_ops.go
+		alarmCommand(),      // cmd_ops.go
+		moveLeaderCommand(), // cmd_ops.go
 	}
 }
 

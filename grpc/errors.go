@@ -53,6 +53,15 @@ var errorTable = []struct {
 	{raft.ErrNotLearner, rpctypes.ErrGRPCMemberNotLearner},
 	{raft.ErrLearnerNotReady, rpctypes.ErrGRPCLearnerNotReady},
 	{raft.ErrTooManyLearners, rpctypes.ErrGRPCTooManyLearners},
+	// maintenance (server/alarm.go, quota.go, maintenance.go)
+	{server.ErrNoSpace, rpctypes.ErrGRPCNoSpace},
+	{server.ErrCorrupt, rpctypes.ErrGRPCCorrupt},
+	{server.ErrBadLeaderTransferee, rpctypes.ErrGRPCBadLeaderTransferee},
+	{server.ErrTimeoutLeaderTransfer, status.Error(codes.Unknown, "etcdserver: request timed out, leader transfer took too long")},
+	{server.ErrWrongDowngradeVersionFormat, rpctypes.ErrGRPCWrongDowngradeVersionFormat},
+	{server.ErrInvalidDowngradeTargetVersion, rpctypes.ErrGRPCInvalidDowngradeTargetVersion},
+	{server.ErrDowngradeInProcess, rpctypes.ErrGRPCDowngradeInProcess},
+	{server.ErrNoInflightDowngrade, rpctypes.ErrGRPCNoInflightDowngrade},
 }
 
 // toGRPC translates an error from the server into etcd's gRPC error.

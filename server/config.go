@@ -56,6 +56,19 @@ type Config struct {
 	// expired leases revoked per second (0: 1000). See lease/.
 	LeaseCheckpointInterval time.Duration
 	LeaseRevokeRate         int
+	// QuotaBackendBytes is the space quota (0: DefaultQuotaBackendBytes;
+	// negative: none); see quota.go.
+	QuotaBackendBytes int64
+	// AutoCompactionMode is "periodic" or "revision" and
+	// AutoCompactionRetention its retention as etcd's flags ("" or "0":
+	// off); AutoCompactionInterval overrides how often the leader checks
+	// (0: etcd's). See autocompact.go.
+	AutoCompactionMode      string
+	AutoCompactionRetention string
+	AutoCompactionInterval  time.Duration
+	// CorruptCheckTime is how often the leader compares its HashKV with the
+	// other members' (0: never); a mismatch raises a CORRUPT alarm.
+	CorruptCheckTime time.Duration
 	// Metrics are optional measurement callbacks (metrics.go).
 	Metrics Metrics
 
@@ -105,6 +118,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.Logger == nil {
 		c.Logger = zap.NewNop()
+	}
+	if _, err := parseAutoCompaction(c.AutoCompactionMode, c.AutoCompactionRetention, c.AutoCompactionInterval); err != nil {
+		return c, err // autocompact.go
 	}
 	return c, nil
 }

@@ -157,6 +157,9 @@ func (s *Server) propose(ctx context.Context, req *pb.InternalRaftRequest) (any,
 			return nil, raft.ErrNoLeader
 		}
 	}
+	if err := s.checkQuota(req); err != nil { // quota.go
+		return nil, err
+	}
 	id := s.ids.id()
 	req.Header = &pb.RequestHeader{ID: id}
 	data, err := proto.Marshal(req)

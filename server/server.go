@@ -34,6 +34,7 @@ type Server struct {
 	bg sync.WaitGroup
 
 	leases leaseState // lease.go
+	ops    opsState   // alarm.go, quota.go, maintenance.go, autocompact.go
 
 	ids     *idGenerator
 	waiters *waiters
@@ -90,6 +91,11 @@ func New(c Config) (*Server, error) {
 		s.closeEngines()
 		return nil, err
 	}
+	if err := s.loadOps(); err != nil { // alarm.go
+		s.store.Close()
+		s.closeEngines()
+		return nil, err
+	}
 	idx, err := readAppliedIndex(s.eng)
 	if err != nil {
 		s.closeEngines()
@@ -139,6 +145,7 @@ func (s *Server) Start(peerListener net.Listener) error {
 	s.node = node
 	s.ids = newIDGenerator(node.ID(), time.Now())
 	s.startLeases()
+	s.startOps() // maintenance.go
 	s.bg.Add(1)
 	go func() {
 		defer s.bg.Done()
@@ -164,6 +171,7 @@ func (s *Server) WaitLeader(ctx context.Context) error {
 // Stop stops raft and closes the engines. In-flight requests fail with
 // "stopped".
 func (s *Server) Stop() {
+	s.stopOps() // maintenance.go
 	s.stopLeases()
 	if s.node != nil {
 		s.node.Stop()

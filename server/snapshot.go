@@ -34,6 +34,11 @@ const snapEnd = 0xFF
 func (ap applier) WriteSnapshot(w io.Writer) error {
 	snap := ap.s.eng.NewSnapshot()
 	defer snap.Close()
+	return writeState(snap, w)
+}
+
+// writeState writes the state stream of snap to w.
+func writeState(snap engine.Reader, w io.Writer) error {
 	bw := bufio.NewWriterSize(w, 1<<20)
 	if _, err := bw.WriteString(snapMagic); err != nil {
 		return err
@@ -156,6 +161,9 @@ func (ap applier) Restore(r io.Reader) error {
 		return err
 	}
 	if err := s.loadLeases(); err != nil {
+		return err
+	}
+	if err := s.loadOps(); err != nil { // alarm.go
 		return err
 	}
 	s.applied.Store(idx)

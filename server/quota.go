@@ -1,0 +1,117 @@
+package server
+
+import (
+	"time"
+
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.uber.org/zap"
+)
+
+// The space quota, as etcd's --quota-backend-bytes: before a request that
+// adds data (Put, a Txn with a put, LeaseGrant) is proposed, the member
+// checks that its database size plus the request's cost stays below the
+// quota. If not, it refuses the request with ErrNoSpace and proposes a
+// NOSPACE alarm for itself; once the alarm is applied the whole cluster
+// refuses such requests at apply time (alarm.go) until an operator frees
+// space (compact, defragment) and disarms the alarm. Deletes, compaction and
+// reads always pass.
+//
+// The size is the engine's DiskSize (files on disk for RocksDB, live bytes
+// for the memory engine), sampled in the background every sizeInterval, so
+// the check costs one atomic load per request.
+
+// DefaultQuotaBackendBytes is the quota when none is configured. etcd's
+// default is 2 GiB and its recommended maximum 8 GiB; MetaStore's storage
+// has no such ceiling, so the default is the larger figure.
+const DefaultQuotaBackendBytes = 8 << 30
+
+const sizeInterval = 250 * time.Millisecond
+
+// Costs as etcd's storage quota estimates them.
+const (
+	kvOverhead    = 256
+	leaseOverhead = 64
+)
+
+// QuotaBytes is the effective quota (negative: disabled).
+func (s *Server) QuotaBytes() int64 {
+	if s.cfg.QuotaBackendBytes == 0 {
+		return DefaultQuotaBackendBytes
+	}
+	return s.cfg.QuotaBackendBytes
+}
+
+// checkQuota refuses a request that would add data beyond the quota (or
+// while a NOSPACE alarm is active: the apply path would refuse it anyway).
+func (s *Server) checkQuota(r *pb.InternalRaftRequest) error {
+	cost := requestCost(r)
+	if cost == 0 {
+		return nil
+	}
+	if s.ops.nospace.Load() {
+		return ErrNoSpace
+	}
+	q := s.QuotaBytes()
+	if q < 0 || s.ops.size.Load()+cost < q {
+		return nil
+	}
+	s.raiseAlarm(s.node.ID(), pb.AlarmType_NOSPACE)
+	return ErrNoSpace
+}
+
+func requestCost(r *pb.InternalRaftRequest) int64 {
+	switch {
+	case r.Put != nil:
+		return kvOverhead + int64(len(r.Put.Key)+len(r.Put.Value))
+	case r.Txn != nil:
+		return txnPutBytes(r.Txn)
+	case r.LeaseGrant != nil:
+		return leaseOverhead
+	}
+	return 0
+}
+
+// txnPutBytes is the cost of the puts of a txn, in both branches and nested
+// txns (0 when it has none).
+func txnPutBytes(t *pb.TxnRequest) int64 {
+	var n int64
+	for _, ops := range [][]*pb.RequestOp{t.Success, t.Failure} {
+		for _, op := range ops {
+			switch v := op.GetRequest().(type) {
+			case *pb.RequestOp_RequestPut:
+				n += kvOverhead + int64(len(v.RequestPut.Key)+len(v.RequestPut.Value))
+			case *pb.RequestOp_RequestTxn:
+				n += txnPutBytes(v.RequestTxn)
+			}
+		}
+	}
+	return n
+}
+
+// DBSize is the engine's size as last sampled.
+func (s *Server) DBSize() int64 { return s.ops.size.Load() }
+
+// sampleSize refreshes the cached engine size.
+func (s *Server) sampleSize() {
+	n, err := s.eng.DiskSize()
+	if err != nil {
+		s.lg.Debug("sampling the database size failed", zap.Error(err))
+		return
+	}
+	s.ops.size.Store(int64(n))
+}
+
+// sizeLoop samples the size until the server stops.
+func (s *Server) sizeLoop() {
+	defer s.ops.wg.Done()
+	t := time.NewTicker(sizeInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.ops.stopc:
+			return
+		case <-t.C:
+			s.sampleSize()
+		}
+	}
+}
