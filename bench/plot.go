@@ -35,7 +35,7 @@ func (res *Result) WritePlot(path, title string) error {
 	img := vgimg.New(9*vg.Inch, 11*vg.Inch)
 	dc := draw.New(img)
 	tiles := draw.Tiles{Rows: 3, Cols: 1, PadTop: vg.Millimeter * 3, PadBottom: vg.Millimeter * 3,
-		PadLeft: vg.Millimeter * 3, PadRight: vg.Millimeter * 5, PadY: vg.Millimeter * 6}
+		PadLeft: vg.Millimeter * 3, PadRight: vg.Millimeter * 9, PadY: vg.Millimeter * 6}
 	plots := [][]*plot.Plot{{overTime}, {throughput}, {dist}}
 	canvases := plot.Align(plots, tiles, dc)
 	for i := range plots {

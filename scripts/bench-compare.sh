@@ -226,7 +226,9 @@ run_client() {
 		return
 	fi
 	if [[ -z "${res:-}" ]]; then
-		res="ERR $(tail -n 3 "$RAW/$server-$label.err" "$out" 2>/dev/null | grep -v '^==>' | grep . | tail -n 1 | cut -c1-120)"
+		res="ERR $(tail -n 3 "$RAW/$server-$label.err" "$out" 2>/dev/null | grep -v '^==>' | grep . | tail -n 1)"
+	else
+		rm -f "$RAW/$server-$label.err" # gRPC's INFO log, once the run worked
 	fi
 	record "$label" "$server" "$title" "$shape" "$res"
 }
@@ -244,7 +246,7 @@ run_ms_raw() {
 		--plot "$plot" --title "$server $label" "$@" $pos >"$out" 2>"$RAW/$server-$label.err"; then
 		MS_RES=$(parse_json "$out" 2>>"$RAW/$server-$label.err") || MS_RES="ERR unreadable output"
 	else
-		MS_RES="ERR $(grep . "$RAW/$server-$label.err" | tail -n 1 | cut -c1-120)"
+		MS_RES="ERR $(grep . "$RAW/$server-$label.err" | tail -n 1)"
 		rm -f "$plot"
 	fi
 	if [[ $workload == watch* && $MS_RES != ERR* ]]; then
@@ -277,14 +279,15 @@ check_perf() {
 	for server in etcd metastore; do
 		if [[ $server == etcd ]]; then eps=$ETCD_EPS pid=$ETCD_PID; else eps=$MS_EPS pid=$MS_PID; fi
 		out="$RAW/$server-$label.txt"
-		timeout -k 10 300 "$ETCD_BIN/etcdctl" --endpoints="$eps" --command-timeout=60s check perf --load="$load" >"$out" 2>&1
+		timeout -k 10 300 "$ETCD_BIN/etcdctl" --endpoints="$eps" --command-timeout=60s check perf --load="$load" 2>&1 |
+			tr '\r' '\n' | grep -av '%' >"$out"
 		local wps verdict
 		wps=$(grep -o '[0-9.]* writes/s' "$out" | head -n 1 | awk '{printf "%.0f", $1}')
 		verdict=$(grep -E '^(PASS|FAIL)$' "$out" | tail -n 1)
 		if [[ -n "$wps" ]]; then
 			res="$wps ${verdict:-?} $(rss_mb "$pid")"
 		else
-			res="ERR $(grep . "$out" | tail -n 1 | cut -c1-120)"
+			res="ERR $(grep . "$out" | tail -n 1)"
 		fi
 		record "$label" "$server" "etcdctl check perf --load=$load (writes/s, verdict, RSS MB after)" "-" "$res"
 	done
@@ -298,6 +301,7 @@ watch_works() {
 }
 
 log "client: $CLIENT; etcd: $ETCD_BIN; metastore: $MS_BIN; work dir: $WORK"
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 VAL=--val-size=256
 KEY=--key-size=8
 
@@ -324,7 +328,7 @@ run_client watch-c1000 etcd "$ETCD_EPS" "$WT" 1/1 watch-latency "" -- "${WL[@]}"
 if watch_works "$MS_EPS"; then
 	run_client watch-c1000 metastore "$MS_EPS" "$WT" 1/1 watch-latency "" -- "${WL[@]}"
 else
-	record watch-c1000 metastore "$WT" 1/1 "ERR $(grep . "$RAW/watch-probe.txt" | tail -n 1 | cut -c1-120)"
+	record watch-c1000 metastore "$WT" 1/1 "ERR $(grep . "$RAW/watch-probe.txt" | tail -n 1)"
 fi
 
 # REST (MetaStore) against gRPC (etcd), both through `metastore bench`, 100
@@ -372,8 +376,9 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 == 0) print "n/a"; else pri
 fmt_int() { awk -v a="$1" 'BEGIN { s = sprintf("%.0f", a); n = length(s); o = ""; for (i = 1; i <= n; i++) { o = o substr(s, i, 1); if ((n - i) % 3 == 0 && i < n) o = o "," } print o }'; }
 TABLE=$WORK/table.md
 {
-	echo "Measured $(date -u +%Y-%m-%d) by \`make bench-compare\` (scripts/bench-compare.sh) at commit"
-	echo "$(git -C "$ROOT" rev-parse --short=12 HEAD 2>/dev/null || echo unknown) on $(nproc) vCPU, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo),"
+	echo "Measured $(date -u +%Y-%m-%d) by \`make bench-compare\` (scripts/bench-compare.sh): MetaStore built from"
+	echo "$("$MS_BIN" version 2>/dev/null | awk -F': *' '/git commit/ {print $2}') on $(nproc) vCPU, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo),"
+	echo "load average $LOAD_START (1/5/15 min) at the start and $(cut -d' ' -f1-3 /proc/loadavg) at the end,"
 	echo "client \`$CLIENT\`$([[ $CLIENT == etcd-benchmark ]] && echo " (etcd's bin/benchmark --precise)"), etcd $("$ETCD_BIN/etcd" --version 2>/dev/null | awk '/etcd Version/ {print $3}'),"
 	echo "MetaStore on RocksDB; both with fsync, default raft timing, loopback only.$([[ $QUICK == 1 ]] && echo " QUICK run: a tenth of the operations.")"
 	echo "One run per case, etcd first then MetaStore, on a machine shared with other work: take"
