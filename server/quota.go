@@ -48,7 +48,7 @@ func (s *Server) checkQuota(r *pb.InternalRaftRequest) error {
 	if cost == 0 {
 		return nil
 	}
-	if s.ops.nospace.Load() {
+	if s.ops.nospace.Load() && !s.ops.corrupt.Load() { // CORRUPT takes precedence at apply
 		return ErrNoSpace
 	}
 	q := s.QuotaBytes()
@@ -88,8 +88,12 @@ func txnPutBytes(t *pb.TxnRequest) int64 {
 	return n
 }
 
-// DBSize is the engine's size as last sampled.
-func (s *Server) DBSize() int64 { return s.ops.size.Load() }
+// DBSize samples the engine's size now (one stat per RocksDB file; O(1)
+// for the memory engine) and returns it.
+func (s *Server) DBSize() int64 {
+	s.sampleSize()
+	return s.ops.size.Load()
+}
 
 // sampleSize refreshes the cached engine size.
 func (s *Server) sampleSize() {
