@@ -63,6 +63,14 @@ static: deps ## build bin/metastore fully statically linked, and check it is
 	@file $(BIN) | grep -q 'statically linked' || { file $(BIN); echo "static: $(BIN) is not statically linked" >&2; exit 1; }
 	@file $(BIN)
 
+.PHONY: package
+# nfpm runs with `go run` at a pinned version (not a module dependency); the
+# first run downloads and builds it. PKG_MAINTAINER sets the maintainer field.
+PKG_DIR ?= dist
+package: static ## build $(PKG_DIR)/metastore_<version>_<arch>.deb and .rpm from the static binary (nfpm)
+	VERSION='$(VERSION)' GIT_COMMIT='$(GIT_COMMIT)' GO='$(GO)' packaging/package.sh $(BIN) $(PKG_DIR)
+	@ls -l $(PKG_DIR)/*.deb $(PKG_DIR)/*.rpm
+
 test: deps ## run all tests
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
 
