@@ -356,7 +356,7 @@ func TestEtcdctl_MemberList(t *testing.T) {
 	require.Equal(t, wantURLs, got, "--cluster uses the client URLs from member list")
 }
 
-func TestEtcdctl_EndpointStatusAndHashKV(t *testing.T) {
+func TestEtcdctl_EndpointStatusHashKVMoveLeader(t *testing.T) {
 	t.Parallel()
 	t.Logf("Step 1: starting 3 members; one put applied everywhere")
 	c, sts := ctlCluster(t)
@@ -407,13 +407,71 @@ func TestEtcdctl_EndpointStatusAndHashKV(t *testing.T) {
 		require.Equal(t, fmt.Sprintf("%s, %d, 2", eps[i], h.Hash), line)
 	}
 
+	leader := sts[0].Leader
+	var target uint64
+	for _, st := range sts {
+		if st.Header.MemberId != leader {
+			target = st.Header.MemberId
+			break
+		}
+	}
+	t.Logf("Step 5: move-leader hands leadership from %x to %x; every member then names the new leader", leader, target)
+	require.Equal(t, fmt.Sprintf("Leadership transferred from %x to %x\n", leader, target),
+		ctlOK(t, eps, "move-leader", fmt.Sprintf("%x", target)))
+	waitFor(t, 10*time.Second, "every member to name the new leader", func() bool {
+		for _, ep := range eps {
+			st, err := statusOf(ep)
+			if err != nil || st.Leader != target {
+				return false
+			}
+		}
+		return true
+	})
+	ctlFails(t, eps, "etcdserver: bad leader transferee", "move-leader", "1234")
 }
 
-// KNOWN SERVER GAP (this test fails until Maintenance.Alarm exists):
-// etcdctl endpoint health reads a key and then lists alarms
-// (Maintenance.Alarm, ALARM_GET); when that call fails it reports
-// "unhealthy: ... Unable to fetch the alarm list" and exits 1. See
-// docs/compatibility.md.
+func TestEtcdctl_AlarmDefragDowngrade(t *testing.T) {
+	t.Parallel()
+	t.Logf("Step 1: starting one member")
+	_, eps := startCtlMember(t)
+	st, err := statusOf(eps[0])
+	require.NoError(t, err)
+	var major, minor int
+	_, err = fmt.Sscanf(st.Version, "%d.%d", &major, &minor)
+	require.NoError(t, err, st.Version)
+	cluster := fmt.Sprintf("%d.%d", major, minor)
+	prev := fmt.Sprintf("%d.%d", major, minor-1)
+
+	t.Logf("Step 2: alarm list and alarm disarm print nothing when there are no alarms")
+	require.Equal(t, "", ctlOK(t, eps, "alarm", "list"))
+	require.Equal(t, "", ctlOK(t, eps, "alarm", "disarm"))
+	var al pb.AlarmResponse
+	require.NoError(t, json.Unmarshal([]byte(ctlOK(t, eps, "alarm", "list", "-w", "json")), &al))
+	require.Empty(t, al.Alarms)
+	require.Equal(t, st.Header.MemberId, al.Header.MemberId)
+
+	t.Logf("Step 3: defrag reports the member it defragmented")
+	require.Regexp(t, `^Finished defragmenting etcd member\[`+regexp.QuoteMeta(eps[0])+`\]\. took \S+\n$`, ctlOK(t, eps, "defrag"))
+
+	t.Logf("Step 4: downgrade validate/enable/cancel to %s with cluster version %s; two minors down is refused", prev, cluster)
+	require.Equal(t, "Downgrade validate success, cluster version "+cluster+"\n", ctlOK(t, eps, "downgrade", "validate", prev))
+	ctlFails(t, eps, "etcdserver: invalid downgrade target version", "downgrade", "validate", fmt.Sprintf("%d.%d", major, minor-2))
+	require.Equal(t, "Downgrade enable success, cluster version "+cluster+"\n", ctlOK(t, eps, "downgrade", "enable", prev))
+	var js []struct {
+		Endpoint string
+		Status   *pb.StatusResponse
+	}
+	require.NoError(t, json.Unmarshal([]byte(ctlOK(t, eps, "endpoint", "status", "-w", "json")), &js))
+	require.Len(t, js, 1)
+	require.NotNil(t, js[0].Status.DowngradeInfo)
+	require.True(t, js[0].Status.DowngradeInfo.Enabled)
+	require.Equal(t, prev+".0", js[0].Status.DowngradeInfo.TargetVersion)
+	require.Equal(t, "Downgrade cancel success, cluster version "+cluster+"\n", ctlOK(t, eps, "downgrade", "cancel"))
+}
+
+// NB: etcdctl endpoint health reads a key and then lists alarms
+// (Maintenance.Alarm, ALARM_GET); an endpoint whose alarm list cannot be
+// fetched, or has alarms, is reported unhealthy.
 func TestEtcdctl_EndpointHealth(t *testing.T) {
 	t.Parallel()
 	t.Logf("Step 1: starting one member")
@@ -421,7 +479,7 @@ func TestEtcdctl_EndpointHealth(t *testing.T) {
 
 	t.Logf("Step 2: endpoint health reports the endpoint healthy, in text and json")
 	res := etcdctl(t, eps, "", "endpoint", "health")
-	require.Equal(t, 0, res.code, "needs Maintenance.Alarm (known server gap, see the comment above): stdout %q stderr %q", res.stdout, res.stderr)
+	require.Equal(t, 0, res.code, "stdout %q stderr %q", res.stdout, res.stderr)
 	healthy := regexp.MustCompile(`^(\S+) is healthy: successfully committed proposal: took = \S+$`)
 	var got []string
 	for _, line := range strings.Split(strings.TrimSpace(res.stdout), "\n") {
