@@ -601,25 +601,32 @@ func TestEtcd_TxnCreateIfAbsent(t *testing.T) {
 	t.Logf("Step 5: %d concurrent creators of a new key: exactly one wins", racers)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
+	winner := -1
 	wins := 0
+	errs := make(chan error, racers)
 	for i := 0; i < racers; i++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			resp, err := cli.Txn(opCtx(t)).If(clientv3.Compare(clientv3.CreateRevision("race"), "=", 0)).
 				Then(clientv3.OpPut("race", fmt.Sprint(i))).Commit()
-			if err == nil && resp.Succeeded {
+			if err != nil {
+				errs <- err
+				return
+			}
+			if resp.Succeeded {
 				mu.Lock()
 				wins++
+				winner = i
 				mu.Unlock()
 			}
 		}()
 	}
 	wg.Wait()
+	collect(t, errs)
 	require.Equal(t, 1, wins)
 	get := mustGet(t, cli, "race")
-	require.Len(t, get.Kvs, 1)
-	require.Equal(t, int64(1), get.Kvs[0].Version)
+	require.Equal(t, []string{fmt.Sprintf("race=%d c5 m5 v1", winner)}, kvStrings(get.Kvs))
 	require.Equal(t, int64(5), get.Header.Revision)
 }
 
