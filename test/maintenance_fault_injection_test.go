@@ -41,7 +41,7 @@ func TestMaintenanceFault_QuotaExhaustion(t *testing.T) {
 			t.Logf("Step 1: writing 8 KiB values until the quota (%d bytes) refuses one...", quota)
 			var written int
 			var lastErr error
-			for i := 0; i < 4*quota/len(val); i++ {
+			for i := 0; i < 64*quota/len(val); i++ {
 				_, err := cli.Put(ctxT(t, 5*time.Second), fmt.Sprintf("fill/%05d", i), val)
 				if err != nil {
 					lastErr = err
