@@ -412,3 +412,88 @@ func TestMaintenance_AutoCompactionRevision(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "14", string(r.Kvs[0].Value))
 }
+
+// guideCommands returns the shell commands of the ```sh blocks in section
+// of docs/operations.md, continuation lines joined.
+func guideCommands(t *testing.T, section string) []string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "docs", "operations.md"))
+	require.NoError(t, err)
+	doc := string(b)
+	i := strings.Index(doc, "\n## "+section+"\n")
+	require.GreaterOrEqual(t, i, 0, "section %q", section)
+	doc = doc[i+1:]
+	if j := strings.Index(doc[3:], "\n## "); j >= 0 {
+		doc = doc[:j+3]
+	}
+	var cmds []string
+	in := false
+	cur := ""
+	for _, line := range strings.Split(doc, "\n") {
+		switch {
+		case strings.HasPrefix(line, "```sh"):
+			in = true
+		case strings.HasPrefix(line, "```"):
+			in = false
+		case in:
+			cur += strings.TrimSuffix(strings.TrimSpace(line), "\\")
+			if strings.HasSuffix(strings.TrimSpace(line), "\\") {
+				cur += " "
+				continue
+			}
+			cmds = append(cmds, cur)
+			cur = ""
+		}
+	}
+	return cmds
+}
+
+// TestOperationsGuide_BackupRestore runs docs/operations.md's backup and
+// restore commands as written.
+func TestOperationsGuide_BackupRestore(t *testing.T) {
+	m := startMember(t, engineRocksDB)
+	cli := newClient(t, m.endpoint())
+	for i := 0; i < 5; i++ {
+		mustPut(t, cli, fmt.Sprintf("guide/%d", i), fmt.Sprint(i))
+	}
+	before := mustGet(t, cli, "guide/", clientv3.WithPrefix())
+	ports := freePorts(t, 2)
+	r := &member{t: t, name: "m1", engine: engineRocksDB, dataDir: filepath.Join(t.TempDir(), "restored"),
+		clientURL: fmt.Sprintf("http://127.0.0.1:%d", ports[0]), peerURL: fmt.Sprintf("http://127.0.0.1:%d", ports[1])}
+	r.logPath = r.dataDir + ".log"
+	vars := map[string]string{"BACKUP": filepath.Join(t.TempDir(), "backup.db"), "ENDPOINT": m.endpoint(),
+		"DATA_DIR": r.dataDir, "PEER_URL": r.peerURL, "CLIENT_URL": r.clientURL}
+	cmds := guideCommands(t, "Backup and restore")
+	require.Len(t, cmds, 4)
+	for i, line := range cmds {
+		args := strings.Fields(os.Expand(line, func(k string) string {
+			v, ok := vars[k]
+			require.True(t, ok, "unknown variable %s in %q", k, line)
+			return v
+		}))
+		require.Equal(t, "metastore", args[0])
+		t.Logf("Step %d: %s", i+1, strings.Join(args, " "))
+		if args[1] == "serve" {
+			r.args = args[1:]
+			r.start()
+			t.Cleanup(func() {
+				r.kill()
+				if t.Failed() {
+					r.dumpLog()
+				}
+			})
+			waitFor(t, 20*time.Second, "the restored member to lead", func() bool {
+				st, err := r.status()
+				return err == nil && st.Leader != 0
+			})
+			continue
+		}
+		code, out, errOut := runCLI(t, 30*time.Second, args[1:]...)
+		require.Equal(t, 0, code, "%s: %s", line, errOut)
+		t.Logf("%s", out)
+	}
+	t.Logf("Step %d: the restored member has the data...", len(cmds)+1)
+	after := mustGet(t, newClient(t, r.endpoint()), "guide/", clientv3.WithPrefix())
+	require.Equal(t, kvStrings(before.Kvs), kvStrings(after.Kvs))
+	require.Equal(t, before.Header.Revision, after.Header.Revision)
+}
