@@ -133,6 +133,31 @@ func serveAction(c *cli.Context) error {
 		return err
 	}
 	mets.Attach(srv)
+	sigc := make(chan os.Signal, 1)
+	signal.Notify(sigc, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(sigc)
+	// As etcd: clients are served only once this member is part of the
+	// replicated membership with its client URLs (server/publish.go).
+	select {
+	case <-srv.ReadyNotify():
+	case sig := <-sigc:
+		lg.Info("received signal before serving; stopping", zap.String("signal", sig.String()))
+		srv.Stop()
+		closeAll(clientLis)
+		closeAll(httpLis)
+		closeAll(metricsLis)
+		return nil
+	case <-srv.Done():
+		err := srv.Err()
+		srv.Stop()
+		closeAll(clientLis)
+		closeAll(httpLis)
+		closeAll(metricsLis)
+		if err != nil {
+			return fmt.Errorf("member stopped: %w", err)
+		}
+		return nil
+	}
 	gs := mgrpc.NewServer(srv)
 	hh := mhttp.NewHandler(srv, mhttp.Config{EnablePprof: c.Bool("enable-pprof"), Metrics: mets,
 		Gatherer: prometheus.DefaultGatherer, Logger: lg})
@@ -141,9 +166,6 @@ func serveAction(c *cli.Context) error {
 		zap.String("member-id", fmt.Sprintf("%x", srv.Node().ID())),
 		zap.Strings("client-urls", urlStrings(clientURLs)), zap.Strings("peer-urls", urlStrings(peerURLs)))
 
-	sigc := make(chan os.Signal, 1)
-	signal.Notify(sigc, syscall.SIGTERM, syscall.SIGINT)
-	defer signal.Stop(sigc)
 	sd := startSystemdNotify(srv, lg) // systemd READY=1, watchdog: notify.go
 	select {
 	case sig := <-sigc:

@@ -16,6 +16,7 @@ import (
 func (s *Server) publishAttributes() {
 	for attempt := 0; ; attempt++ {
 		if s.attributesPublished() {
+			s.readyOnce.Do(func() { close(s.readyc) })
 			return
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.RequestTimeout)
@@ -33,6 +34,7 @@ func (s *Server) publishAttributes() {
 		}
 		if err == nil {
 			s.lg.Info("published member attributes", zap.String("name", s.cfg.Name), zap.Strings("client-urls", s.cfg.ClientURLs))
+			s.readyOnce.Do(func() { close(s.readyc) })
 			return
 		}
 		select {
@@ -65,3 +67,10 @@ func (s *Server) ownPeerURLs() []string {
 	}
 	return nil
 }
+
+// ReadyNotify is closed once this member's name and client URLs are part of
+// the replicated membership. As etcd does, serve waits for it before it
+// opens the client listeners, so that every client sees a complete member
+// list (etcdctl --cluster and clientv3's endpoint sync rely on it). It is
+// never closed if the member cannot reach a quorum.
+func (s *Server) ReadyNotify() <-chan struct{} { return s.readyc }

@@ -32,6 +32,9 @@ type Server struct {
 
 	// bg tracks the server's own goroutines; Stop waits for them.
 	bg sync.WaitGroup
+	// readyc is closed once the member's attributes are published.
+	readyc    chan struct{}
+	readyOnce sync.Once
 
 	leases leaseState // lease.go
 	ops    opsState   // alarm.go, quota.go, maintenance.go, autocompact.go
@@ -54,7 +57,7 @@ func New(c Config) (*Server, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("server: creating data dir: %w", err)
 	}
-	s := &Server{cfg: cfg, lg: cfg.Logger, waiters: newWaiters()}
+	s := &Server{cfg: cfg, lg: cfg.Logger, waiters: newWaiters(), readyc: make(chan struct{})}
 	rcfg := cfg.RocksDB
 	rcfg.DisableFsync = cfg.UnsafeNoFsync
 	if cfg.UnsafeNoFsync {
