@@ -324,3 +324,17 @@ func TestFlagValue_Durations(t *testing.T) {
 	set.Duration("d", 5*time.Minute, "")
 	require.Equal(t, "5m0s", flagValue(set.Lookup("d")))
 }
+
+// TestOperationsGuide_ConfigExample: the YAML example of docs/operations.md's
+// Configuration section is a valid config file.
+func TestOperationsGuide_ConfigExample(t *testing.T) {
+	b, err := os.ReadFile("docs/operations.md")
+	require.NoError(t, err)
+	_, section, ok := strings.Cut(string(b), "\n## Configuration\n")
+	require.True(t, ok, "no Configuration section")
+	m := regexp.MustCompile("(?s)\n```yaml\n(.*?)\n```\n").FindStringSubmatch(section)
+	require.NotNil(t, m, "no yaml example")
+	var stdout, stderr bytes.Buffer
+	require.Equal(t, 0, run([]string{"metastore", "config", "check", writeFile(t, "example.yaml", m[1])}, &stdout, &stderr), stderr.String())
+	require.Contains(t, stdout.String(), "\ninitial-cluster: m1=http://10.0.0.1:2380,m2=http://10.0.0.2:2380,m3=http://10.0.0.3:2380\n")
+}
