@@ -67,7 +67,7 @@ static: deps ## build bin/metastore fully statically linked, and check it is
 # nfpm runs with `go run` at a pinned version (not a module dependency); the
 # first run downloads and builds it. PKG_MAINTAINER sets the maintainer field.
 PKG_DIR ?= dist
-package: static ## build $(PKG_DIR)/metastore_<version>_<arch>.deb and .rpm from the static binary (nfpm)
+package: static ## build the .deb and .rpm into dist/ (PKG_DIR) from the static binary, with nfpm
 	VERSION='$(VERSION)' GIT_COMMIT='$(GIT_COMMIT)' GO='$(GO)' packaging/package.sh $(BIN) $(PKG_DIR)
 	@ls -l $(PKG_DIR)/*.deb $(PKG_DIR)/*.rpm
 
