@@ -188,9 +188,11 @@ short_err() {
 }
 
 # record LABEL SERVER TITLE SHAPE RESULT
+declare -A LISTED=()
 record() {
 	local key="$1|$2"
-	[[ -n "${TITLE[$1]:-}" ]] || ORDER+=("$1")
+	[[ -n "${LISTED[$1]:-}" ]] || ORDER+=("$1")
+	LISTED[$1]=1
 	TITLE[$1]=$3 SHAPE[$1]=$4 R[$key]=$5
 	[[ $5 == ERR* ]] && R[$key]="ERR $(short_err "${5#ERR }")"
 	log "  $2 $1: $5"
@@ -279,8 +281,10 @@ check_perf() {
 	for server in etcd metastore; do
 		if [[ $server == etcd ]]; then eps=$ETCD_EPS pid=$ETCD_PID; else eps=$MS_EPS pid=$MS_PID; fi
 		out="$RAW/$server-$label.txt"
+		# NB: the verdict lines follow the progress bar on the same line.
 		timeout -k 10 300 "$ETCD_BIN/etcdctl" --endpoints="$eps" --command-timeout=60s check perf --load="$load" 2>&1 |
-			tr '\r' '\n' | grep -av '%' >"$out"
+			tr '\r' '\n' | grep -aoE '(PASS|FAIL)(: .*)?$|^[A-Z][a-z].*[^%]$' |
+			sed -E 's/^.*((PASS|FAIL): Throughput)/\1/' >"$out"
 		local wps verdict
 		wps=$(grep -o '[0-9.]* writes/s' "$out" | head -n 1 | awk '{printf "%.0f", $1}')
 		verdict=$(grep -E '^(PASS|FAIL)$' "$out" | tail -n 1)
@@ -372,12 +376,23 @@ SPIDS=("${ETCD3_SPIDS[@]}" "${MS3_SPIDS[@]}")
 stop_cluster
 
 # ---- the table -------------------------------------------------------------
+# ms_commit: the commit the binary says it was built from, else the work
+# tree's (make build builds the work tree).
+ms_commit() {
+	local c
+	c=$("$MS_BIN" version 2>/dev/null | awk -F': *' '/git commit/ {print $2}')
+	if [[ -z "$c" || "$c" == unknown ]]; then
+		c=$(git -C "$ROOT" rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
+		git -C "$ROOT" diff --quiet HEAD -- 2>/dev/null || c+=" plus uncommitted changes"
+	fi
+	echo "$c"
+}
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 == 0) print "n/a"; else printf "%.2f", a / b }'; }
 fmt_int() { awk -v a="$1" 'BEGIN { s = sprintf("%.0f", a); n = length(s); o = ""; for (i = 1; i <= n; i++) { o = o substr(s, i, 1); if ((n - i) % 3 == 0 && i < n) o = o "," } print o }'; }
 TABLE=$WORK/table.md
 {
 	echo "Measured $(date -u +%Y-%m-%d) by \`make bench-compare\` (scripts/bench-compare.sh): MetaStore built from"
-	echo "$("$MS_BIN" version 2>/dev/null | awk -F': *' '/git commit/ {print $2}') on $(nproc) vCPU, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo),"
+	echo "$(ms_commit) on $(nproc) vCPU, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo),"
 	echo "load average $LOAD_START (1/5/15 min) at the start and $(cut -d' ' -f1-3 /proc/loadavg) at the end,"
 	echo "client \`$CLIENT\`$([[ $CLIENT == etcd-benchmark ]] && echo " (etcd's bin/benchmark --precise)"), etcd $("$ETCD_BIN/etcd" --version 2>/dev/null | awk '/etcd Version/ {print $3}'),"
 	echo "MetaStore on RocksDB; both with fsync, default raft timing, loopback only.$([[ $QUICK == 1 ]] && echo " QUICK run: a tenth of the operations.")"
