@@ -2,6 +2,7 @@ package http
 
 import (
 	"context"
+	"strconv"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 
@@ -31,6 +32,9 @@ type Maintenance interface {
 	Status(ctx context.Context, r *pb.StatusRequest) (*pb.StatusResponse, error)
 	Hash(ctx context.Context, r *pb.HashRequest) (*pb.HashResponse, error)
 	HashKV(ctx context.Context, r *pb.HashKVRequest) (*pb.HashKVResponse, error)
+	Alarm(ctx context.Context, r *pb.AlarmRequest) (*pb.AlarmResponse, error)
+	// Alarms lists the active alarms of the cluster.
+	Alarms() []*pb.AlarmMember
 	// Leader is the current leader's ID, 0 when none is known.
 	Leader() uint64
 	// IsLearner reports whether this member is a learner.
@@ -70,19 +74,28 @@ func (m memberInfo) Status(ctx context.Context, _ *pb.StatusRequest) (*pb.Status
 	if err != nil {
 		return nil, err
 	}
-	size, err := m.s.Store().Engine().DiskSize()
-	if err != nil {
-		return nil, err
-	}
 	h := m.header(m.s.Store().Rev())
 	h.RaftTerm = st.Term
-	return &pb.StatusResponse{
+	resp := &pb.StatusResponse{
 		Header: h, Version: version.EtcdAPIVersion, StorageVersion: version.EtcdAPIVersion,
-		DbSize: int64(size), DbSizeInUse: int64(size),
+		DbSize: m.s.DBSize(), DbSizeInUse: m.s.DBSizeInUse(), DbSizeQuota: m.s.QuotaBytes(),
 		Leader: st.Leader, RaftIndex: st.Commit, RaftTerm: st.Term, RaftAppliedIndex: st.Applied,
-		IsLearner: st.IsLearner,
-	}, nil
+		IsLearner: st.IsLearner, DowngradeInfo: m.s.DowngradeInfo(),
+	}
+	if resp.Leader == 0 {
+		resp.Errors = append(resp.Errors, "etcdserver: no leader")
+	}
+	for _, a := range m.s.Alarms(pb.AlarmType_NONE) {
+		resp.Errors = append(resp.Errors, "memberID:"+strconv.FormatUint(a.MemberID, 10)+" alarm:"+a.Alarm.String()+" ")
+	}
+	return resp, nil
 }
+
+func (m memberInfo) Alarm(ctx context.Context, r *pb.AlarmRequest) (*pb.AlarmResponse, error) {
+	return m.s.Alarm(ctx, r)
+}
+
+func (m memberInfo) Alarms() []*pb.AlarmMember { return m.s.Alarms(pb.AlarmType_NONE) }
 
 func (m memberInfo) Hash(context.Context, *pb.HashRequest) (*pb.HashResponse, error) {
 	h, rev, err := m.s.Store().Hash()

@@ -102,6 +102,10 @@ func (h *Handler) gwHashKV(ctx *fasthttp.RequestCtx) {
 	gateway(h, ctx, nil, h.mt.HashKV)
 }
 
+func (h *Handler) gwAlarm(ctx *fasthttp.RequestCtx) {
+	gateway(h, ctx, nil, h.mt.Alarm)
+}
+
 // checkPut and checkTxn are etcd's checks, as the gRPC front end runs them.
 func (h *Handler) checkPut(r *pb.PutRequest) error {
 	if err := mvcc.CheckPut(r); err != nil {

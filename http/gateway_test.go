@@ -68,6 +68,8 @@ func TestGateway_EncodingAsEtcd(t *testing.T) {
 	require.Equal(t, float64(42), gwJSON(t, r.Body())["hash"])
 	r = do(h, "POST", "/v3/maintenance/hashkv", `{"revision":"0"}`)
 	require.Equal(t, float64(43), gwJSON(t, r.Body())["hash"])
+	r = do(h, "POST", "/v3/maintenance/alarm", `{"action":"GET"}`)
+	require.Equal(t, 200, r.StatusCode(), string(r.Body()))
 }
 
 func TestGateway_BadInput(t *testing.T) {

@@ -194,6 +194,7 @@ var routes = map[string]*route{
 	"/v3/maintenance/status":  {name: "v3_maintenance_status", methods: post, serve: (*Handler).gwStatus},
 	"/v3/maintenance/hash":    {name: "v3_maintenance_hash", methods: post, serve: (*Handler).gwHash},
 	"/v3/maintenance/hashkv":  {name: "v3_maintenance_hashkv", methods: post, serve: (*Handler).gwHashKV},
+	"/v3/maintenance/alarm":   {name: "v3_maintenance_alarm", methods: post, serve: (*Handler).gwAlarm},
 	"/health":                 {name: "health", methods: get, ops: true, serve: (*Handler).health},
 	"/livez":                  {name: "livez", methods: get, ops: true, serve: (*Handler).livez},
 	"/readyz":                 {name: "readyz", methods: get, ops: true, serve: (*Handler).readyz},

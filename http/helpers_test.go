@@ -72,7 +72,14 @@ func (k *storeKV) Compact(_ context.Context, r *pb.CompactionRequest) (*pb.Compa
 type fakeMaintenance struct {
 	leader  uint64
 	learner bool
+	alarms  []*pb.AlarmMember
 }
+
+func (f *fakeMaintenance) Alarm(context.Context, *pb.AlarmRequest) (*pb.AlarmResponse, error) {
+	return &pb.AlarmResponse{Alarms: f.alarms}, nil
+}
+
+func (f *fakeMaintenance) Alarms() []*pb.AlarmMember { return f.alarms }
 
 func (f *fakeMaintenance) MemberList(context.Context, *pb.MemberListRequest) (*pb.MemberListResponse, error) {
 	return &pb.MemberListResponse{Header: &pb.ResponseHeader{ClusterId: 1, MemberId: 7},

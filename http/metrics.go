@@ -77,8 +77,15 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		gauge("server", "proposals_pending", "The current number of pending proposals to commit.", func(s *server.Server) float64 {
 			return float64(s.PendingProposals())
 		}),
-		gauge("mvcc", "db_total_size_in_bytes", "Total size of the underlying database physically allocated in bytes.", dbSize),
-		gauge("mvcc", "db_total_size_in_use_in_bytes", "Total size of the underlying database logically in use in bytes.", dbSize),
+		gauge("mvcc", "db_total_size_in_bytes", "Total size of the underlying database physically allocated in bytes.", func(s *server.Server) float64 {
+			return float64(s.DBSize())
+		}),
+		gauge("mvcc", "db_total_size_in_use_in_bytes", "Total size of the underlying database logically in use in bytes.", func(s *server.Server) float64 {
+			return float64(s.DBSizeInUse())
+		}),
+		gauge("server", "quota_backend_bytes", "Current backend storage quota size in bytes.", func(s *server.Server) float64 {
+			return float64(s.QuotaBytes())
+		}),
 	}
 	for _, c := range cs {
 		if err := reg.Register(c); err != nil {
@@ -86,14 +93,6 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		}
 	}
 	return m, nil
-}
-
-func dbSize(s *server.Server) float64 {
-	n, err := s.Store().Engine().DiskSize()
-	if err != nil {
-		return 0
-	}
-	return float64(n)
 }
 
 func b2f(b bool) float64 {

@@ -23,14 +23,16 @@ import (
 var healthKey = []byte("health")
 
 // health is etcd's /health: {"health":"true","reason":""}, or 503 with
-// "false" and why. Without ?serializable=true it needs a leader and a
-// linearizable read; with it, only a local read. ?exclude=<ALARM> ignores
-// that alarm (MetaStore raises no alarms yet, so there is nothing to
-// exclude).
+// "false" and why: an active alarm ("ALARM NOSPACE", "ALARM CORRUPT"; each
+// ?exclude=<ALARM> ignores one), no leader ("RAFT NO LEADER"), or a failed
+// read ("RANGE ERROR:..."). Without ?serializable=true it needs a leader
+// and a linearizable read; with it, only a local read.
 func (h *Handler) health(ctx *fasthttp.RequestCtx) {
-	serializable := string(ctx.QueryArgs().Peek("serializable")) == "true"
-	reason := ""
+	args := ctx.QueryArgs()
+	serializable := string(args.Peek("serializable")) == "true"
+	reason := alarmReason(h.mt.Alarms(), args)
 	switch {
+	case reason != "":
 	case !serializable && h.mt.Leader() == 0:
 		reason = "RAFT NO LEADER"
 	default:
@@ -56,6 +58,23 @@ func (h *Handler) health(ctx *fasthttp.RequestCtx) {
 	ctx.SetBody(buf)
 }
 
+// alarmReason is etcd's reason for the first active alarm not excluded.
+func alarmReason(alarms []*pb.AlarmMember, args *fasthttp.Args) string {
+	for _, a := range alarms {
+		if excluded(args, a.Alarm.String()) {
+			continue
+		}
+		switch a.Alarm {
+		case pb.AlarmType_NOSPACE:
+			return "ALARM NOSPACE"
+		case pb.AlarmType_CORRUPT:
+			return "ALARM CORRUPT"
+		}
+		return "ALARM UNKNOWN"
+	}
+	return ""
+}
+
 func (h *Handler) readCheck(serializable bool) error {
 	ctx, cancel := context.WithTimeout(h.ctx, h.cfg.HealthTimeout)
 	defer cancel()
@@ -69,7 +88,10 @@ type check struct {
 	run  func(h *Handler) error
 }
 
-var errLearner = errors.New("not supported for learner")
+var (
+	errLearner = errors.New("not supported for learner")
+	errCorrupt = errors.New("alarm activated: CORRUPT")
+)
 
 var (
 	serializableRead = check{"serializable_read", func(h *Handler) error { return h.readCheck(true) }}
@@ -80,12 +102,17 @@ var (
 		}
 		return nil
 	}}
-	// dataCorruption is etcd's check for the CORRUPT alarm. MetaStore raises
-	// no alarms yet, so it passes; it is listed so that tools reading the
-	// verbose output see etcd's check names.
-	dataCorruption = check{"data_corruption", func(*Handler) error { return nil }}
-	livezChecks    = []check{serializableRead}
-	readyzChecks   = []check{dataCorruption, serializableRead, linearizableRead, nonLearner}
+	// dataCorruption fails while a CORRUPT alarm is active.
+	dataCorruption = check{"data_corruption", func(h *Handler) error {
+		for _, a := range h.mt.Alarms() {
+			if a.Alarm == pb.AlarmType_CORRUPT {
+				return errCorrupt
+			}
+		}
+		return nil
+	}}
+	livezChecks  = []check{serializableRead}
+	readyzChecks = []check{dataCorruption, serializableRead, linearizableRead, nonLearner}
 )
 
 func (h *Handler) livez(ctx *fasthttp.RequestCtx)  { h.runChecks(ctx, livezChecks, true) }
@@ -146,7 +173,7 @@ func (h *Handler) runChecks(ctx *fasthttp.RequestCtx, checks []check, excludable
 }
 
 func checkReason(err error) string {
-	if errors.Is(err, errLearner) {
+	if errors.Is(err, errLearner) || errors.Is(err, errCorrupt) {
 		return err.Error()
 	}
 	return toAPIError(err).message

@@ -6,6 +6,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 )
 
 func TestOps_HealthLivezReadyz(t *testing.T) {
@@ -41,6 +42,22 @@ func TestOps_HealthLivezReadyz(t *testing.T) {
 	require.Equal(t, "[+]data_corruption ok\n[+]serializable_read ok\n[+]linearizable_read ok\n[-]non_learner failed: not supported for learner\n", string(r.Body()))
 	require.Equal(t, 200, do(h, "GET", "/livez", "").StatusCode())
 	require.Equal(t, 200, do(h, "GET", "/readyz?exclude=non_learner", "").StatusCode())
+
+	t.Logf("Step 4: alarms fail /health unless excluded; CORRUPT fails readyz's data_corruption")
+	mt.learner = false
+	mt.alarms = []*pb.AlarmMember{{MemberID: 7, Alarm: pb.AlarmType_NOSPACE}}
+	r = do(h, "GET", "/health", "")
+	require.Equal(t, 503, r.StatusCode())
+	require.Equal(t, `{"health":"false","reason":"ALARM NOSPACE"}`, string(r.Body()))
+	require.Equal(t, 200, do(h, "GET", "/health?exclude=NOSPACE", "").StatusCode())
+	require.Equal(t, 200, do(h, "GET", "/readyz", "").StatusCode(), "NOSPACE does not make a member unready")
+	mt.alarms = append(mt.alarms, &pb.AlarmMember{MemberID: 7, Alarm: pb.AlarmType_CORRUPT})
+	r = do(h, "GET", "/health?exclude=NOSPACE", "")
+	require.Equal(t, `{"health":"false","reason":"ALARM CORRUPT"}`, string(r.Body()))
+	r = do(h, "GET", "/readyz/data_corruption", "")
+	require.Equal(t, 503, r.StatusCode())
+	require.Equal(t, "[-]data_corruption failed: alarm activated: CORRUPT\n", string(r.Body()))
+	require.Equal(t, 200, do(h, "GET", "/livez", "").StatusCode())
 }
 
 func TestOps_VersionMetricsPprof(t *testing.T) {
