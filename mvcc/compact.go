@@ -2,6 +2,7 @@ package mvcc
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"sync"
 
@@ -84,7 +85,11 @@ func (c *compactor) run() {
 			if target <= c.s.finishedRev.Load() {
 				break
 			}
-			if err := c.compact(target); err != nil {
+			err := c.compact(target)
+			if errors.Is(err, errCompactorStopped) {
+				return
+			}
+			if err != nil {
 				// A failed engine write on this path is not recoverable here:
 				// stop compacting and leave the store readable; the next
 				// start resumes from the persisted scheduled revision.
@@ -97,6 +102,10 @@ func (c *compactor) run() {
 	}
 }
 
+// errCompactorStopped ends a compaction cut short by stop; the next start
+// resumes it from the persisted scheduled revision.
+var errCompactorStopped = errors.New("mvcc: compactor stopped")
+
 // compact runs compaction at rev to completion in bounded batches.
 func (c *compactor) compact(rev int64) error {
 	limit := c.s.cfg.CompactionBatchLimit
@@ -105,7 +114,7 @@ func (c *compactor) compact(rev int64) error {
 	for {
 		select {
 		case <-c.stopc:
-			return nil
+			return errCompactorStopped
 		default:
 		}
 		next, done, err := c.compactBatch(rev, cursor, upper, limit)

@@ -3,6 +3,7 @@ package mvcc
 import (
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
@@ -204,4 +205,31 @@ func TestStore_ReopenKeepsState(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, h, h2)
 	require.Equal(t, rev+1, put(t, s, "after-reopen", "v").Header.Revision)
+}
+
+// TestStore_CloseDuringCompaction: Close must return while a compaction is
+// still running (it used to restart the cut-short compaction forever).
+func TestStore_CloseDuringCompaction(t *testing.T) {
+	for _, ec := range engineCases {
+		t.Run(ec.name, func(t *testing.T) {
+			e := ec.open(t, t.TempDir())
+			defer e.Close()
+			s, err := Open(e, Config{CompactionBatchLimit: 1})
+			require.NoError(t, err)
+			for i := 0; i < 300; i++ {
+				put(t, s, fmt.Sprintf("k%d", i%3), "v")
+			}
+			compact(t, s, s.Rev())
+			done := make(chan struct{})
+			go func() {
+				s.Close()
+				close(done)
+			}()
+			select {
+			case <-done:
+			case <-time.After(10 * time.Second):
+				t.Fatal("Close did not return while a compaction was running")
+			}
+		})
+	}
 }
