@@ -84,18 +84,62 @@ func VerifySnapshotFile(path string) error {
 // with ClusterState "new" bootstraps a new cluster, with cfg's initial
 // cluster, holding that state. Restore every member of the new cluster from
 // the same file. On failure the data directory is removed.
-func RestoreDataDir(cfg Config, path string) (err error) {
-	if cfg.DataDir == "" {
-		return fmt.Errorf("%w: --data-dir is required", ErrBadConfig)
-	}
-	if ents, err := os.ReadDir(cfg.DataDir); err == nil && len(ents) > 0 {
-		return fmt.Errorf("server: data-dir %q exists and is not empty", cfg.DataDir)
+func RestoreDataDir(cfg Config, path string) error {
+	if err := checkFreshDataDir(cfg); err != nil {
+		return err
 	}
 	f, n, err := verifySnapshotFile(path)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
+	return initDataDir(cfg, func(s *Server) error {
+		if err := (applier{s}).Restore(io.NewSectionReader(f, 0, n)); err != nil {
+			return fmt.Errorf("%w: %v", ErrBadSnapshotFile, err)
+		}
+		return nil
+	})
+}
+
+// ImportDataDir writes a fresh data directory, as RestoreDataDir does, from
+// state that fill writes into the member's (empty) engine: the keyspace
+// through mvcc.Importer, leases through lease.ImportRecord (migrate/ fills
+// it from an etcd snapshot). A member started on the directory with
+// ClusterState "new" bootstraps a new cluster holding that state. On
+// failure the data directory is removed.
+func ImportDataDir(cfg Config, fill func(eng engine.Engine) error) error {
+	if err := checkFreshDataDir(cfg); err != nil {
+		return err
+	}
+	return initDataDir(cfg, func(s *Server) error {
+		if err := fill(s.eng); err != nil {
+			return err
+		}
+		if err := s.store.Reload(); err != nil {
+			return err
+		}
+		return s.loadLeases()
+	})
+}
+
+func checkFreshDataDir(cfg Config) error {
+	if cfg.DataDir == "" {
+		return fmt.Errorf("%w: --data-dir is required", ErrBadConfig)
+	}
+	if ents, err := os.ReadDir(cfg.DataDir); err == nil && len(ents) > 0 {
+		return fmt.Errorf("server: data-dir %q exists and is not empty", cfg.DataDir)
+	}
+	return nil
+}
+
+// initDataDir creates cfg.DataDir with the member's engines, lets fill write
+// the state, and leaves nothing of a cluster behind (no applied index, no
+// alarms), so that the next start bootstraps raft from cfg's initial
+// cluster. The memory engine's state is checkpointed into the directory.
+func initDataDir(cfg Config, fill func(s *Server) error) (err error) {
+	if err := checkFreshDataDir(cfg); err != nil {
+		return err
+	}
 	s, err := New(cfg)
 	if err != nil {
 		return err
@@ -107,8 +151,8 @@ func RestoreDataDir(cfg Config, path string) (err error) {
 			os.RemoveAll(cfg.DataDir)
 		}
 	}()
-	if err := (applier{s}).Restore(io.NewSectionReader(f, 0, n)); err != nil {
-		return fmt.Errorf("%w: %v", ErrBadSnapshotFile, err)
+	if err := fill(s); err != nil {
+		return err
 	}
 	b := s.eng.NewBatch()
 	defer b.Close()
