@@ -39,6 +39,9 @@ var layers = []struct {
 	{"black-box tests", []string{"test/..."}},
 	{"main", []string{"."}},
 	{"front ends and load generator", []string{"http/...", "grpc/...", "bench/..."}},
+	// etcderr: etcd's API errors for the lower layers' sentinels, shared by
+	// both front ends so their answers cannot drift apart.
+	{"API errors", []string{"etcderr/..."}},
 	{"server", []string{"server/..."}},
 	{"raft", []string{"raft/..."}},
 	{"state machine", []string{"mvcc/...", "lease/...", "auth/..."}},

@@ -1,17 +1,13 @@
 package http
 
 import (
-	"context"
 	"errors"
 
 	"github.com/valyala/fasthttp"
-	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/metastore/metastore/mvcc"
-	"github.com/metastore/metastore/raft"
-	"github.com/metastore/metastore/server"
+	"github.com/metastore/metastore/etcderr"
 )
 
 // apiError is an error as this front end reports it: the gRPC code etcd's
@@ -25,44 +21,6 @@ type apiError struct {
 
 func (e apiError) Error() string { return e.message }
 
-// errorTable maps the sentinels of the layers below to etcd's errors, row for
-// row as grpc/errors.go does (front ends never import each other; see the
-// report proposing one shared table below both).
-var errorTable = []struct {
-	err  error
-	etcd error
-}{
-	{mvcc.ErrEmptyKey, rpctypes.ErrGRPCEmptyKey},
-	{mvcc.ErrKeyNotFound, rpctypes.ErrGRPCKeyNotFound},
-	{mvcc.ErrValueProvided, rpctypes.ErrGRPCValueProvided},
-	{mvcc.ErrLeaseProvided, rpctypes.ErrGRPCLeaseProvided},
-	{mvcc.ErrTooManyOps, rpctypes.ErrGRPCTooManyOps},
-	{mvcc.ErrDuplicateKey, rpctypes.ErrGRPCDuplicateKey},
-	{mvcc.ErrInvalidSortOpt, rpctypes.ErrGRPCInvalidSortOption},
-	{mvcc.ErrCompacted, rpctypes.ErrGRPCCompacted},
-	{mvcc.ErrFutureRev, rpctypes.ErrGRPCFutureRev},
-	{mvcc.ErrRequestTooLarge, rpctypes.ErrGRPCRequestTooLarge},
-	{mvcc.ErrLeaseNotFound, rpctypes.ErrGRPCLeaseNotFound},
-	{server.ErrTooManyRequests, rpctypes.ErrGRPCRequestTooManyRequests},
-	{server.ErrTimeout, rpctypes.ErrGRPCTimeout},
-	{server.ErrStopped, rpctypes.ErrGRPCStopped},
-	{raft.ErrNoLeader, rpctypes.ErrGRPCNoLeader},
-	{raft.ErrNotLeader, rpctypes.ErrGRPCNotLeader},
-	{raft.ErrLeaderChanged, rpctypes.ErrGRPCLeaderChanged},
-	{raft.ErrStopped, rpctypes.ErrGRPCStopped},
-	{raft.ErrRemoved, rpctypes.ErrGRPCStopped},
-	{raft.ErrTimeout, rpctypes.ErrGRPCTimeout},
-	{raft.ErrProposalDropped, rpctypes.ErrGRPCNoLeader},
-	{raft.ErrMemberExists, rpctypes.ErrGRPCMemberExist},
-	{raft.ErrPeerURLExists, rpctypes.ErrGRPCPeerURLExist},
-	{raft.ErrMemberNotFound, rpctypes.ErrGRPCMemberNotFound},
-	{raft.ErrMemberRemoved, rpctypes.ErrGRPCMemberNotFound},
-	{raft.ErrNotLearner, rpctypes.ErrGRPCMemberNotLearner},
-	{raft.ErrLearnerNotReady, rpctypes.ErrGRPCLearnerNotReady},
-	{context.Canceled, rpctypes.ErrGRPCCanceled},
-	{context.DeadlineExceeded, rpctypes.ErrGRPCDeadlineExceeded},
-}
-
 // toAPIError translates an error from the server into etcd's code and
 // message. Unknown errors become codes.Unknown (HTTP 500) with their own
 // message, as etcd's gateway does.
@@ -71,15 +29,7 @@ func toAPIError(err error) apiError {
 	if errors.As(err, &ae) {
 		return ae
 	}
-	for _, row := range errorTable {
-		if errors.Is(err, row.err) {
-			return fromStatus(row.etcd)
-		}
-	}
-	if st, ok := status.FromError(err); ok {
-		return newAPIError(st.Code(), st.Message())
-	}
-	return newAPIError(codes.Unknown, err.Error())
+	return fromStatus(etcderr.FromError(err))
 }
 
 func fromStatus(err error) apiError {
