@@ -184,7 +184,8 @@ func (ws *WatchStream) Watch(r WatchRequest) (int64, error) {
 	}
 	w := &watcher{id: id, stream: ws, key: bytes.Clone(r.Key), end: bytes.Clone(end),
 		noPut: r.NoPut, noDelete: r.NoDelete, prevKV: r.PrevKV, fragment: r.Fragment,
-		progressNotify: r.ProgressNotify, startRev: r.StartRev}
+		progressNotify: r.ProgressNotify, startRev: r.StartRev,
+		progressArmed: r.ProgressNotify} // etcd notifies at the first tick
 	if end != nil && w.end == nil {
 		w.end = []byte{} // bytes.Clone keeps nil-ness; keep "every key >=" too
 	}
