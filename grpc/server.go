@@ -25,7 +25,8 @@ func NewServer(s *server.Server) *grpc.Server {
 	pb.RegisterKVServer(gs, NewKVServer(s, Limits{MaxRequestBytes: cfg.MaxRequestBytes, MaxTxnOps: cfg.MaxTxnOps}))
 	pb.RegisterClusterServer(gs, &clusterServer{s: s})
 	pb.RegisterMaintenanceServer(gs, &maintenanceServer{s: s})
-	pb.RegisterWatchServer(gs, pb.UnimplementedWatchServer{})
+	pb.RegisterWatchServer(gs, NewWatchServer(s, WatchOptions{MaxRequestBytes: cfg.MaxRequestBytes,
+		ProgressNotifyInterval: cfg.WatchProgressNotifyInterval}))
 	pb.RegisterLeaseServer(gs, NewLeaseServer(s))
 	pb.RegisterAuthServer(gs, pb.UnimplementedAuthServer{})
 	hs := health.NewServer()

@@ -69,6 +69,10 @@ type Config struct {
 	// CorruptCheckTime is how often the leader compares its HashKV with the
 	// other members' (0: never); a mismatch raises a CORRUPT alarm.
 	CorruptCheckTime time.Duration
+	// WatchProgressNotifyInterval is how often watches created with
+	// progress_notify hear from a quiet stream (etcd's
+	// --watch-progress-notify-interval; 0: 10 minutes). See watch.go.
+	WatchProgressNotifyInterval time.Duration
 	// Metrics are optional measurement callbacks (metrics.go).
 	Metrics Metrics
 
@@ -115,6 +119,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.RequestTimeout == 0 {
 		c.RequestTimeout = 5*time.Second + 2*c.ElectionTimeout
+	}
+	if c.WatchProgressNotifyInterval <= 0 {
+		c.WatchProgressNotifyInterval = DefaultWatchProgressNotifyInterval
 	}
 	if c.Logger == nil {
 		c.Logger = zap.NewNop()

@@ -39,6 +39,8 @@ type Server struct {
 	leases leaseState // lease.go
 	ops    opsState   // alarm.go, quota.go, maintenance.go, autocompact.go
 
+	watch *mvcc.WatchHub // watch.go; fed by the store's commit hook
+
 	ids     *idGenerator
 	waiters *waiters
 	applied atomic.Uint64
@@ -110,6 +112,8 @@ func New(c Config) (*Server, error) {
 	if cfg.SnapshotCount == 0 {
 		s.checkpointEvery = raft.DefaultSnapshotCount / 2
 	}
+	s.watch = mvcc.NewWatchHub(s.store, mvcc.WatchConfig{})
+	s.store.SetCommitHook(s.watch.Notify) // before raft starts applying
 	return s, nil
 }
 
@@ -188,6 +192,7 @@ func (s *Server) Stop() {
 			s.lg.Error("final checkpoint of the memory state failed", zap.Error(err))
 		}
 	}
+	s.watch.Close() // after the last Apply: ends every watch stream
 	s.store.Close()
 	s.closeEngines()
 }

@@ -1,0 +1,249 @@
+package grpc
+
+import (
+	"context"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"time"
+
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/mvccpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/metastore/metastore/mvcc"
+)
+
+// Watch service limits as etcd's.
+const (
+	// DefaultProgressNotifyInterval is etcd's progress report interval.
+	DefaultProgressNotifyInterval = 10 * time.Minute
+	// MinProgressNotifyInterval: shorter intervals are raised to it.
+	MinProgressNotifyInterval = 100 * time.Millisecond
+	// grpcOverheadBytes is what etcd adds to --max-request-bytes for the
+	// fragment threshold (MaxRequestBytesWithOverhead).
+	grpcOverheadBytes = 512 * 1024
+)
+
+// WatchBackend is what the Watch service needs from the server.
+type WatchBackend interface {
+	WatchHub() *mvcc.WatchHub
+	// Header is a response header at rev with the cluster ID, member ID
+	// and raft term filled.
+	Header(rev int64) *pb.ResponseHeader
+}
+
+// WatchOptions configure the Watch service.
+type WatchOptions struct {
+	// MaxRequestBytes (plus etcd's 512 KiB of gRPC overhead) is the size
+	// past which responses of a watch created with fragment=true are split.
+	MaxRequestBytes int
+	// ProgressNotifyInterval is how often watches created with
+	// progress_notify hear from a quiet stream (etcd's
+	// --watch-progress-notify-interval; 0: 10 minutes, at least 100 ms),
+	// plus up to 10% jitter.
+	ProgressNotifyInterval time.Duration
+}
+
+type watchServer struct {
+	pb.UnimplementedWatchServer
+	b        WatchBackend
+	maxBytes int
+	interval time.Duration
+}
+
+// NewWatchServer returns etcd's Watch service over b.
+func NewWatchServer(b WatchBackend, opts WatchOptions) pb.WatchServer {
+	iv := opts.ProgressNotifyInterval
+	if iv <= 0 {
+		iv = DefaultProgressNotifyInterval
+	}
+	return &watchServer{b: b, maxBytes: opts.MaxRequestBytes + grpcOverheadBytes,
+		interval: max(iv, MinProgressNotifyInterval)}
+}
+
+// Watch serves one stream as etcd does: a receive goroutine turns create,
+// cancel and progress requests into calls on an mvcc.WatchStream, which
+// queues every response (created, events, canceled, progress) in stream
+// order; this goroutine sends them. A client that closes its send side
+// keeps receiving until it goes away.
+func (s *watchServer) Watch(stream pb.Watch_WatchServer) error {
+	ws := s.b.WatchHub().NewStream()
+	defer ws.Close()
+	errc := make(chan error, 1)
+	go func() {
+		if err := s.recvLoop(stream, ws); err != nil {
+			errc <- err
+		}
+	}()
+	return s.sendLoop(stream, ws, errc)
+}
+
+func (s *watchServer) recvLoop(stream pb.Watch_WatchServer, ws *mvcc.WatchStream) error {
+	for {
+		req, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		switch u := req.RequestUnion.(type) {
+		case *pb.WatchRequest_CreateRequest:
+			if u.CreateRequest != nil {
+				s.create(ws, u.CreateRequest)
+			}
+		case *pb.WatchRequest_CancelRequest:
+			if u.CancelRequest != nil {
+				_ = ws.Cancel(u.CancelRequest.WatchId) // unknown IDs get no answer (etcd)
+			}
+		case *pb.WatchRequest_ProgressRequest:
+			if u.ProgressRequest != nil {
+				ws.RequestProgress()
+			}
+		}
+	}
+}
+
+// create applies etcd's rules to a create request: an empty key is "\x00"
+// (the smallest key), a negative start revision is refused as compacted,
+// a refused create is answered created+canceled with watch ID -1 and the
+// reason.
+func (s *watchServer) create(ws *mvcc.WatchStream, c *pb.WatchCreateRequest) {
+	if c.StartRevision < 0 {
+		ws.Reject(rpctypes.ErrCompacted.Error())
+		return
+	}
+	key := c.Key
+	if len(key) == 0 {
+		key = []byte{0}
+	}
+	r := mvcc.WatchRequest{ID: c.WatchId, Key: key, End: c.RangeEnd, StartRev: c.StartRevision,
+		PrevKV: c.PrevKv, Fragment: c.Fragment, ProgressNotify: c.ProgressNotify}
+	for _, f := range c.Filters {
+		switch f {
+		case pb.WatchCreateRequest_NOPUT:
+			r.NoPut = true
+		case pb.WatchCreateRequest_NODELETE:
+			r.NoDelete = true
+		}
+	}
+	if _, err := ws.Watch(r); err != nil && !errors.Is(err, mvcc.ErrWatchStreamClosed) {
+		ws.Reject(err.Error())
+	}
+}
+
+func (s *watchServer) sendLoop(stream pb.Watch_WatchServer, ws *mvcc.WatchStream, errc <-chan error) error {
+	// Jitter as etcd: streams opened together do not tick together.
+	tick := time.NewTicker(s.interval + rand.N(s.interval/10+1))
+	defer tick.Stop()
+	var buf []mvcc.WatchResponse
+	for {
+		select {
+		case <-ws.Ready():
+			buf = ws.Take(buf[:0])
+			for i := range buf {
+				if err := s.send(stream, &buf[i]); err != nil {
+					return err
+				}
+			}
+			clear(buf) // drop the events for the collector
+		case <-tick.C:
+			ws.ProgressTick()
+		case err := <-errc:
+			if errors.Is(err, context.Canceled) {
+				return rpctypes.ErrGRPCWatchCanceled
+			}
+			return err
+		case <-stream.Context().Done():
+			err := stream.Context().Err()
+			if errors.Is(err, context.Canceled) {
+				return rpctypes.ErrGRPCWatchCanceled
+			}
+			return err
+		case <-ws.Done():
+			return rpctypes.ErrGRPCStopped // the server is stopping
+		}
+	}
+}
+
+// send encodes one response; event responses of a watch created with
+// fragment=true are split as etcd's sendFragments does.
+func (s *watchServer) send(stream pb.Watch_WatchServer, r *mvcc.WatchResponse) error {
+	wr := &pb.WatchResponse{Header: s.b.Header(r.Revision), WatchId: r.WatchID,
+		Created: r.Created, Canceled: r.Canceled, CompactRevision: r.CompactRevision,
+		CancelReason: r.CancelReason, Events: withoutPrev(r.Events, r.PrevKV)}
+	if r.Fragment && len(wr.Events) > 1 {
+		return sendFragments(wr, s.maxBytes, stream.Send)
+	}
+	return stream.Send(wr)
+}
+
+// withoutPrev drops PrevKv from events unless the watch asked for it. The
+// events are shared with other watches: they are copied, never changed.
+func withoutPrev(evs []*mvccpb.Event, keep bool) []*mvccpb.Event {
+	if keep {
+		return evs
+	}
+	var out []*mvccpb.Event
+	for i, ev := range evs {
+		if ev.PrevKv == nil {
+			if out != nil {
+				out[i] = ev
+			}
+			continue
+		}
+		if out == nil {
+			out = make([]*mvccpb.Event, len(evs))
+			copy(out, evs[:i])
+		}
+		out[i] = &mvccpb.Event{Type: ev.Type, Kv: ev.Kv}
+	}
+	if out == nil {
+		return evs
+	}
+	return out
+}
+
+// sendFragments splits wr into messages under maxBytes, each with at least
+// one event, all but the last marked fragment (etcd's rule: a response
+// under the limit or with one event goes whole). Sizes are summed per
+// event rather than re-measuring the message after each one.
+func sendFragments(wr *pb.WatchResponse, maxBytes int, send func(*pb.WatchResponse) error) error {
+	if proto.Size(wr) < maxBytes || len(wr.Events) < 2 {
+		return send(wr)
+	}
+	idx := 0
+	for {
+		cur := &pb.WatchResponse{Header: wr.Header, WatchId: wr.WatchId, Created: wr.Created,
+			Canceled: wr.Canceled, CompactRevision: wr.CompactRevision, CancelReason: wr.CancelReason,
+			Fragment: true}
+		size := proto.Size(cur)
+		for _, ev := range wr.Events[idx:] {
+			size += eventFieldSize(ev)
+			if len(cur.Events) > 0 && size >= maxBytes {
+				break
+			}
+			cur.Events = append(cur.Events, ev)
+			idx++
+		}
+		if idx == len(wr.Events) {
+			cur.Fragment = false
+		}
+		if err := send(cur); err != nil {
+			return err
+		}
+		if !cur.Fragment {
+			return nil
+		}
+	}
+}
+
+// eventFieldSize is what one event adds to an encoded WatchResponse: the
+// field tag (events is field 11: one byte), the length, the message.
+func eventFieldSize(ev *mvccpb.Event) int {
+	n := proto.Size(ev)
+	return 1 + protowire.SizeVarint(uint64(n)) + n
+}
