@@ -40,13 +40,8 @@ type clusterServer struct {
 }
 
 func (c *clusterServer) MemberList(ctx context.Context, r *pb.MemberListRequest) (*pb.MemberListResponse, error) {
-	if r.Linearizable {
-		if _, err := c.s.Node().ReadIndex(ctx); err != nil {
-			return nil, toGRPC(err)
-		}
-	}
-	resp := &pb.MemberListResponse{Header: c.header(), Members: membersOf(c.s.Node().Members())}
-	return resp, nil
+	resp, err := c.s.MemberList(ctx, r.Linearizable)
+	return resp, toGRPC(err)
 }
 
 // MemberAdd adds a voter or a learner; the new member's ID is derived from

@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"errors"
 	"io"
-	"strconv"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
@@ -20,41 +19,10 @@ type maintenanceServer struct {
 	s *server.Server
 }
 
-// Status is cheap: it reads counters and engine size estimates, never the
-// whole database.
+// Status is cheap: it reads counters and size estimates (server/replies.go).
 func (m *maintenanceServer) Status(ctx context.Context, r *pb.StatusRequest) (*pb.StatusResponse, error) {
-	st, err := m.s.Node().Status(ctx)
-	if err != nil {
-		return nil, toGRPC(err)
-	}
-	n := m.s.Node()
-	resp := &pb.StatusResponse{
-		Header:           &pb.ResponseHeader{ClusterId: n.ClusterID(), MemberId: n.ID(), RaftTerm: st.Term, Revision: m.s.Store().Rev()},
-		Version:          version.EtcdAPIVersion,
-		DbSize:           m.s.DBSize(),
-		DbSizeInUse:      m.s.DBSizeInUse(),
-		DbSizeQuota:      m.s.QuotaBytes(),
-		Leader:           st.Leader,
-		RaftIndex:        st.Commit,
-		RaftTerm:         st.Term,
-		RaftAppliedIndex: st.Applied,
-		IsLearner:        st.IsLearner,
-		StorageVersion:   version.EtcdAPIVersion,
-		DowngradeInfo:    m.s.DowngradeInfo(),
-	}
-	if resp.Leader == 0 {
-		resp.Errors = append(resp.Errors, "etcdserver: no leader")
-	}
-	for _, a := range m.s.Alarms(pb.AlarmType_NONE) {
-		resp.Errors = append(resp.Errors, alarmString(a))
-	}
-	return resp, nil
-}
-
-// alarmString is an alarm as etcd's Status lists it (the protobuf text form
-// of the AlarmMember).
-func alarmString(a *pb.AlarmMember) string {
-	return "memberID:" + strconv.FormatUint(a.MemberID, 10) + " alarm:" + a.Alarm.String() + " "
+	resp, err := m.s.Status(ctx)
+	return resp, toGRPC(err)
 }
 
 func (m *maintenanceServer) header(rev int64) *pb.ResponseHeader {
@@ -64,21 +32,14 @@ func (m *maintenanceServer) header(rev int64) *pb.ResponseHeader {
 
 // Hash hashes the whole keyspace at the current revision.
 func (m *maintenanceServer) Hash(ctx context.Context, r *pb.HashRequest) (*pb.HashResponse, error) {
-	h, rev, err := m.s.Store().Hash()
-	if err != nil {
-		return nil, toGRPC(err)
-	}
-	return &pb.HashResponse{Header: m.header(rev), Hash: h}, nil
+	resp, err := m.s.Hash()
+	return resp, toGRPC(err)
 }
 
-// HashKV hashes the versions up to a revision (0: current); members with
-// the same history return the same hash at the same revision.
+// HashKV hashes the versions up to a revision (0: current).
 func (m *maintenanceServer) HashKV(ctx context.Context, r *pb.HashKVRequest) (*pb.HashKVResponse, error) {
-	h, rev, compactRev, err := m.s.Store().HashKV(r.Revision)
-	if err != nil {
-		return nil, toGRPC(err)
-	}
-	return &pb.HashKVResponse{Header: m.header(m.s.Store().Rev()), Hash: h, CompactRevision: compactRev, HashRevision: rev}, nil
+	resp, err := m.s.HashKV(r.Revision)
+	return resp, toGRPC(err)
 }
 
 // Defragment reclaims free space online (see server.Defragment).

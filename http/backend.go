@@ -2,12 +2,10 @@ package http
 
 import (
 	"context"
-	"strconv"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 
 	"github.com/metastore/metastore/server"
-	"github.com/metastore/metastore/version"
 )
 
 // KV is what the key-value handlers need; *server.Server implements it.
@@ -50,45 +48,12 @@ type memberInfo struct{ s *server.Server }
 
 var _ Maintenance = memberInfo{}
 
-func (m memberInfo) header(rev int64) *pb.ResponseHeader {
-	n := m.s.Node()
-	return &pb.ResponseHeader{ClusterId: n.ClusterID(), MemberId: n.ID(), RaftTerm: n.Term(), Revision: rev}
-}
-
 func (m memberInfo) MemberList(ctx context.Context, r *pb.MemberListRequest) (*pb.MemberListResponse, error) {
-	if r.Linearizable {
-		if _, err := m.s.Node().ReadIndex(ctx); err != nil {
-			return nil, err
-		}
-	}
-	ms := m.s.Node().Members()
-	out := make([]*pb.Member, 0, len(ms))
-	for _, x := range ms {
-		out = append(out, &pb.Member{ID: x.ID, Name: x.Name, PeerURLs: x.PeerURLs, ClientURLs: x.ClientURLs, IsLearner: x.IsLearner})
-	}
-	return &pb.MemberListResponse{Header: m.header(m.s.Store().Rev()), Members: out}, nil
+	return m.s.MemberList(ctx, r.Linearizable)
 }
 
 func (m memberInfo) Status(ctx context.Context, _ *pb.StatusRequest) (*pb.StatusResponse, error) {
-	st, err := m.s.Node().Status(ctx)
-	if err != nil {
-		return nil, err
-	}
-	h := m.header(m.s.Store().Rev())
-	h.RaftTerm = st.Term
-	resp := &pb.StatusResponse{
-		Header: h, Version: version.EtcdAPIVersion, StorageVersion: version.EtcdAPIVersion,
-		DbSize: m.s.DBSize(), DbSizeInUse: m.s.DBSizeInUse(), DbSizeQuota: m.s.QuotaBytes(),
-		Leader: st.Leader, RaftIndex: st.Commit, RaftTerm: st.Term, RaftAppliedIndex: st.Applied,
-		IsLearner: st.IsLearner, DowngradeInfo: m.s.DowngradeInfo(),
-	}
-	if resp.Leader == 0 {
-		resp.Errors = append(resp.Errors, "etcdserver: no leader")
-	}
-	for _, a := range m.s.Alarms(pb.AlarmType_NONE) {
-		resp.Errors = append(resp.Errors, "memberID:"+strconv.FormatUint(a.MemberID, 10)+" alarm:"+a.Alarm.String()+" ")
-	}
-	return resp, nil
+	return m.s.Status(ctx)
 }
 
 func (m memberInfo) Alarm(ctx context.Context, r *pb.AlarmRequest) (*pb.AlarmResponse, error) {
@@ -98,19 +63,11 @@ func (m memberInfo) Alarm(ctx context.Context, r *pb.AlarmRequest) (*pb.AlarmRes
 func (m memberInfo) Alarms() []*pb.AlarmMember { return m.s.Alarms(pb.AlarmType_NONE) }
 
 func (m memberInfo) Hash(context.Context, *pb.HashRequest) (*pb.HashResponse, error) {
-	h, rev, err := m.s.Store().Hash()
-	if err != nil {
-		return nil, err
-	}
-	return &pb.HashResponse{Header: m.header(rev), Hash: h}, nil
+	return m.s.Hash()
 }
 
 func (m memberInfo) HashKV(_ context.Context, r *pb.HashKVRequest) (*pb.HashKVResponse, error) {
-	h, rev, compactRev, err := m.s.Store().HashKV(r.Revision)
-	if err != nil {
-		return nil, err
-	}
-	return &pb.HashKVResponse{Header: m.header(m.s.Store().Rev()), Hash: h, CompactRevision: compactRev, HashRevision: rev}, nil
+	return m.s.HashKV(r.Revision)
 }
 
 func (m memberInfo) Leader() uint64 { return m.s.Node().Leader() }
