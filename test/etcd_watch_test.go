@@ -160,12 +160,13 @@ func TestWatch_PutDeletePrefixAndPrevKV(t *testing.T) {
 	for _, engine := range []string{engineRocksDB, engineMemory} {
 		t.Run(engine, func(t *testing.T) {
 			t.Parallel()
-			t.Logf("Step 1: starting one %s member; a key watch and a prefix watch with prev_kv", engine)
+			t.Logf("Step 1: starting one %s member; a key watch, a prefix watch with prev_kv, a from-key watch", engine)
 			c := startAPICluster(t, engine, 1)
 			cli := newClient(t, c.members[0].endpoint())
 			mustPut(t, cli, "other", "x") // 2
 			wKey := watchCreated(t, cli, "foo")
 			wPrefix := watchCreated(t, cli, "foo", clientv3.WithPrefix(), clientv3.WithPrevKV())
+			wFrom := watchCreated(t, cli, "foo/", clientv3.WithFromKey())
 
 			t.Logf("Step 2: puts, an overwrite, a delete and a prefix delete")
 			mustPut(t, cli, "foo", "1")           // 3
@@ -203,6 +204,10 @@ func TestWatch_PutDeletePrefixAndPrevKV(t *testing.T) {
 				}
 			}
 			require.Equal(t, []string{"-", "-", "foo=1 c3 m3 v1", "foo=3 c3 m6 v2", "foo/bar=2 c4 m4 v1"}, prevs)
+
+			t.Logf("Step 5: the from-key watch sees keys >= foo/ only")
+			evs, _ = collectEvents(t, wFrom, 3, 10*time.Second)
+			require.Equal(t, []string{"PUT foo/bar=2 c4 m4 v1", "PUT fop=x c5 m5 v1", "DELETE foo/bar@8"}, evs)
 		})
 	}
 }
