@@ -45,6 +45,7 @@ func commands() []*cli.Command {
 		completionCommand(),
 		manCommand(),
 		snapshotCommand(),   // cmd_snapshot.go
+		migrateCommand(),    // cmd_migrate.go
 		memberCommand(),     // cmd_member.go
 		endpointCommand(),   // cmd_endpoint.go
 		defragCommand(),     // cmd_ops.go
