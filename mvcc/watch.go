@@ -338,7 +338,7 @@ func (h *WatchHub) fanOutLocked(evs []*mvccpb.Event, rev int64) {
 	for _, g := range touched {
 		matched := g.matched
 		g.matched = nil // shared with the responses below: never reused
-		for w := range g.members {
+		for _, w := range g.members {
 			picked := w.pick(matched)
 			if len(picked) == 0 {
 				continue

@@ -33,6 +33,7 @@ type watcher struct {
 	// every key >= key, otherwise [key, end).
 	key, end []byte
 	group    *watchGroup // its group in the synced index while synced
+	groupPos int         // its index in group.members
 
 	noPut, noDelete bool
 	prevKV          bool
@@ -108,8 +109,8 @@ func (w *watcher) pick(evs []*mvccpb.Event) []*mvccpb.Event {
 // watchers share it (the common case: many clients watching one prefix).
 type watchGroup struct {
 	key, end []byte
-	members  map[*watcher]struct{}
-	pos      int // index in watchIndex.ranges (range groups only)
+	members  []*watcher // a slice: the fan-out walks it for every commit
+	pos      int        // index in watchIndex.ranges (range groups only)
 
 	// matched collects the events of one fan-out pass that fall in the
 	// range. It is handed to the members' responses, so each pass starts a
@@ -154,22 +155,34 @@ func (x *watchIndex) add(w *watcher) {
 	if w.end == nil {
 		g := x.keys[string(w.key)]
 		if g == nil {
-			g = &watchGroup{key: w.key, members: map[*watcher]struct{}{}}
+			g = &watchGroup{key: w.key}
 			x.keys[string(w.key)] = g
 		}
-		g.members[w] = struct{}{}
-		w.group = g
+		g.addMember(w)
 		return
 	}
 	id := rangeID(w.key, w.end)
 	g := x.byID[id]
 	if g == nil {
-		g = &watchGroup{key: w.key, end: w.end, members: map[*watcher]struct{}{}, pos: len(x.ranges)}
+		g = &watchGroup{key: w.key, end: w.end, pos: len(x.ranges)}
 		x.byID[id] = g
 		x.ranges = append(x.ranges, g)
 	}
-	g.members[w] = struct{}{}
-	w.group = g
+	g.addMember(w)
+}
+
+func (g *watchGroup) addMember(w *watcher) {
+	w.group, w.groupPos = g, len(g.members)
+	g.members = append(g.members, w)
+}
+
+func (g *watchGroup) removeMember(w *watcher) {
+	last := g.members[len(g.members)-1]
+	g.members[w.groupPos] = last
+	last.groupPos = w.groupPos
+	g.members[len(g.members)-1] = nil
+	g.members = g.members[:len(g.members)-1]
+	w.group = nil
 }
 
 func (x *watchIndex) remove(w *watcher) {
@@ -177,9 +190,8 @@ func (x *watchIndex) remove(w *watcher) {
 	if g == nil {
 		return
 	}
-	w.group = nil
 	x.size--
-	delete(g.members, w)
+	g.removeMember(w)
 	if len(g.members) > 0 {
 		return
 	}
@@ -219,12 +231,12 @@ func (x *watchIndex) match(ev *mvccpb.Event, touched []*watchGroup) []*watchGrou
 // each calls fn for every synced watcher.
 func (x *watchIndex) each(fn func(w *watcher)) {
 	for _, g := range x.keys {
-		for w := range g.members {
+		for _, w := range g.members {
 			fn(w)
 		}
 	}
 	for _, g := range x.ranges {
-		for w := range g.members {
+		for _, w := range g.members {
 			fn(w)
 		}
 	}

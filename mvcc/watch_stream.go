@@ -66,6 +66,7 @@ type WatchStream struct {
 	mu struct {
 		sync.Mutex
 		queue []queued
+		spare []queued // the previous queue, reused by the next Take
 	}
 	ready chan struct{}
 	done  chan struct{}
@@ -103,13 +104,15 @@ func (ws *WatchStream) Done() <-chan struct{} { return ws.done }
 func (ws *WatchStream) Take(dst []WatchResponse) []WatchResponse {
 	ws.mu.Lock()
 	q := ws.mu.queue
-	ws.mu.queue = nil
+	ws.mu.queue = ws.mu.spare[:0]
 	for i := range q {
 		if q[i].w != nil {
 			q[i].w.queued -= q[i].cost
 		}
 		dst = append(dst, q[i].resp)
 	}
+	clear(q) // drop the events for the collector
+	ws.mu.spare = q
 	ws.mu.Unlock()
 	if len(q) > 0 && ws.hub.unsyncedN.Load() > 0 {
 		ws.hub.wakeSync() // a watcher waiting for room may have it now
@@ -132,11 +135,15 @@ func (ws *WatchStream) push(w *watcher, resp WatchResponse, force bool) bool {
 		resp.WatchID = w.id
 		resp.PrevKV, resp.Fragment = w.prevKV, w.fragment
 	}
+	wasEmpty := len(ws.mu.queue) == 0
 	ws.mu.queue = append(ws.mu.queue, queued{w: w, cost: cost, resp: resp})
 	ws.mu.Unlock()
-	select {
-	case ws.ready <- struct{}{}:
-	default:
+	if wasEmpty {
+		// NB: a non-empty queue has a signal pending or a Take coming.
+		select {
+		case ws.ready <- struct{}{}:
+		default:
+		}
 	}
 	return true
 }
@@ -339,7 +346,7 @@ func (ws *WatchStream) closeLocked() {
 	delete(h.mu.streams, ws)
 	delete(h.mu.progress, ws)
 	ws.mu.Lock()
-	ws.mu.queue = nil
+	ws.mu.queue, ws.mu.spare = nil, nil
 	ws.mu.Unlock()
 	close(ws.done)
 }
