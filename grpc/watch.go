@@ -144,8 +144,12 @@ func (s *watchServer) sendLoop(stream pb.Watch_WatchServer, ws *mvcc.WatchStream
 		select {
 		case <-ws.Ready():
 			buf = ws.Take(buf[:0])
+			var hdr *pb.ResponseHeader // shared by the batch's responses at one revision
 			for i := range buf {
-				if err := s.send(stream, &buf[i]); err != nil {
+				if hdr == nil || hdr.Revision != buf[i].Revision {
+					hdr = s.b.Header(buf[i].Revision)
+				}
+				if err := s.send(stream, &buf[i], hdr); err != nil {
 					return err
 				}
 			}
@@ -171,8 +175,9 @@ func (s *watchServer) sendLoop(stream pb.Watch_WatchServer, ws *mvcc.WatchStream
 
 // send encodes one response; event responses of a watch created with
 // fragment=true are split as etcd's sendFragments does.
-func (s *watchServer) send(stream pb.Watch_WatchServer, r *mvcc.WatchResponse) error {
-	wr := &pb.WatchResponse{Header: s.b.Header(r.Revision), WatchId: r.WatchID,
+// The header is shared, never changed.
+func (s *watchServer) send(stream pb.Watch_WatchServer, r *mvcc.WatchResponse, hdr *pb.ResponseHeader) error {
+	wr := &pb.WatchResponse{Header: hdr, WatchId: r.WatchID,
 		Created: r.Created, Canceled: r.Canceled, CompactRevision: r.CompactRevision,
 		CancelReason: r.CancelReason, Events: withoutPrev(r.Events, r.PrevKV)}
 	if r.Fragment && len(wr.Events) > 1 {
