@@ -64,9 +64,12 @@ func (h *WatchHub) syncOnce() bool {
 			progressed = true
 			continue
 		case w.nextRev > cur:
-			// Nothing to read; the hub revision is at most cur.
-			h.syncedLocked(w)
-			progressed = true
+			// Nothing to read. NB: the hub revision is at most cur unless
+			// the store went back (it never should); then wait for it.
+			if w.nextRev > h.mu.rev {
+				h.syncedLocked(w)
+				progressed = true
+			}
 			continue
 		case w.stream.room(w) <= 0:
 			continue // its sender has not taken what it has yet
