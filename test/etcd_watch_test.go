@@ -659,3 +659,28 @@ func testManyWatchers(t *testing.T, watchers, clients, puts int) {
 	el := time.Since(start)
 	t.Logf("  %d events to %d watchers in %v (%.0f events/s)", events, watchers, el.Round(time.Millisecond), float64(events)/el.Seconds())
 }
+
+func TestWatch_EveryMemberOfACluster(t *testing.T) {
+	t.Parallel()
+	const puts = 50
+	t.Logf("Step 1: starting 3 members; a prefix watch on each")
+	c := startAPICluster(t, engineRocksDB, 3)
+	clis := c.clients(t)
+	var chans []clientv3.WatchChan
+	for _, cli := range clis {
+		chans = append(chans, watchCreated(t, cli, "c/", clientv3.WithPrefix()))
+	}
+
+	t.Logf("Step 2: %d puts, spread over the members", puts)
+	var want []string
+	for i := range puts {
+		resp := mustPut(t, clis[i%3], fmt.Sprintf("c/%02d", i), "v")
+		want = append(want, fmt.Sprintf("PUT c/%02d=v c%d m%d v1", i, resp.Header.Revision, resp.Header.Revision))
+	}
+
+	t.Logf("Step 3: every member's watch gets every event, in order")
+	for i, wch := range chans {
+		evs, _ := collectEvents(t, wch, puts, 20*time.Second)
+		require.Equal(t, want, evs, "member %d", i+1)
+	}
+}
