@@ -590,6 +590,10 @@ func TestPerformance_BenchCommand(t *testing.T) {
 		{"mixed", []string{"mixed", "--clients", "10", "--total", "300", "--key-space-size", "100"}, 300},
 		{"rest-put", []string{"rest-put", "--clients", "10", "--conns", "10", "--total", "300", "--key-space-size", "100", "--sequential-keys"}, 300},
 		{"rest-get", []string{"rest-get", "--clients", "10", "--conns", "10", "--total", "300", "--key-space-size", "100"}, 300},
+		// Watch rows count events: watchers x puts.
+		{"watch", []string{"watch", "--clients", "2", "--streams", "2", "--watchers-per-stream", "10", "--total", "50"}, 20 * 50},
+		{"watch-latency", []string{"watch-latency", "--streams", "2", "--watchers-per-stream", "5", "--total", "20", "--rate", "200"}, 10 * 20},
+		{"lease-keepalive", []string{"lease-keepalive", "--clients", "5", "--total", "200"}, 200},
 	}
 	for i, r := range runs {
 		t.Logf("Step %d: metastore bench %s", i+1, r.name)
