@@ -1,0 +1,192 @@
+package auth
+
+import (
+	"errors"
+	"testing"
+
+	"go.etcd.io/etcd/api/v3/authpb"
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+
+	"github.com/metastore/metastore/engine"
+	"github.com/metastore/metastore/engine/memory"
+)
+
+// apply runs f against s with a fresh batch and commits it into eng.
+func apply(t *testing.T, eng engine.Engine, f func(b engine.Batch) error) error {
+	t.Helper()
+	b := eng.NewBatch()
+	defer b.Close()
+	err := f(b)
+	if cerr := b.Commit(false); cerr != nil {
+		t.Fatal(cerr)
+	}
+	return err
+}
+
+func newTestStore(t *testing.T) (*Store, engine.Engine) {
+	eng, err := memory.Open("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { eng.Close() })
+	return New(Config{BcryptCost: 4}), eng
+}
+
+func TestStore_EnableNeedsRoot(t *testing.T) {
+	s, eng := newTestStore(t)
+	if err := apply(t, eng, s.Enable); !errors.Is(err, ErrRootUserNotExist) {
+		t.Fatalf("enable without root: %v", err)
+	}
+	mustApply(t, eng, func(b engine.Batch) error {
+		return s.UserAdd(b, &pb.AuthUserAddRequest{Name: "root", Password: "pw"})
+	})
+	if err := apply(t, eng, s.Enable); !errors.Is(err, ErrRootRoleNotExist) {
+		t.Fatalf("enable without root role: %v", err)
+	}
+	mustApply(t, eng, func(b engine.Batch) error {
+		return s.UserGrantRole(b, &pb.AuthUserGrantRoleRequest{User: "root", Role: "root"})
+	})
+	mustApply(t, eng, s.Enable)
+	if !s.IsEnabled() {
+		t.Fatal("not enabled")
+	}
+	if err := apply(t, eng, func(b engine.Batch) error { return s.UserDelete(b, "root") }); !errors.Is(err, ErrInvalidAuthMgmt) {
+		t.Fatalf("deleting root while enabled: %v", err)
+	}
+	if err := apply(t, eng, func(b engine.Batch) error {
+		return s.UserRevokeRole(b, &pb.AuthUserRevokeRoleRequest{Name: "root", Role: "root"})
+	}); !errors.Is(err, ErrInvalidAuthMgmt) {
+		t.Fatalf("revoking root's root role while enabled: %v", err)
+	}
+	if err := s.CheckPassword("root", "pw"); err != nil {
+		t.Fatalf("right password: %v", err)
+	}
+	if err := s.CheckPassword("root", "bad"); !errors.Is(err, ErrAuthFailed) {
+		t.Fatalf("wrong password: %v", err)
+	}
+	// Reload from the engine: the same state.
+	s2 := New(Config{BcryptCost: 4})
+	if err := s2.Load(eng); err != nil {
+		t.Fatal(err)
+	}
+	if !s2.IsEnabled() || s2.Revision() != s.Revision() || s2.CheckPassword("root", "pw") != nil {
+		t.Fatalf("reloaded: enabled %v rev %d (want %d)", s2.IsEnabled(), s2.Revision(), s.Revision())
+	}
+}
+
+func mustApply(t *testing.T, eng engine.Engine, f func(b engine.Batch) error) {
+	t.Helper()
+	if err := apply(t, eng, f); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestStore_Permissions(t *testing.T) {
+	s, eng := newTestStore(t)
+	for _, f := range []func(b engine.Batch) error{
+		func(b engine.Batch) error { return s.UserAdd(b, &pb.AuthUserAddRequest{Name: "root", Password: "r"}) },
+		func(b engine.Batch) error {
+			return s.UserGrantRole(b, &pb.AuthUserGrantRoleRequest{User: "root", Role: "root"})
+		},
+		func(b engine.Batch) error { return s.UserAdd(b, &pb.AuthUserAddRequest{Name: "u", Password: "p"}) },
+		func(b engine.Batch) error { return s.RoleAdd(b, "r") },
+		func(b engine.Batch) error { return s.RoleAdd(b, "r2") },
+		func(b engine.Batch) error { // prefix /a/
+			return s.RoleGrantPermission(b, &pb.AuthRoleGrantPermissionRequest{Name: "r",
+				Perm: &authpb.Permission{PermType: authpb.READWRITE, Key: []byte("/a/"), RangeEnd: []byte("/a0")}})
+		},
+		func(b engine.Batch) error { // single key k, read only
+			return s.RoleGrantPermission(b, &pb.AuthRoleGrantPermissionRequest{Name: "r",
+				Perm: &authpb.Permission{PermType: authpb.READ, Key: []byte("k")}})
+		},
+		func(b engine.Batch) error { // from z on, write only, via a second role
+			return s.RoleGrantPermission(b, &pb.AuthRoleGrantPermissionRequest{Name: "r2",
+				Perm: &authpb.Permission{PermType: authpb.WRITE, Key: []byte("z"), RangeEnd: []byte{0}}})
+		},
+		func(b engine.Batch) error { return s.UserGrantRole(b, &pb.AuthUserGrantRoleRequest{User: "u", Role: "r"}) },
+		func(b engine.Batch) error { return s.UserGrantRole(b, &pb.AuthUserGrantRoleRequest{User: "u", Role: "r2"}) },
+		s.Enable,
+	} {
+		mustApply(t, eng, f)
+	}
+	u := &AuthInfo{Username: "u", Revision: s.Revision()}
+	root := &AuthInfo{Username: "root", Revision: s.Revision()}
+	cases := []struct {
+		name     string
+		info     *AuthInfo
+		write    bool
+		key, end string
+		want     error
+	}{
+		{"read in prefix", u, false, "/a/x", "", nil},
+		{"write in prefix", u, true, "/a/x", "", nil},
+		{"read whole prefix", u, false, "/a/", "/a0", nil},
+		{"read past prefix", u, false, "/a/", "/b", ErrPermissionDenied},
+		{"read other key", u, false, "/b", "", ErrPermissionDenied},
+		{"read single key", u, false, "k", "", nil},
+		{"write read-only key", u, true, "k", "", ErrPermissionDenied},
+		{"read key range around k", u, false, "k", "l", ErrPermissionDenied},
+		{"write from z", u, true, "zz", "\x00", nil},
+		{"write z range", u, true, "z", "zzz", nil},
+		{"read from z", u, false, "zz", "", ErrPermissionDenied},
+		{"root anything", root, true, "", "\x00", nil},
+		{"no user", &AuthInfo{}, false, "/a/x", "", ErrUserEmpty},
+		{"old revision", &AuthInfo{Username: "u", Revision: 1}, false, "/a/x", "", ErrAuthOldRevision},
+		{"unknown user", &AuthInfo{Username: "nobody", Revision: s.Revision()}, false, "/a/x", "", ErrPermissionDenied},
+	}
+	for _, c := range cases {
+		var err error
+		if c.write {
+			err = s.IsDeleteRangePermitted(c.info, []byte(c.key), []byte(c.end))
+		} else {
+			err = s.IsRangePermitted(c.info, []byte(c.key), []byte(c.end))
+		}
+		if !errors.Is(err, c.want) || (c.want == nil && err != nil) {
+			t.Errorf("%s: got %v, want %v", c.name, err, c.want)
+		}
+	}
+	if err := s.IsAdminPermitted(u); !errors.Is(err, ErrPermissionDenied) {
+		t.Errorf("admin for u: %v", err)
+	}
+	if err := s.IsAdminPermitted(root); err != nil {
+		t.Errorf("admin for root: %v", err)
+	}
+	// Revoking the prefix takes effect at once (the cache is reset).
+	mustApply(t, eng, func(b engine.Batch) error {
+		return s.RoleRevokePermission(b, &pb.AuthRoleRevokePermissionRequest{Role: "r", Key: []byte("/a/"), RangeEnd: []byte("/a0")})
+	})
+	u.Revision = s.Revision()
+	if err := s.IsRangePermitted(u, []byte("/a/x"), nil); !errors.Is(err, ErrPermissionDenied) {
+		t.Errorf("after revoke: %v", err)
+	}
+	if err := apply(t, eng, func(b engine.Batch) error {
+		return s.RoleRevokePermission(b, &pb.AuthRoleRevokePermissionRequest{Role: "r", Key: []byte("/a/"), RangeEnd: []byte("/a0")})
+	}); !errors.Is(err, ErrPermissionNotGranted) {
+		t.Errorf("revoking twice: %v", err)
+	}
+	// Disabled: everything is permitted.
+	mustApply(t, eng, func(b engine.Batch) error { s.Disable(b); return nil })
+	if err := s.IsDeleteRangePermitted(&AuthInfo{}, []byte("x"), nil); err != nil {
+		t.Errorf("disabled: %v", err)
+	}
+}
+
+func TestSimpleTokens(t *testing.T) {
+	tp := NewSimpleTokens(0)
+	tp.Enable()
+	tok := GenSimpleToken(7)
+	if _, err := tp.Assign("u", tok, 1); err != nil {
+		t.Fatal(err)
+	}
+	info, ok := tp.Info(tok, 5)
+	if !ok || info.Username != "u" || info.Revision != 5 {
+		t.Fatalf("info: %+v %v", info, ok)
+	}
+	tp.Invalidate("u")
+	if _, ok := tp.Info(tok, 5); ok {
+		t.Fatal("token valid after invalidate")
+	}
+	if _, err := NewTokenProvider("bogus", 0); !errors.Is(err, ErrInvalidAuthOpts) {
+		t.Fatalf("bogus: %v", err)
+	}
+}
