@@ -15,7 +15,9 @@
 // watches from those revisions work); and every lease with its granted TTL
 // and checkpointed remaining TTL (the new leader restarts each lease's
 // clock, as etcd does after a restore). A compaction etcd had scheduled but
-// not finished is finished by the new member.
+// not finished is finished by the new member. etcd 3.7 keeps a tombstone at
+// the compaction revision, so that a watch from there sees the delete; it
+// is imported as it is, and the delete replays from there here too.
 //
 // Not kept: the cluster's membership, IDs and raft state (the new cluster
 // takes them from the serve flags), alarms, and etcd's auth users and roles

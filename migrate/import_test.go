@@ -195,3 +195,36 @@ func TestImport_BadHistory(t *testing.T) {
 		require.ErrorContains(t, err, "not empty")
 	})
 }
+
+// TestImport_TombstoneAtCompaction: etcd 3.7 keeps a tombstone at the
+// compaction revision in its file (a watch from there sees the delete);
+// imported, the delete replays from there too and the key stays deleted.
+func TestImport_TombstoneAtCompaction(t *testing.T) {
+	compact := revKey(3, 0, false)
+	path := writeEtcdFile(t, etcdBuckets, []etcdRec{
+		{"key", revKey(2, 0, false), kvValue(t, &mvccpb.KeyValue{Key: []byte("b"), CreateRevision: 2, ModRevision: 2, Version: 1, Value: []byte("x")})},
+		{"key", revKey(3, 0, true), kvValue(t, &mvccpb.KeyValue{Key: []byte("b")})},
+		{"meta", []byte("finishedCompactRev"), compact},
+		{"meta", []byte("scheduledCompactRev"), compact},
+	})
+	snap, err := OpenEtcdSnapshot(path)
+	require.NoError(t, err)
+	defer snap.Close()
+	e := testEngines[1].open(t)
+	defer e.Close()
+	st, err := snap.Import(e)
+	require.NoError(t, err)
+	require.Equal(t, mvcc.ImportStats{Versions: 2, Tombstones: 1, Changes: 1, Rev: 3, CompactRev: 3}, st.ImportStats)
+	s, err := mvcc.Open(e, mvcc.Config{})
+	require.NoError(t, err)
+	defer s.Close()
+	r, err := s.Range(&pb.RangeRequest{Key: []byte("b")})
+	require.NoError(t, err)
+	require.Empty(t, r.Kvs)
+	evs, _, err := s.Events(3, 0, 0, false)
+	require.NoError(t, err)
+	require.Len(t, evs, 1)
+	require.Equal(t, mvccpb.Event_DELETE, evs[0].Type)
+	require.Equal(t, "b", string(evs[0].Kv.Key))
+	require.Equal(t, int64(3), evs[0].Kv.ModRevision)
+}

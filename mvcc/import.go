@@ -22,7 +22,12 @@ import (
 //   - a change log record for every version at or above the finished
 //     compaction revision F. Below F the compactor has already dropped the
 //     records (it keeps those at F itself, so a watch from F sees F's
-//     events), and the versions left there are the newest of their key at F;
+//     events), and the versions left there are the newest of their key at F.
+//     NB: etcd 3.7 keeps a tombstone at F in its file (so its watches from
+//     F see the delete); MetaStore's compactor drops such a tombstone and
+//     keeps only its change record. Imported, the tombstone stays: reads,
+//     hashes and watches are the same either way, and the next compaction
+//     removes it;
 //   - the current, scheduled and finished compaction revisions in Meta.
 //
 // A compaction scheduled past F (the source was copied mid-compaction)
