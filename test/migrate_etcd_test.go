@@ -1,0 +1,455 @@
+package test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.etcd.io/etcd/api/v3/mvccpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// Migration from etcd (metastore migrate, docs/operations.md "Migrating from
+// etcd"): a history written to a real etcd 3.7.3 (several versions, a
+// delete and a re-create, a txn, a key with a 0x00 byte, a lease, a
+// compaction) is saved with etcdctl, migrated, and served by MetaStore,
+// which must answer exactly as etcd did: every key, every read at every
+// revision from the compaction on, a watch from the compaction revision,
+// the lease with its key, and ErrCompacted below the compaction.
+//
+// The snapshot and etcd's answers are also kept in testdata, so that the
+// migration is checked without etcd. To make them again from a real etcd:
+//
+//	METASTORE_UPDATE_MIGRATE_TESTDATA=1 go test -run TestMigrate_FromEtcd$ ./test/
+
+const (
+	migrateSnapshotFile = "testdata/etcd-3.7.3.snapshot.db"
+	migrateExpectFile   = "testdata/etcd-3.7.3.snapshot.json"
+	migrateUpdateEnv    = "METASTORE_UPDATE_MIGRATE_TESTDATA"
+	// migrateCompactRev is where the history is compacted: the revision of
+	// b's delete, so the file also shows how etcd drops a tombstone at the
+	// compaction revision.
+	migrateCompactRev = 6
+)
+
+// migrateExpect is what etcd answered before the snapshot was taken.
+type migrateExpect struct {
+	EtcdVersion     string
+	Revision        int64
+	CompactRevision int64
+	// Reads hold the whole keyspace at every revision from the compaction
+	// to the current one.
+	Reads []expectRead
+	// Events are what a watch on every key from the compaction revision
+	// delivers.
+	Events []expectEvent
+	Lease  expectLease
+}
+
+type expectRead struct {
+	Rev int64
+	KVs []expectKV
+}
+
+type expectKV struct {
+	Key, Value                                  []byte
+	CreateRevision, ModRevision, Version, Lease int64
+}
+
+type expectEvent struct {
+	Type string
+	KV   expectKV
+}
+
+type expectLease struct {
+	ID, GrantedTTL int64
+	Keys           []string
+}
+
+func toExpectKVs(kvs []*mvccpb.KeyValue) []expectKV {
+	out := []expectKV{}
+	for _, kv := range kvs {
+		out = append(out, expectKV{Key: kv.Key, Value: kv.Value, CreateRevision: kv.CreateRevision,
+			ModRevision: kv.ModRevision, Version: kv.Version, Lease: kv.Lease})
+	}
+	return out
+}
+
+// etcdBinDir finds a directory holding etcd and etcdctl: $ETCD_BIN (the
+// directory, or one of the binaries in it), the shared peer build, then
+// /tmp/etcdpeer/bin. It skips the test when there is none.
+func etcdBinDir(t *testing.T) string {
+	t.Helper()
+	candidates := []string{os.Getenv("ETCD_BIN"), filepath.Join("..", "..", "shared", "peers", "etcd", "bin"), "/tmp/etcdpeer/bin"}
+	for _, dir := range candidates {
+		if dir == "" {
+			continue
+		}
+		if st, err := os.Stat(dir); err == nil && !st.IsDir() {
+			dir = filepath.Dir(dir)
+		}
+		ok := true
+		for _, b := range []string{"etcd", "etcdctl"} {
+			if st, err := os.Stat(filepath.Join(dir, b)); err != nil || st.IsDir() {
+				ok = false
+			}
+		}
+		if ok {
+			abs, err := filepath.Abs(dir)
+			require.NoError(t, err)
+			return abs
+		}
+	}
+	t.Skipf("real etcd not found: set ETCD_BIN to a directory holding etcd and etcdctl v3.7.3 (looked in %q); "+
+		"TestMigrate_FromEtcdTestdata checks the migration from a kept snapshot without it", candidates)
+	return ""
+}
+
+// etcdProc is one real etcd member.
+type etcdProc struct {
+	cmd      *exec.Cmd
+	exited   chan struct{}
+	endpoint string
+}
+
+func startEtcd(t *testing.T, bin string) *etcdProc {
+	t.Helper()
+	ports := freePorts(t, 2)
+	client := fmt.Sprintf("http://127.0.0.1:%d", ports[0])
+	peer := fmt.Sprintf("http://127.0.0.1:%d", ports[1])
+	dir := t.TempDir()
+	cmd := exec.Command(filepath.Join(bin, "etcd"), "--name", "e1", "--data-dir", filepath.Join(dir, "e1"),
+		"--listen-client-urls", client, "--advertise-client-urls", client,
+		"--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
+		"--initial-cluster", "e1="+peer, "--initial-cluster-state", "new", "--log-level", "error")
+	logf, err := os.Create(filepath.Join(dir, "etcd.log"))
+	require.NoError(t, err)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	require.NoError(t, cmd.Start())
+	p := &etcdProc{cmd: cmd, exited: make(chan struct{}), endpoint: strings.TrimPrefix(client, "http://")}
+	go func() {
+		cmd.Wait()
+		logf.Close()
+		close(p.exited)
+	}()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-p.exited
+	})
+	waitFor(t, 20*time.Second, "etcd to elect itself", func() bool {
+		st, err := statusOf(p.endpoint)
+		return err == nil && st.Leader != 0
+	})
+	return p
+}
+
+// stop ends etcd with SIGTERM (SIGKILL after 10 s) and waits for it.
+func (p *etcdProc) stop() {
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.exited:
+	case <-time.After(10 * time.Second):
+		p.cmd.Process.Kill()
+		<-p.exited
+	}
+}
+
+// writeMigrationHistory writes the history (revisions in comments) and
+// compacts it at migrateCompactRev; it returns the lease's ID.
+func writeMigrationHistory(t *testing.T, cli *clientv3.Client) int64 {
+	t.Helper()
+	for _, v := range []string{"1", "2", "3"} {
+		mustPut(t, cli, "a", v) // 2, 3, 4
+	}
+	mustPut(t, cli, "b", "x")                         // 5
+	_, err := cli.Delete(ctxT(t, 5*time.Second), "b") // 6
+	require.NoError(t, err)
+	mustPut(t, cli, "b", "y") // 7: re-created
+	lease, err := cli.Grant(ctxT(t, 5*time.Second), 3600)
+	require.NoError(t, err)
+	mustPut(t, cli, "l", "leased", clientv3.WithLease(lease.ID)) // 8
+	_, err = cli.Txn(ctxT(t, 5*time.Second)).Then(               // 9: subs 0, 1, 2
+		clientv3.OpPut("t1", "one"), clientv3.OpPut("t\x002", "\x00\xff"), clientv3.OpDelete("a")).Commit()
+	require.NoError(t, err)
+	mustPut(t, cli, "a", "again") // 10: re-created after the txn's delete
+	mustPut(t, cli, "c", "1")     // 11
+	_, err = cli.Compact(ctxT(t, 5*time.Second), migrateCompactRev, clientv3.WithCompactPhysical())
+	require.NoError(t, err)
+	mustPut(t, cli, "d", "1")                        // 12
+	_, err = cli.Delete(ctxT(t, 5*time.Second), "d") // 13
+	require.NoError(t, err)
+	mustPut(t, cli, "a", "last") // 14
+	return int64(lease.ID)
+}
+
+// recordExpect asks the endpoint everything verifyMigrated compares.
+func recordExpect(t *testing.T, cli *clientv3.Client, leaseID int64) migrateExpect {
+	t.Helper()
+	cur := mustGet(t, cli, "", clientv3.WithPrefix())
+	exp := migrateExpect{Revision: cur.Header.Revision, CompactRevision: migrateCompactRev}
+	for r := int64(migrateCompactRev); r <= exp.Revision; r++ {
+		resp := mustGet(t, cli, "", clientv3.WithPrefix(), clientv3.WithRev(r))
+		exp.Reads = append(exp.Reads, expectRead{Rev: r, KVs: toExpectKVs(resp.Kvs)})
+	}
+	exp.Events = watchAll(t, cli, exp.CompactRevision, exp.Revision)
+	ttl, err := cli.TimeToLive(ctxT(t, 5*time.Second), clientv3.LeaseID(leaseID), clientv3.WithAttachedKeys())
+	require.NoError(t, err)
+	exp.Lease = expectLease{ID: leaseID, GrantedTTL: ttl.GrantedTTL, Keys: byteStrings(ttl.Keys)}
+	return exp
+}
+
+// watchAll watches every key from rev until it has seen revision last.
+func watchAll(t *testing.T, cli *clientv3.Client, rev, last int64) []expectEvent {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var out []expectEvent
+	for resp := range cli.Watch(ctx, "", clientv3.WithPrefix(), clientv3.WithRev(rev)) {
+		require.NoError(t, resp.Err())
+		for _, ev := range resp.Events {
+			out = append(out, expectEvent{Type: ev.Type.String(), KV: toExpectKVs([]*mvccpb.KeyValue{ev.Kv})[0]})
+		}
+		if len(out) > 0 && out[len(out)-1].KV.ModRevision >= last {
+			return out
+		}
+	}
+	t.Fatalf("watch from %d ended before revision %d (%d events): %v", rev, last, len(out), ctx.Err())
+	return nil
+}
+
+// verifyMigrated checks that the endpoint answers as etcd did.
+func verifyMigrated(t *testing.T, ep string, exp migrateExpect) {
+	t.Helper()
+	cli := newClient(t, ep)
+	cur := mustGet(t, cli, "", clientv3.WithPrefix())
+	require.Equal(t, exp.Revision, cur.Header.Revision, "current revision")
+	require.Equal(t, exp.Reads[len(exp.Reads)-1].KVs, toExpectKVs(cur.Kvs), "every key now")
+	for _, rd := range exp.Reads {
+		resp := mustGet(t, cli, "", clientv3.WithPrefix(), clientv3.WithRev(rd.Rev))
+		require.Equal(t, rd.KVs, toExpectKVs(resp.Kvs), "every key at revision %d", rd.Rev)
+	}
+	_, err := cli.Get(ctxT(t, 5*time.Second), "a", clientv3.WithRev(exp.CompactRevision-1))
+	requireErrIs(t, err, rpctypes.ErrCompacted, "a read below the compaction")
+	require.Equal(t, exp.Events, watchAll(t, cli, exp.CompactRevision, exp.Revision), "a watch from the compaction")
+	ttl, err := cli.TimeToLive(ctxT(t, 10*time.Second), clientv3.LeaseID(exp.Lease.ID), clientv3.WithAttachedKeys())
+	require.NoError(t, err)
+	require.Equal(t, exp.Lease.GrantedTTL, ttl.GrantedTTL)
+	require.Equal(t, exp.Lease.Keys, byteStrings(ttl.Keys))
+	require.GreaterOrEqual(t, ttl.TTL, exp.Lease.GrantedTTL-30, "the lease's countdown restarted")
+	require.LessOrEqual(t, ttl.TTL, exp.Lease.GrantedTTL)
+}
+
+// migratedMember describes a member started on a migrated data directory.
+func migratedMember(t *testing.T, name, engine string, ports []int) *member {
+	m := &member{t: t, name: name, engine: engine, dataDir: filepath.Join(t.TempDir(), name),
+		clientURL: fmt.Sprintf("http://127.0.0.1:%d", ports[0]), peerURL: fmt.Sprintf("http://127.0.0.1:%d", ports[1])}
+	m.logPath = m.dataDir + ".log"
+	return m
+}
+
+// startMigratedCluster migrates file into n fresh data directories of one
+// new cluster, starts the members and waits for a leader.
+func startMigratedCluster(t *testing.T, file, engine string, n int) *cluster {
+	t.Helper()
+	ports := freePorts(t, 2*n)
+	c := &cluster{t: t, engine: engine}
+	var initial []string
+	for i := 0; i < n; i++ {
+		m := migratedMember(t, fmt.Sprintf("m%d", i+1), engine, ports[2*i:])
+		c.members = append(c.members, m)
+		initial = append(initial, m.name+"="+m.peerURL)
+	}
+	ic := strings.Join(initial, ",")
+	for _, m := range c.members {
+		code, out, errOut := runCLI(t, 30*time.Second, "migrate", "--from-etcd-snapshot", file, "--data-dir", m.dataDir,
+			"--engine", engine, "--name", m.name, "--initial-cluster", ic, "--initial-advertise-peer-urls", m.peerURL,
+			"--initial-cluster-token", "migrated")
+		require.Equal(t, 0, code, errOut)
+		require.Contains(t, out, "Migrated "+file+" into "+m.dataDir)
+		m.args = []string{"serve", "--name", m.name, "--data-dir", m.dataDir, "--engine", engine,
+			"--listen-client-urls", m.clientURL, "--advertise-client-urls", m.clientURL,
+			"--listen-peer-urls", m.peerURL, "--initial-advertise-peer-urls", m.peerURL,
+			"--initial-cluster", ic, "--initial-cluster-token", "migrated", "--initial-cluster-state", "new"}
+	}
+	for _, m := range c.members {
+		m.start()
+	}
+	t.Cleanup(func() {
+		for _, m := range c.members {
+			m.kill()
+			if t.Failed() {
+				m.dumpLog()
+			}
+		}
+	})
+	c.waitReady(30 * time.Second)
+	return c
+}
+
+// TestMigrate_FromEtcd writes the history to a real etcd, then runs the
+// commands of docs/operations.md "Migrating from etcd" as written (save,
+// stop etcd, migrate, serve) and compares; the same file is migrated into a
+// memory member too.
+func TestMigrate_FromEtcd(t *testing.T) {
+	bin := etcdBinDir(t)
+	out, err := exec.Command(filepath.Join(bin, "etcd"), "--version").Output()
+	require.NoError(t, err)
+	version := strings.TrimPrefix(strings.SplitN(string(out), "\n", 2)[0], "etcd Version: ")
+
+	t.Logf("Step 1: starting etcd %s...", version)
+	etcd := startEtcd(t, bin)
+	ecli := newClient(t, etcd.endpoint)
+
+	t.Logf("Step 2: writing the history and compacting at %d...", migrateCompactRev)
+	leaseID := writeMigrationHistory(t, ecli)
+
+	t.Logf("Step 3: recording etcd's answers...")
+	exp := recordExpect(t, ecli, leaseID)
+	exp.EtcdVersion = version
+	require.Equal(t, int64(14), exp.Revision)
+	require.Len(t, exp.Reads, 14-migrateCompactRev+1)
+	require.Equal(t, []string{"l"}, exp.Lease.Keys)
+
+	r := migratedMember(t, "m1", engineRocksDB, freePorts(t, 2))
+	t.Cleanup(func() {
+		r.kill()
+		if t.Failed() {
+			r.dumpLog()
+		}
+	})
+	snapshot := filepath.Join(t.TempDir(), "etcd-snapshot.db")
+	vars := map[string]string{"ETCD_ENDPOINT": etcd.endpoint, "ETCD_SNAPSHOT": snapshot,
+		"DATA_DIR": r.dataDir, "PEER_URL": r.peerURL, "CLIENT_URL": r.clientURL}
+	cmds := guideCommands(t, "Migrating from etcd")
+	require.Len(t, cmds, 3)
+	for i, line := range cmds {
+		args := strings.Fields(os.Expand(line, func(k string) string {
+			v, ok := vars[k]
+			require.True(t, ok, "unknown variable %s in %q", k, line)
+			return v
+		}))
+		t.Logf("Step %d: %s", i+4, strings.Join(args, " "))
+		switch args[0] + " " + args[1] {
+		case "etcdctl --endpoints":
+			cmd := exec.Command(filepath.Join(bin, "etcdctl"), args[1:]...)
+			var errb bytes.Buffer
+			cmd.Stderr = &errb
+			require.NoError(t, cmd.Run(), errb.String())
+			t.Logf("stopping etcd: nothing is written to it after the snapshot")
+			etcd.stop()
+		case "metastore migrate":
+			code, out, errOut := runCLI(t, 30*time.Second, args[1:]...)
+			require.Equal(t, 0, code, "%s: %s", line, errOut)
+			require.Contains(t, out, fmt.Sprintf("Migrated %s into %s: revision 14, compaction revision %d, ",
+				snapshot, r.dataDir, migrateCompactRev))
+			require.Contains(t, out, "1 leases; SHA-256 verified")
+		case "metastore serve":
+			r.args = args[1:]
+			r.start()
+			waitFor(t, 20*time.Second, "the migrated member to lead", func() bool {
+				st, err := r.status()
+				return err == nil && st.Leader != 0
+			})
+		default:
+			t.Fatalf("unexpected command in the guide: %s", line)
+		}
+	}
+
+	t.Logf("Step 7: the migrated member answers as etcd did...")
+	verifyMigrated(t, r.endpoint(), exp)
+	pr := mustPut(t, newClient(t, r.endpoint()), "new", "1")
+	require.Equal(t, exp.Revision+1, pr.Header.Revision, "the next write takes the next revision")
+
+	t.Logf("Step 8: the same file on the memory engine...")
+	c := startMigratedCluster(t, snapshot, engineMemory, 1)
+	verifyMigrated(t, c.members[0].endpoint(), exp)
+
+	if os.Getenv(migrateUpdateEnv) != "" {
+		t.Logf("Step 9: %s is set: writing %s and %s...", migrateUpdateEnv, migrateSnapshotFile, migrateExpectFile)
+		b, err := os.ReadFile(snapshot)
+		require.NoError(t, err)
+		require.NoError(t, os.MkdirAll(filepath.Dir(migrateSnapshotFile), 0o755))
+		require.NoError(t, os.WriteFile(migrateSnapshotFile, b, 0o644))
+		j, err := json.MarshalIndent(exp, "", "  ")
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(migrateExpectFile, append(j, '\n'), 0o644))
+	}
+}
+
+// TestMigrate_FromEtcdTestdata migrates the kept etcd snapshot into a
+// 3-member RocksDB cluster and a memory member, compares them with etcd's
+// kept answers, and checks that bad input is refused.
+func TestMigrate_FromEtcdTestdata(t *testing.T) {
+	t.Logf("Step 1: reading %s and etcd's answers...", migrateSnapshotFile)
+	file, err := filepath.Abs(migrateSnapshotFile)
+	require.NoError(t, err)
+	b, err := os.ReadFile(migrateExpectFile)
+	require.NoError(t, err)
+	var exp migrateExpect
+	require.NoError(t, json.Unmarshal(b, &exp))
+	require.Equal(t, "3.7.3", exp.EtcdVersion)
+	require.Equal(t, int64(14), exp.Revision)
+	require.Equal(t, int64(migrateCompactRev), exp.CompactRevision)
+
+	t.Logf("Step 2: migrating into 3 RocksDB members of one new cluster and starting them...")
+	c := startMigratedCluster(t, file, engineRocksDB, 3)
+
+	for i, m := range c.members {
+		t.Logf("Step %d: %s answers as etcd did...", 3+i, m.name)
+		verifyMigrated(t, m.endpoint(), exp)
+	}
+
+	t.Logf("Step 6: a write on the migrated cluster takes the next revision on every member...")
+	pr := mustPut(t, newClient(t, c.members[0].endpoint()), "new", "1")
+	require.Equal(t, exp.Revision+1, pr.Header.Revision)
+	for _, m := range c.members {
+		cli := newClient(t, m.endpoint())
+		resp := mustGet(t, cli, "new")
+		require.Equal(t, exp.Revision+1, resp.Header.Revision, m.name)
+		require.Len(t, resp.Kvs, 1)
+	}
+
+	t.Logf("Step 7: the same file on the memory engine...")
+	mc := startMigratedCluster(t, file, engineMemory, 1)
+	verifyMigrated(t, mc.members[0].endpoint(), exp)
+
+	t.Logf("Step 8: bad input is refused with one line and exit code 1, leaving no data dir...")
+	damaged := filepath.Join(t.TempDir(), "damaged.db")
+	raw, err := os.ReadFile(file)
+	require.NoError(t, err)
+	raw[len(raw)/2] ^= 0xff
+	require.NoError(t, os.WriteFile(damaged, raw, 0o600))
+	fresh := filepath.Join(t.TempDir(), "fresh")
+	for _, tc := range []struct {
+		name    string
+		args    []string
+		wantErr string
+	}{
+		{"not a bbolt file", []string{"--from-etcd-snapshot", migrateExpectFile, "--data-dir", fresh}, "is not a bbolt database"},
+		{"damaged", []string{"--from-etcd-snapshot", damaged, "--data-dir", fresh}, "SHA-256 mismatch"},
+		{"missing file", []string{"--from-etcd-snapshot", filepath.Join(t.TempDir(), "nope.db"), "--data-dir", fresh}, "no such file"},
+		{"non-empty data dir", []string{"--from-etcd-snapshot", file, "--data-dir", c.members[0].dataDir}, "exists and is not empty"},
+		{"no snapshot flag", []string{"--data-dir", fresh}, "--from-etcd-snapshot is required"},
+		{"no data dir flag", []string{"--from-etcd-snapshot", file}, "--data-dir is required"},
+		{"unknown engine", []string{"--from-etcd-snapshot", file, "--data-dir", fresh, "--engine", "bolt"}, "engine"},
+		{"stray argument", []string{"--from-etcd-snapshot", file, "--data-dir", fresh, "extra"}, `unexpected argument "extra"`},
+	} {
+		code, out, errOut := runCLI(t, 30*time.Second, append([]string{"migrate"}, tc.args...)...)
+		require.Equal(t, 1, code, "%s: %s", tc.name, out)
+		require.Empty(t, out, tc.name)
+		require.Contains(t, errOut, tc.wantErr, tc.name)
+		require.Equal(t, 1, strings.Count(errOut, "\n"), "%s: one line: %q", tc.name, errOut)
+		_, err := os.Stat(fresh)
+		require.True(t, os.IsNotExist(err), "%s: %s was created", tc.name, fresh)
+	}
+}
