@@ -175,6 +175,10 @@ func serveAction(c *cli.Context) error {
 		ctx, cancel := context.WithTimeout(context.Background(), c.Duration("shutdown-timeout"))
 		httpDone := make(chan struct{})
 		go func() { front.Shutdown(ctx); close(httpDone) }()
+		// Watch streams never end on their own: end them first so that
+		// clients reconnect elsewhere instead of holding the stop for the
+		// whole shutdown timeout.
+		srv.WatchHub().Close()
 		gracefulStop(gs, c.Duration("shutdown-timeout"))
 		<-httpDone
 		cancel()
