@@ -53,6 +53,7 @@ func clientFlags(withFormat bool) []cli.Flag {
 		&cli.DurationFlag{Name: "dial-timeout", Value: 2 * time.Second, Usage: "timeout to connect to a member"},
 		&cli.DurationFlag{Name: "command-timeout", Value: 5 * time.Second, Usage: "timeout of each request"},
 	}
+	fs = append(fs, clientTLSFlags()...) // --cacert, --cert, --key: cmd_tls.go
 	if withFormat {
 		fs = append(fs, &cli.StringFlag{Name: "write-out", Aliases: []string{"w"}, Value: "table", Usage: "output format: table, json or simple"})
 	}
@@ -77,7 +78,11 @@ func newOpsClient(c *cli.Context, eps ...string) (*clientv3.Client, error) {
 	if len(eps) == 0 {
 		return nil, errors.New("--endpoints is empty")
 	}
-	cli, err := clientv3.New(clientv3.Config{Endpoints: eps, DialTimeout: c.Duration("dial-timeout"), Logger: zap.NewNop()})
+	tlsCfg, err := clientTLSConfig(c) // cmd_tls.go
+	if err != nil {
+		return nil, err
+	}
+	cli, err := clientv3.New(clientv3.Config{Endpoints: eps, DialTimeout: c.Duration("dial-timeout"), TLS: tlsCfg, Logger: zap.NewNop()})
 	if err != nil {
 		return nil, fmt.Errorf("connecting to %s: %w", strings.Join(eps, ","), err)
 	}

@@ -56,7 +56,7 @@ func serveFlags() []cli.Flag {
 		&cli.Uint64Flag{Name: "rocksdb-block-cache-bytes", Value: 256 << 20, Usage: "RocksDB block cache size"},
 		&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
 		&cli.StringFlag{Name: "log-format", Value: "json", Usage: "json or console"},
-	}, opsFlags()...)) // cmd_ops.go
+	}, append(opsFlags(), tlsFlags()...)...)) // cmd_ops.go, cmd_tls.go
 }
 
 func withEnv(flags []cli.Flag) []cli.Flag {
@@ -97,7 +97,7 @@ func serveAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	clientLis, err := listenAll(clientURLs)
+	clientLis, err := listenClient(c, clientURLs, "http/1.1", "h2") // https: cmd_tls.go
 	if err != nil {
 		closeAll(peerLis)
 		return err
@@ -281,6 +281,10 @@ func serveConfig(c *cli.Context, lg *zap.Logger) (server.Config, []*url.URL, []*
 		WatchProgressNotifyInterval: c.Duration("watch-progress-notify-interval"),
 	}
 	applyOpsFlags(c, &cfg) // cmd_ops.go
+	// TLS flags: cmd_tls.go
+	if err := applyTLSFlags(c, &cfg, lg); err != nil {
+		return server.Config{}, nil, nil, err
+	}
 	cfg.RocksDB = defaultRocksDB()
 	cfg.RocksDB.BlockCacheBytes = c.Uint64("rocksdb-block-cache-bytes")
 	if cfg.Engine != server.EngineRocksDB && cfg.Engine != server.EngineMemory {
@@ -299,9 +303,6 @@ func parseURLs(flag, s string) ([]*url.URL, error) {
 		u, err := url.Parse(part)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Port() == "" {
 			return nil, fmt.Errorf("--%s: %q is not a URL of the form http://host:port", flag, part)
-		}
-		if u.Scheme == "https" {
-			return nil, fmt.Errorf("--%s: %q: TLS is not supported yet", flag, part)
 		}
 		out = append(out, u)
 	}
@@ -349,7 +350,7 @@ func listenFlag(c *cli.Context, flag string) ([]net.Listener, error) {
 	if err != nil {
 		return nil, err
 	}
-	return listenAll(urls)
+	return listenClient(c, urls, "http/1.1") // https: cmd_tls.go
 }
 
 func listenAll(urls []*url.URL) ([]net.Listener, error) {

@@ -10,7 +10,6 @@ import (
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 
 	"github.com/metastore/metastore/raft"
@@ -134,7 +133,7 @@ func (c *clusterServer) forwardPromote(ctx context.Context, r *pb.MemberPromoteR
 	if err != nil {
 		return nil, rpctypes.ErrGRPCNoLeader
 	}
-	conn, err := grpc.NewClient(u.Host, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(u.Host, grpc.WithTransportCredentials(c.s.DialCredentials(leader.ClientURLs[0])))
 	if err != nil {
 		return nil, toGRPC(err)
 	}

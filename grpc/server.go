@@ -21,6 +21,7 @@ func NewServer(s *server.Server) *grpc.Server {
 		grpc.MaxSendMsgSize(math.MaxInt32),
 		grpc.MaxConcurrentStreams(math.MaxUint32),
 		grpc.StatsHandler(metricsHandler{}),
+		grpc.Creds(terminatedTLS{}), // TLS peer info on TLS client listeners: tls.go
 	)
 	pb.RegisterKVServer(gs, NewKVServer(s, Limits{MaxRequestBytes: cfg.MaxRequestBytes, MaxTxnOps: cfg.MaxTxnOps}))
 	pb.RegisterClusterServer(gs, &clusterServer{s: s})

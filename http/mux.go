@@ -140,6 +140,10 @@ type sniffedConn struct {
 	buf []byte
 }
 
+// NetConn is the connection read from (a *tls.Conn on a TLS listener): the
+// gRPC server's credentials find the TLS state through it.
+func (c *sniffedConn) NetConn() net.Conn { return c.Conn }
+
 func (c *sniffedConn) Read(p []byte) (int, error) {
 	if len(c.buf) > 0 {
 		n := copy(p, c.buf)

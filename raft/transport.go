@@ -2,6 +2,7 @@ package raft
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -19,6 +20,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/metadata"
@@ -93,6 +95,8 @@ func (rawCodec) Name() string { return "metastore-raft" }
 type Transport struct {
 	lg     *zap.Logger
 	server *grpc.Server
+	// dialTLS dials https peer URLs (nil: no peer TLS configured).
+	dialTLS *tls.Config
 
 	mu struct {
 		sync.Mutex
@@ -112,14 +116,38 @@ type Transport struct {
 
 // NewTransport returns a Transport; call Serve with the peer listener.
 func NewTransport(lg *zap.Logger) *Transport {
+	t, _ := NewTLSTransport(lg, TLSInfo{}) // no TLS: cannot fail
+	return t
+}
+
+// NewTLSTransport returns a Transport whose peer server, when peerTLS is
+// Enabled, serves TLS only (a plaintext peer fails the handshake; with
+// ClientCertAuth so does a peer without a certificate from TrustedCAFile),
+// and which dials https peer URLs with peerTLS's client side: TrustedCAFile
+// verifies the peer, and the certificate is presented as the client's.
+// Peer URLs with http are dialled in plaintext.
+func NewTLSTransport(lg *zap.Logger, peerTLS TLSInfo) (*Transport, error) {
 	if lg == nil {
 		lg = zap.NewNop()
 	}
 	t := &Transport{lg: lg, closec: make(chan struct{})}
 	t.mu.peers = make(map[uint64]*peer)
-	t.server = grpc.NewServer(grpc.ForceServerCodecV2(rawCodec{}), grpc.MaxRecvMsgSize(maxFrameSize+maxBatchBytes))
+	opts := []grpc.ServerOption{grpc.ForceServerCodecV2(rawCodec{}), grpc.MaxRecvMsgSize(maxFrameSize + maxBatchBytes)}
+	if peerTLS.Enabled() {
+		sc, err := peerTLS.ServerConfig("h2")
+		if err != nil {
+			return nil, err
+		}
+		cc, err := peerTLS.ClientConfig()
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, grpc.Creds(credentials.NewTLS(sc)))
+		t.dialTLS = cc
+	}
+	t.server = grpc.NewServer(opts...)
 	t.server.RegisterService(&peerServiceDesc, t)
-	return t
+	return t, nil
 }
 
 // Serve serves peer RPCs on lis until Close.
@@ -459,8 +487,16 @@ func (p *peer) clientConn() (*grpc.ClientConn, error) {
 	}
 	bc := backoff.DefaultConfig
 	bc.BaseDelay, bc.MaxDelay = minBackoff, maxBackoff
+	creds := insecure.NewCredentials()
+	if strings.HasPrefix(p.urls[0], "https://") {
+		cfg := p.t.dialTLS
+		if cfg == nil { // https peer without peer TLS flags: system roots
+			cfg = &tls.Config{MinVersion: tls.VersionTLS12}
+		}
+		creds = credentials.NewTLS(cfg)
+	}
 	c, err := grpc.NewClient(hostOf(p.urls[0]),
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithTransportCredentials(creds),
 		grpc.WithDefaultCallOptions(grpc.ForceCodecV2(rawCodec{}), grpc.MaxCallRecvMsgSize(maxFrameSize)),
 		grpc.WithConnectParams(grpc.ConnectParams{Backoff: bc, MinConnectTimeout: time.Second}))
 	if err != nil {

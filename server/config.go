@@ -1,6 +1,7 @@
 package server
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"time"
@@ -8,6 +9,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/metastore/metastore/engine/rocksdb"
+	"github.com/metastore/metastore/raft"
 )
 
 // Engine kinds.
@@ -75,6 +77,11 @@ type Config struct {
 	WatchProgressNotifyInterval time.Duration
 	// Metrics are optional measurement callbacks (metrics.go).
 	Metrics Metrics
+	// PeerTLS configures the peer transport (etcd's --peer-* TLS flags);
+	// zero: plaintext. ClientTLS dials other members' https client URLs
+	// (nil: the system roots); see tls.go.
+	PeerTLS   raft.TLSInfo
+	ClientTLS *tls.Config
 
 	Logger *zap.Logger
 }

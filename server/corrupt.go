@@ -7,7 +7,7 @@ import (
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/credentials"
 )
 
 // The periodic corruption check (--corrupt-check-time), as etcd's: the
@@ -51,7 +51,7 @@ func (s *Server) checkPeerHashes() {
 		if m.ID == s.node.ID() || len(m.ClientURLs) == 0 || m.IsLearner {
 			continue
 		}
-		resp, err := peerHashKV(s.cfg.RequestTimeout, grpcTarget(m.ClientURLs[0]), rev)
+		resp, err := peerHashKV(s.cfg.RequestTimeout, grpcTarget(m.ClientURLs[0]), s.DialCredentials(m.ClientURLs[0]), rev)
 		if err != nil {
 			s.lg.Debug("corruption check: peer did not answer", zap.String("peer", idString(m.ID)), zap.Error(err))
 			continue
@@ -66,8 +66,8 @@ func (s *Server) checkPeerHashes() {
 	}
 }
 
-func peerHashKV(timeout time.Duration, target string, rev int64) (*pb.HashKVResponse, error) {
-	conn, err := grpc.NewClient(target, grpc.WithTransportCredentials(insecure.NewCredentials()))
+func peerHashKV(timeout time.Duration, target string, creds credentials.TransportCredentials, rev int64) (*pb.HashKVResponse, error) {
+	conn, err := grpc.NewClient(target, grpc.WithTransportCredentials(creds))
 	if err != nil {
 		return nil, err
 	}

@@ -13,7 +13,6 @@ import (
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
@@ -408,10 +407,11 @@ func (s *Server) leaderConn() (*grpc.ClientConn, error) {
 	if lead == 0 {
 		return nil, raft.ErrNoLeader
 	}
-	var target string
+	var target, clientURL string
 	for _, m := range s.node.Members() {
 		if m.ID == lead && len(m.ClientURLs) > 0 {
-			target = grpcTarget(m.ClientURLs[0])
+			clientURL = m.ClientURLs[0]
+			target = grpcTarget(clientURL)
 		}
 	}
 	if target == "" {
@@ -420,18 +420,18 @@ func (s *Server) leaderConn() (*grpc.ClientConn, error) {
 	f := &s.leases.fwd
 	f.Lock()
 	defer f.Unlock()
-	if f.conn != nil && f.leader == lead && f.target == target {
+	if f.conn != nil && f.leader == lead && f.target == clientURL {
 		return f.conn, nil
 	}
 	if f.conn != nil {
 		f.conn.Close()
 		f.conn = nil
 	}
-	conn, err := grpc.NewClient(target, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(target, grpc.WithTransportCredentials(s.DialCredentials(clientURL))) // tls.go
 	if err != nil {
 		return nil, err
 	}
-	f.conn, f.leader, f.target = conn, lead, target
+	f.conn, f.leader, f.target = conn, lead, clientURL
 	return conn, nil
 }
 

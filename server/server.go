@@ -134,7 +134,11 @@ func openMemoryState(dataDir string) (*memory.DB, error) {
 
 // Start starts raft, serving peer traffic on peerListener.
 func (s *Server) Start(peerListener net.Listener) error {
-	s.tr = raft.NewTransport(s.lg)
+	tr, err := raft.NewTLSTransport(s.lg, s.cfg.PeerTLS) // tls.go
+	if err != nil {
+		return err
+	}
+	s.tr = tr
 	s.tr.Serve(peerListener)
 	state := raft.ClusterState(s.cfg.ClusterState)
 	node, err := raft.Start(raft.Config{

@@ -1,0 +1,275 @@
+package raft
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+)
+
+// ErrBadTLS is wrapped by every TLS configuration error.
+var ErrBadTLS = errors.New("raft: bad TLS configuration")
+
+// TLSInfo names the files of one side's TLS, as etcd's flags do: the peer
+// side (--peer-cert-file, ...) configures the Transport; the client side
+// (--cert-file, ...) is built with the same type by the command line.
+//
+// Certificates are read on use, not once: a handshake after the certificate
+// or key file (or the trusted CA file, on the server side) changed on disk
+// reads them again, so certificates can be rotated without a restart. A
+// half-written pair that does not load keeps the previous one in use.
+type TLSInfo struct {
+	CertFile      string
+	KeyFile       string
+	TrustedCAFile string
+	// ClientCertAuth requires the other side of a served connection to
+	// present a certificate signed by TrustedCAFile.
+	ClientCertAuth bool
+	// AutoTLS generates a self-signed certificate into AutoDir at start
+	// when CertFile is empty (development only). Clients of such a
+	// certificate cannot verify it: a dialling Transport skips verification
+	// when it has no TrustedCAFile, as etcd's --peer-auto-tls does.
+	AutoTLS bool
+	AutoDir string
+	// AutoHosts are the DNS names or IPs the generated certificate names
+	// (localhost and 127.0.0.1 are always included).
+	AutoHosts []string
+}
+
+// Enabled reports whether TLS is configured.
+func (i TLSInfo) Enabled() bool { return i.CertFile != "" || i.AutoTLS }
+
+// prepare checks the files and generates the self-signed pair for AutoTLS.
+func (i TLSInfo) prepare() (TLSInfo, error) {
+	if i.CertFile == "" && i.AutoTLS {
+		if i.AutoDir == "" {
+			return i, fmt.Errorf("%w: auto TLS needs a directory", ErrBadTLS)
+		}
+		cert, key, err := selfCert(i.AutoDir, i.AutoHosts)
+		if err != nil {
+			return i, err
+		}
+		i.CertFile, i.KeyFile = cert, key
+	}
+	if (i.CertFile == "") != (i.KeyFile == "") {
+		return i, fmt.Errorf("%w: a certificate file needs its key file and the other way round", ErrBadTLS)
+	}
+	if i.ClientCertAuth && i.TrustedCAFile == "" {
+		return i, fmt.Errorf("%w: client certificate authentication needs a trusted CA file", ErrBadTLS)
+	}
+	return i, nil
+}
+
+// ServerConfig is the configuration of a TLS server with this side's
+// certificate (TLS 1.2 at least), offering nextProtos by ALPN in this order
+// of preference. With ClientCertAuth, a client without a certificate signed
+// by TrustedCAFile fails the handshake.
+func (i TLSInfo) ServerConfig(nextProtos ...string) (*tls.Config, error) {
+	i, err := i.prepare()
+	if err != nil {
+		return nil, err
+	}
+	if i.CertFile == "" {
+		return nil, fmt.Errorf("%w: a server needs a certificate and key file", ErrBadTLS)
+	}
+	kp := &keyPair{certFile: i.CertFile, keyFile: i.KeyFile}
+	if _, err := kp.get(); err != nil {
+		return nil, err
+	}
+	var ca *caPool
+	if i.TrustedCAFile != "" {
+		ca = &caPool{file: i.TrustedCAFile}
+		if _, err := ca.get(); err != nil {
+			return nil, err
+		}
+	}
+	build := func() (*tls.Config, error) {
+		cert, err := kp.get()
+		if err != nil {
+			return nil, err
+		}
+		c := &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{*cert},
+			NextProtos: append([]string(nil), nextProtos...)}
+		if ca != nil {
+			pool, err := ca.get()
+			if err != nil {
+				return nil, err
+			}
+			c.ClientCAs = pool
+			if i.ClientCertAuth { // as etcd: no client certificate asked otherwise
+				c.ClientAuth = tls.RequireAndVerifyClientCert
+			}
+		}
+		return c, nil
+	}
+	cfg, err := build()
+	if err != nil {
+		return nil, err
+	}
+	// Every handshake takes a fresh configuration: the files are stat'ed
+	// and read again when they changed.
+	cfg.GetConfigForClient = func(*tls.ClientHelloInfo) (*tls.Config, error) { return build() }
+	return cfg, nil
+}
+
+// ClientConfig is the configuration for dialling a server of this side:
+// TrustedCAFile verifies the server (the system roots without it, or no
+// verification for AutoTLS), and the certificate, if any, is presented
+// when the server asks (re-read when its files change).
+func (i TLSInfo) ClientConfig() (*tls.Config, error) {
+	i, err := i.prepare()
+	if err != nil {
+		return nil, err
+	}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	if i.TrustedCAFile != "" {
+		pool, err := (&caPool{file: i.TrustedCAFile}).get()
+		if err != nil {
+			return nil, err
+		}
+		cfg.RootCAs = pool
+	} else if i.AutoTLS {
+		cfg.InsecureSkipVerify = true
+	}
+	if i.CertFile != "" {
+		kp := &keyPair{certFile: i.CertFile, keyFile: i.KeyFile}
+		if _, err := kp.get(); err != nil {
+			return nil, err
+		}
+		cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return kp.get() }
+	}
+	return cfg, nil
+}
+
+// keyPair is a certificate and key read again when either file's
+// modification time or size changes.
+type keyPair struct {
+	certFile, keyFile string
+	mu                sync.Mutex
+	stamp             [2]fileStamp
+	cert              *tls.Certificate
+}
+
+type fileStamp struct {
+	mod  time.Time
+	size int64
+}
+
+func stampOf(path string) (fileStamp, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return fileStamp{}, err
+	}
+	return fileStamp{mod: fi.ModTime(), size: fi.Size()}, nil
+}
+
+func (k *keyPair) get() (*tls.Certificate, error) {
+	cs, cerr := stampOf(k.certFile)
+	ks, kerr := stampOf(k.keyFile)
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if cerr == nil && kerr == nil && k.cert != nil && k.stamp == [2]fileStamp{cs, ks} {
+		return k.cert, nil
+	}
+	cert, err := tls.LoadX509KeyPair(k.certFile, k.keyFile)
+	if err != nil {
+		if k.cert != nil {
+			return k.cert, nil // mid-rotation: keep the last good pair
+		}
+		return nil, fmt.Errorf("%w: loading %s and %s: %v", ErrBadTLS, k.certFile, k.keyFile, err)
+	}
+	k.cert, k.stamp = &cert, [2]fileStamp{cs, ks}
+	return k.cert, nil
+}
+
+// caPool is a PEM bundle of trusted CAs read again when the file changes.
+type caPool struct {
+	file  string
+	mu    sync.Mutex
+	stamp fileStamp
+	pool  *x509.CertPool
+}
+
+func (c *caPool) get() (*x509.CertPool, error) {
+	st, serr := stampOf(c.file)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if serr == nil && c.pool != nil && c.stamp == st {
+		return c.pool, nil
+	}
+	b, err := os.ReadFile(c.file)
+	pool := x509.NewCertPool()
+	if err == nil && !pool.AppendCertsFromPEM(b) {
+		err = errors.New("no PEM certificate in it")
+	}
+	if err != nil {
+		if c.pool != nil {
+			return c.pool, nil
+		}
+		return nil, fmt.Errorf("%w: trusted CA file %s: %v", ErrBadTLS, c.file, err)
+	}
+	c.pool, c.stamp = pool, st
+	return pool, nil
+}
+
+// selfCert writes (once) a self-signed ECDSA certificate for hosts into
+// dir/cert.pem and dir/key.pem, as etcd's --auto-tls does, and returns
+// their paths.
+func selfCert(dir string, hosts []string) (certPath, keyPath string, err error) {
+	certPath, keyPath = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if _, err := tls.LoadX509KeyPair(certPath, keyPath); err == nil {
+		return certPath, keyPath, nil
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", "", fmt.Errorf("%w: auto TLS: %v", ErrBadTLS, err)
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return "", "", err
+	}
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 128))
+	if err != nil {
+		return "", "", err
+	}
+	tmpl := x509.Certificate{
+		SerialNumber: serial,
+		Subject:      pkix.Name{Organization: []string{"metastore auto TLS"}, CommonName: "metastore"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(365 * 24 * time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+	}
+	for _, h := range append([]string{"localhost", "127.0.0.1"}, hosts...) {
+		if ip := net.ParseIP(h); ip != nil {
+			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
+		} else if h != "" {
+			tmpl.DNSNames = append(tmpl.DNSNames, h)
+		}
+	}
+	der, err := x509.CreateCertificate(rand.Reader, &tmpl, &tmpl, &key.PublicKey, key)
+	if err != nil {
+		return "", "", err
+	}
+	kb, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		return "", "", err
+	}
+	if err := os.WriteFile(keyPath, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600); err != nil {
+		return "", "", err
+	}
+	if err := os.WriteFile(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+		return "", "", err
+	}
+	return certPath, keyPath, nil
+}
