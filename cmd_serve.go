@@ -56,7 +56,7 @@ func serveFlags() []cli.Flag {
 		&cli.Uint64Flag{Name: "rocksdb-block-cache-bytes", Value: 256 << 20, Usage: "RocksDB block cache size"},
 		&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
 		&cli.StringFlag{Name: "log-format", Value: "json", Usage: "json or console"},
-	}, append(opsFlags(), tlsFlags()...)...)) // cmd_ops.go, cmd_tls.go
+	}, append(append(opsFlags(), tlsFlags()...), authFlags()...)...)) // cmd_ops.go, cmd_tls.go, cmd_auth.go
 }
 
 func withEnv(flags []cli.Flag) []cli.Flag {
@@ -281,6 +281,10 @@ func serveConfig(c *cli.Context, lg *zap.Logger) (server.Config, []*url.URL, []*
 		WatchProgressNotifyInterval: c.Duration("watch-progress-notify-interval"),
 	}
 	applyOpsFlags(c, &cfg) // cmd_ops.go
+	// cmd_auth.go
+	if err := applyAuthFlags(c, &cfg); err != nil {
+		return server.Config{}, nil, nil, err
+	}
 	// TLS flags: cmd_tls.go
 	if err := applyTLSFlags(c, &cfg, lg); err != nil {
 		return server.Config{}, nil, nil, err

@@ -103,8 +103,12 @@ func TestStore_Permissions(t *testing.T) {
 			return s.RoleGrantPermission(b, &pb.AuthRoleGrantPermissionRequest{Name: "r2",
 				Perm: &authpb.Permission{PermType: authpb.WRITE, Key: []byte("z"), RangeEnd: []byte{0}}})
 		},
-		func(b engine.Batch) error { return s.UserGrantRole(b, &pb.AuthUserGrantRoleRequest{User: "u", Role: "r"}) },
-		func(b engine.Batch) error { return s.UserGrantRole(b, &pb.AuthUserGrantRoleRequest{User: "u", Role: "r2"}) },
+		func(b engine.Batch) error {
+			return s.UserGrantRole(b, &pb.AuthUserGrantRoleRequest{User: "u", Role: "r"})
+		},
+		func(b engine.Batch) error {
+			return s.UserGrantRole(b, &pb.AuthUserGrantRoleRequest{User: "u", Role: "r2"})
+		},
 		s.Enable,
 	} {
 		mustApply(t, eng, f)

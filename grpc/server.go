@@ -21,6 +21,9 @@ func NewServer(s *server.Server) *grpc.Server {
 		grpc.MaxSendMsgSize(math.MaxInt32),
 		grpc.MaxConcurrentStreams(math.MaxUint32),
 		grpc.StatsHandler(metricsHandler{}),
+		// auth.go: each call's token into its context; admin-only methods.
+		grpc.ChainUnaryInterceptor(AuthUnaryInterceptor(s)),
+		grpc.ChainStreamInterceptor(AuthStreamInterceptor(s)),
 		grpc.Creds(terminatedTLS{}), // TLS peer info on TLS client listeners: tls.go
 	)
 	pb.RegisterKVServer(gs, NewKVServer(s, Limits{MaxRequestBytes: cfg.MaxRequestBytes, MaxTxnOps: cfg.MaxTxnOps}))
@@ -29,7 +32,7 @@ func NewServer(s *server.Server) *grpc.Server {
 	pb.RegisterWatchServer(gs, NewWatchServer(s, WatchOptions{MaxRequestBytes: cfg.MaxRequestBytes,
 		ProgressNotifyInterval: cfg.WatchProgressNotifyInterval}))
 	pb.RegisterLeaseServer(gs, NewLeaseServer(s))
-	pb.RegisterAuthServer(gs, pb.UnimplementedAuthServer{})
+	pb.RegisterAuthServer(gs, NewAuthServer(s))
 	hs := health.NewServer()
 	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	healthpb.RegisterHealthServer(gs, hs)

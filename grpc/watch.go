@@ -92,7 +92,7 @@ func (s *watchServer) recvLoop(stream pb.Watch_WatchServer, ws *mvcc.WatchStream
 		}
 		switch u := req.RequestUnion.(type) {
 		case *pb.WatchRequest_CreateRequest:
-			if u.CreateRequest != nil {
+			if u.CreateRequest != nil && s.authorizeWatch(stream.Context(), ws, u.CreateRequest) { // auth.go
 				s.create(ws, u.CreateRequest)
 			}
 		case *pb.WatchRequest_CancelRequest:

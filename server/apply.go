@@ -48,7 +48,7 @@ func (ap applier) Apply(entries []*raftpb.Entry) error {
 			a.Abort()
 			return fmt.Errorf("server: entry %d is not a request: %w", e.GetIndex(), err)
 		}
-		resp, err := s.applyOps(a, &req) // alarm.go: alarms, downgrade, NOSPACE/CORRUPT gate
+		resp, err := s.applyAuth(a, &req) // auth.go, then alarm.go: alarms, downgrade, NOSPACE/CORRUPT gate
 		answers = append(answers, answer{req.GetHeader().GetID(), result{resp, err}})
 	}
 	last := entries[len(entries)-1].GetIndex()

@@ -77,6 +77,8 @@ type Config struct {
 	WatchProgressNotifyInterval time.Duration
 	// Metrics are optional measurement callbacks (metrics.go).
 	Metrics Metrics
+	// Auth configures tokens and password hashing (auth.go).
+	Auth AuthConfig
 	// PeerTLS configures the peer transport (etcd's --peer-* TLS flags);
 	// zero: plaintext. ClientTLS dials other members' https client URLs
 	// (nil: the system roots); see tls.go.

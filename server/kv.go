@@ -20,6 +20,9 @@ var (
 
 // Range answers a range, at a linearizable point unless it is serializable.
 func (s *Server) Range(ctx context.Context, r *pb.RangeRequest) (*pb.RangeResponse, error) {
+	if err := s.authorizeRead(ctx, &pb.InternalRaftRequest{Range: r}); err != nil { // auth.go
+		return nil, err
+	}
 	if !r.Serializable {
 		if err := s.linearizableBarrier(ctx); err != nil {
 			return nil, err
@@ -60,6 +63,9 @@ func (s *Server) DeleteRange(ctx context.Context, r *pb.DeleteRangeRequest) (*pb
 // may write goes through raft.
 func (s *Server) Txn(ctx context.Context, r *pb.TxnRequest) (*pb.TxnResponse, error) {
 	if mvcc.IsReadOnlyTxn(r) {
+		if err := s.authorizeRead(ctx, &pb.InternalRaftRequest{Txn: r}); err != nil { // auth.go
+			return nil, err
+		}
 		if !isSerializableTxn(r) {
 			if err := s.linearizableBarrier(ctx); err != nil {
 				return nil, err
@@ -162,6 +168,9 @@ func (s *Server) propose(ctx context.Context, req *pb.InternalRaftRequest) (any,
 	}
 	id := s.ids.id()
 	req.Header = &pb.RequestHeader{ID: id}
+	if err := s.authorize(ctx, req); err != nil { // auth.go
+		return nil, err
+	}
 	data, err := proto.Marshal(req)
 	if err != nil {
 		return nil, err

@@ -13,6 +13,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/metastore/metastore/auth"
 	"github.com/metastore/metastore/engine"
 	"github.com/metastore/metastore/engine/memory"
 	"github.com/metastore/metastore/engine/rocksdb"
@@ -40,6 +41,8 @@ type Server struct {
 	ops    opsState   // alarm.go, quota.go, maintenance.go, autocompact.go
 
 	watch *mvcc.WatchHub // watch.go; fed by the store's commit hook
+
+	auth *auth.Store // auth.go: users, roles, permissions, tokens
 
 	ids     *idGenerator
 	waiters *waiters
@@ -97,6 +100,11 @@ func New(c Config) (*Server, error) {
 		return nil, err
 	}
 	if err := s.loadOps(); err != nil { // alarm.go
+		s.store.Close()
+		s.closeEngines()
+		return nil, err
+	}
+	if err := s.loadAuth(); err != nil { // auth.go
 		s.store.Close()
 		s.closeEngines()
 		return nil, err

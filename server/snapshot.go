@@ -166,6 +166,9 @@ func (ap applier) Restore(r io.Reader) error {
 	if err := s.loadOps(); err != nil { // alarm.go
 		return err
 	}
+	if err := s.loadAuth(); err != nil { // auth.go
+		return err
+	}
 	s.applied.Store(idx)
 	if s.cfg.Engine == EngineMemory {
 		return s.checkpoint(idx)

@@ -1,0 +1,245 @@
+package test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+)
+
+// Auth as etcd has it, through clientv3 (Username/Password) and unmodified
+// etcdctl. Members run with --bcrypt-cost 4 to keep password hashing fast.
+
+var authFlags = memberOpts{extraFlags: []string{"--bcrypt-cost", "4"}}
+
+// newAuthClient is a clientv3 client that authenticates as user.
+func newAuthClient(t *testing.T, user, password string, endpoints ...string) (*clientv3.Client, error) {
+	t.Helper()
+	cli, err := clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: 5 * time.Second,
+		Username: user, Password: password, Logger: zap.NewNop()})
+	if err != nil {
+		return nil, err
+	}
+	t.Cleanup(func() { cli.Close() })
+	return cli, nil
+}
+
+// setupAuth creates root (with the root role) and alice with read-write
+// on the prefix /app/, writes /other/x, and enables auth.
+func setupAuth(t *testing.T, cli *clientv3.Client) {
+	t.Helper()
+	ctx := ctxT(t, 20*time.Second)
+	_, err := cli.UserAdd(ctx, "root", "rootpw")
+	require.NoError(t, err)
+	_, err = cli.RoleAdd(ctx, "root")
+	require.NoError(t, err)
+	_, err = cli.UserGrantRole(ctx, "root", "root")
+	require.NoError(t, err)
+	_, err = cli.RoleAdd(ctx, "app")
+	require.NoError(t, err)
+	_, err = cli.RoleGrantPermission(ctx, "app", "/app/", clientv3.GetPrefixRangeEnd("/app/"),
+		clientv3.PermissionType(clientv3.PermReadWrite))
+	require.NoError(t, err)
+	_, err = cli.UserAdd(ctx, "alice", "alicepw")
+	require.NoError(t, err)
+	_, err = cli.UserGrantRole(ctx, "alice", "app")
+	require.NoError(t, err)
+	_, err = cli.Put(ctx, "/other/x", "secret")
+	require.NoError(t, err)
+	_, err = cli.AuthEnable(ctx)
+	require.NoError(t, err)
+}
+
+func TestAuth_ClientV3(t *testing.T) {
+	m := startMember(t, engineRocksDB, authFlags)
+	ep := m.endpoint()
+	anon := newClient(t, ep)
+
+	t.Logf("Step 1: enabling auth without a root user is refused")
+	_, err := anon.AuthEnable(ctxT(t, 5*time.Second))
+	require.ErrorIs(t, err, rpctypes.ErrRootUserNotExist)
+
+	t.Logf("Step 2: root, role app on /app/, alice, then auth enable")
+	setupAuth(t, anon)
+	st, err := anon.AuthStatus(ctxT(t, 5*time.Second))
+	require.NoError(t, err)
+	require.True(t, st.Enabled)
+
+	t.Logf("Step 3: a client without a token is refused")
+	_, err = anon.Get(ctxT(t, 5*time.Second), "/app/a")
+	require.ErrorIs(t, err, rpctypes.ErrUserEmpty)
+	_, err = anon.Put(ctxT(t, 5*time.Second), "/app/a", "v")
+	require.ErrorIs(t, err, rpctypes.ErrUserEmpty)
+
+	t.Logf("Step 4: a wrong password is refused")
+	_, err = newAuthClient(t, "alice", "wrong", ep)
+	require.ErrorIs(t, err, rpctypes.ErrAuthFailed)
+	_, err = newAuthClient(t, "nobody", "x", ep)
+	require.ErrorIs(t, err, rpctypes.ErrAuthFailed)
+
+	t.Logf("Step 5: alice reads and writes her prefix")
+	alice, err := newAuthClient(t, "alice", "alicepw", ep)
+	require.NoError(t, err)
+	ctx := ctxT(t, 20*time.Second)
+	_, err = alice.Put(ctx, "/app/a", "1")
+	require.NoError(t, err)
+	_, err = alice.Put(ctx, "/app/b", "2")
+	require.NoError(t, err)
+	resp, err := alice.Get(ctx, "/app/", clientv3.WithPrefix())
+	require.NoError(t, err)
+	require.Equal(t, 2, len(resp.Kvs))
+	require.Equal(t, "1", string(resp.Kvs[0].Value))
+	require.Equal(t, "2", string(resp.Kvs[1].Value))
+	_, err = alice.Delete(ctx, "/app/b")
+	require.NoError(t, err)
+
+	t.Logf("Step 6: alice is denied elsewhere")
+	_, err = alice.Get(ctx, "/other/x")
+	require.ErrorIs(t, err, rpctypes.ErrPermissionDenied)
+	_, err = alice.Put(ctx, "/other/y", "v")
+	require.ErrorIs(t, err, rpctypes.ErrPermissionDenied)
+	_, err = alice.Delete(ctx, "/app/", clientv3.WithFromKey()) // past her prefix
+	require.ErrorIs(t, err, rpctypes.ErrPermissionDenied)
+	_, err = alice.Get(ctx, "/app", clientv3.WithPrefix()) // "/app" prefix covers "/app0"...
+	require.ErrorIs(t, err, rpctypes.ErrPermissionDenied)
+
+	t.Logf("Step 7: a txn touching a forbidden key is denied, in a compare or either branch")
+	_, err = alice.Txn(ctx).If(clientv3.Compare(clientv3.Value("/other/x"), "=", "secret")).
+		Then(clientv3.OpPut("/app/c", "3")).Commit()
+	require.ErrorIs(t, err, rpctypes.ErrPermissionDenied)
+	_, err = alice.Txn(ctx).If(clientv3.Compare(clientv3.Value("/app/a"), "=", "1")).
+		Then(clientv3.OpPut("/app/c", "3")).Else(clientv3.OpGet("/other/x")).Commit()
+	require.ErrorIs(t, err, rpctypes.ErrPermissionDenied)
+	tr, err := alice.Txn(ctx).If(clientv3.Compare(clientv3.Value("/app/a"), "=", "1")).
+		Then(clientv3.OpPut("/app/c", "3")).Else(clientv3.OpGet("/app/a")).Commit()
+	require.NoError(t, err)
+	require.True(t, tr.Succeeded)
+
+	t.Logf("Step 8: a watch on a forbidden key is canceled; one on her prefix sees events")
+	wctx, wcancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer wcancel()
+	denied := alice.Watch(wctx, "/other/x")
+	wr, ok := <-denied
+	require.True(t, ok, "the denied watch's channel closed without a response")
+	require.True(t, wr.Canceled)
+	require.ErrorContains(t, wr.Err(), "etcdserver: permission denied")
+	allowed := alice.Watch(wctx, "/app/", clientv3.WithPrefix())
+	_, err = alice.Put(ctx, "/app/w", "watched")
+	require.NoError(t, err)
+	wr = <-allowed
+	require.NoError(t, wr.Err())
+	require.Equal(t, 1, len(wr.Events))
+	require.Equal(t, "/app/w", string(wr.Events[0].Kv.Key))
+
+	t.Logf("Step 9: alice cannot manage auth, compact, or defragment")
+	_, err = alice.UserAdd(ctx, "mallory", "x")
+	require.ErrorIs(t, err, rpctypes.ErrPermissionDenied)
+	_, err = alice.RoleGrantPermission(ctx, "app", "", "\x00", clientv3.PermissionType(clientv3.PermReadWrite))
+	require.ErrorIs(t, err, rpctypes.ErrPermissionDenied)
+	_, err = alice.AuthDisable(ctx)
+	require.ErrorIs(t, err, rpctypes.ErrPermissionDenied)
+	_, err = alice.Compact(ctx, 2)
+	require.ErrorIs(t, err, rpctypes.ErrPermissionDenied)
+	_, err = alice.Defragment(ctx, ep)
+	require.ErrorIs(t, err, rpctypes.ErrPermissionDenied)
+	ur, err := alice.UserGet(ctx, "alice") // her own user: allowed
+	require.NoError(t, err)
+	require.Equal(t, []string{"app"}, ur.Roles)
+
+	t.Logf("Step 10: root may do anything; root's root role is protected")
+	root, err := newAuthClient(t, "root", "rootpw", ep)
+	require.NoError(t, err)
+	ctx = ctxT(t, 20*time.Second)
+	got, err := root.Get(ctx, "/other/x")
+	require.NoError(t, err)
+	require.Equal(t, "secret", string(got.Kvs[0].Value))
+	_, err = root.UserRevokeRole(ctx, "root", "root")
+	require.ErrorIs(t, err, rpctypes.ErrInvalidAuthMgmt)
+	_, err = root.UserDelete(ctx, "root")
+	require.ErrorIs(t, err, rpctypes.ErrInvalidAuthMgmt)
+	_, err = root.UserAdd(ctx, "alice", "x")
+	require.ErrorIs(t, err, rpctypes.ErrUserAlreadyExist)
+	_, err = root.UserGrantRole(ctx, "alice", "nope")
+	require.ErrorIs(t, err, rpctypes.ErrRoleNotFound)
+	_, err = root.UserRevokeRole(ctx, "alice", "root")
+	require.ErrorIs(t, err, rpctypes.ErrRoleNotGranted)
+	_, err = root.RoleRevokePermission(ctx, "app", "/nope", "")
+	require.ErrorIs(t, err, rpctypes.ErrPermissionNotGranted)
+	users, err := root.UserList(ctx)
+	require.NoError(t, err)
+	require.Equal(t, []string{"alice", "root"}, users.Users)
+	rg, err := root.RoleGet(ctx, "app")
+	require.NoError(t, err)
+	require.Equal(t, 1, len(rg.Perm))
+	require.Equal(t, "/app/", string(rg.Perm[0].Key))
+	require.Equal(t, "/app0", string(rg.Perm[0].RangeEnd))
+
+	t.Logf("Step 11: auth state survives a restart")
+	m.restart()
+	waitFor(t, 30*time.Second, "the member to serve again", func() bool { _, err := m.status(); return err == nil })
+	alice2, err := newAuthClient(t, "alice", "alicepw", ep)
+	require.NoError(t, err)
+	got, err = alice2.Get(ctxT(t, 10*time.Second), "/app/a")
+	require.NoError(t, err)
+	require.Equal(t, "1", string(got.Kvs[0].Value))
+	_, err = alice2.Get(ctxT(t, 10*time.Second), "/other/x")
+	require.ErrorIs(t, err, rpctypes.ErrPermissionDenied)
+	anon2 := newClient(t, ep)
+	_, err = anon2.Get(ctxT(t, 10*time.Second), "/app/a")
+	require.ErrorIs(t, err, rpctypes.ErrUserEmpty)
+
+	t.Logf("Step 12: auth disable restores open access")
+	root2, err := newAuthClient(t, "root", "rootpw", ep)
+	require.NoError(t, err)
+	_, err = root2.AuthDisable(ctxT(t, 10*time.Second))
+	require.NoError(t, err)
+	got, err = anon2.Get(ctxT(t, 10*time.Second), "/other/x")
+	require.NoError(t, err)
+	require.Equal(t, "secret", string(got.Kvs[0].Value))
+	_, err = anon2.Put(ctxT(t, 10*time.Second), "/other/y", "open")
+	require.NoError(t, err)
+	_, err = newAuthClient(t, "alice", "alicepw", ep)
+	require.True(t, err == nil || errors.Is(err, rpctypes.ErrAuthNotEnabled), "login after disable: %v", err)
+}
+
+// TestAuth_Etcdctl runs the commands docs/security.md shows, with
+// unmodified etcdctl.
+func TestAuth_Etcdctl(t *testing.T) {
+	etcdctlBin(t)
+	m := startMember(t, engineRocksDB, authFlags)
+	eps := []string{m.endpoint()}
+
+	t.Logf("Step 1: users, roles, permissions")
+	require.Equal(t, "User root created\n", ctlOK(t, eps, "user", "add", "root:rootpw"))
+	require.Equal(t, "Role root created\n", ctlOK(t, eps, "role", "add", "root"))
+	require.Equal(t, "Role root is granted to user root\n", ctlOK(t, eps, "user", "grant-role", "root", "root"))
+	require.Equal(t, "Role app created\n", ctlOK(t, eps, "role", "add", "app"))
+	require.Equal(t, "Role app updated\n", ctlOK(t, eps, "role", "grant-permission", "app", "--prefix=true", "readwrite", "/app/"))
+	require.Equal(t, "User alice created\n", ctlOK(t, eps, "user", "add", "alice:alicepw"))
+	require.Equal(t, "Role app is granted to user alice\n", ctlOK(t, eps, "user", "grant-role", "alice", "app"))
+	require.Equal(t, "Role app\nKV Read:\n\t[/app/, /app0) (prefix /app/)\nKV Write:\n\t[/app/, /app0) (prefix /app/)\n",
+		ctlOK(t, eps, "role", "get", "app"))
+
+	t.Logf("Step 2: auth enable")
+	require.Equal(t, "Authentication Enabled\n", ctlOK(t, eps, "auth", "enable"))
+	ctlFails(t, eps, "etcdserver: user name is empty", "get", "/app/a")
+
+	t.Logf("Step 3: alice writes and reads her prefix, is denied elsewhere")
+	require.Equal(t, "OK\n", ctlOK(t, eps, "--user", "alice:alicepw", "put", "/app/a", "1"))
+	require.Equal(t, "/app/a\n1\n", ctlOK(t, eps, "--user", "alice:alicepw", "get", "/app/a"))
+	ctlFails(t, eps, "etcdserver: permission denied", "--user", "alice:alicepw", "put", "/other/x", "1")
+	ctlFails(t, eps, "etcdserver: permission denied", "--user", "alice:alicepw", "user", "add", "bob:pw")
+	ctlFails(t, eps, "etcdserver: authentication failed, invalid user ID or password", "--user", "alice:wrong", "get", "/app/a")
+
+	t.Logf("Step 4: root lists users; auth disable")
+	require.Equal(t, "alice\nroot\n", ctlOK(t, eps, "--user", "root:rootpw", "user", "list"))
+	require.Equal(t, "Authentication Disabled\n", ctlOK(t, eps, "--user", "root:rootpw", "auth", "disable"))
+	out := ctlOK(t, eps, "get", "/app/a")
+	require.True(t, strings.HasSuffix(out, "1\n"), "get after disable: %q", out)
+}
