@@ -351,6 +351,138 @@ func TestTLS_PeerCluster(t *testing.T) {
 	require.True(t, badM.running(), "the bad member keeps trying")
 }
 
+// TestTLS_ClusterForwarding: three members with TLS on both sides and
+// certificate authentication on both; a follower forwards lease requests
+// to the leader's https client URL with its own certificate.
+func TestTLS_ClusterForwarding(t *testing.T) {
+	dir := t.TempDir()
+	ca := newTestCA(t, "cluster CA")
+	const n = 3
+	ports := freePorts(t, 2*n)
+	var ms []*member
+	var initial []string
+	for i := 0; i < n; i++ {
+		m := &member{t: t, name: fmt.Sprintf("m%d", i+1), engine: engineMemory,
+			dataDir:   filepath.Join(t.TempDir(), fmt.Sprintf("m%d", i+1)),
+			clientURL: fmt.Sprintf("https://127.0.0.1:%d", ports[2*i]),
+			peerURL:   fmt.Sprintf("https://127.0.0.1:%d", ports[2*i+1])}
+		m.logPath = m.dataDir + ".log"
+		ms = append(ms, m)
+		initial = append(initial, m.name+"="+m.peerURL)
+	}
+	t.Cleanup(func() {
+		for _, m := range ms {
+			m.kill()
+			if t.Failed() {
+				m.dumpLog()
+			}
+		}
+	})
+
+	t.Logf("Step 1: start 3 members, https client and peer URLs, --client-cert-auth and --peer-client-cert-auth")
+	for i, m := range ms {
+		f := writeTLSFiles(t, dir, m.name, ca, int64(i+1))
+		m.args = []string{"serve", "--name", m.name, "--data-dir", m.dataDir, "--engine", engineMemory,
+			"--listen-client-urls", m.clientURL, "--advertise-client-urls", m.clientURL,
+			"--listen-peer-urls", m.peerURL, "--initial-advertise-peer-urls", m.peerURL,
+			"--initial-cluster", strings.Join(initial, ","), "--initial-cluster-token", "tls-fwd", "--unsafe-no-fsync",
+			"--cert-file", f.cert, "--key-file", f.key, "--trusted-ca-file", f.ca, "--client-cert-auth",
+			"--peer-cert-file", f.cert, "--peer-key-file", f.key, "--peer-trusted-ca-file", f.ca, "--peer-client-cert-auth"}
+		m.start()
+	}
+	alice := writeTLSFiles(t, dir, "alice", ca, 50)
+	cfg := tlsClientConfig(t, ca, &alice)
+	clis := make([]*clientv3.Client, n)
+	for i, m := range ms {
+		clis[i] = newTLSClient(t, cfg, m.tlsEndpoint())
+	}
+	var follower int
+	waitFor(t, 30*time.Second, "every member to know the same leader", func() bool {
+		var leader uint64
+		for i, m := range ms {
+			st, err := clis[i].Status(ctxT(t, time.Second), m.tlsEndpoint())
+			if err != nil || st.Leader == 0 || (leader != 0 && st.Leader != leader) {
+				return false
+			}
+			leader = st.Leader
+			if st.Leader != st.Header.MemberId {
+				follower = i
+			}
+		}
+		return true
+	})
+
+	t.Logf("Step 2: on follower %s: grant a lease, keep it alive and ask its TTL (forwarded to the leader over TLS)", ms[follower].name)
+	fc := clis[follower]
+	g, err := fc.Grant(ctxT(t, 5*time.Second), 30)
+	require.NoError(t, err)
+	ka, err := fc.KeepAliveOnce(ctxT(t, 5*time.Second), g.ID)
+	require.NoError(t, err)
+	require.Equal(t, int64(30), ka.TTL)
+	ttl, err := fc.TimeToLive(ctxT(t, 5*time.Second), g.ID)
+	require.NoError(t, err)
+	require.Equal(t, int64(30), ttl.GrantedTTL)
+	require.Greater(t, ttl.TTL, int64(25))
+
+	t.Logf("Step 3: a key with the lease, put on the follower, is read on every member")
+	_, err = fc.Put(ctxT(t, 5*time.Second), "fwd/k", "v", clientv3.WithLease(g.ID))
+	require.NoError(t, err)
+	for i, m := range ms {
+		waitFor(t, 10*time.Second, m.name+" to have fwd/k", func() bool {
+			r, err := clis[i].Get(ctxT(t, 2*time.Second), "fwd/k", clientv3.WithSerializable())
+			return err == nil && len(r.Kvs) == 1 && r.Kvs[0].Lease == int64(g.ID)
+		})
+	}
+}
+
+// TestTLS_AutoTLS: --auto-tls and --peer-auto-tls generate self-signed
+// certificates into the data directory; a client that skips verification
+// is served, one that verifies is refused.
+func TestTLS_AutoTLS(t *testing.T) {
+	ports := freePorts(t, 2)
+	m := &member{t: t, name: "m1", engine: engineMemory, dataDir: filepath.Join(t.TempDir(), "m1"),
+		clientURL: fmt.Sprintf("https://127.0.0.1:%d", ports[0]), peerURL: fmt.Sprintf("https://127.0.0.1:%d", ports[1])}
+	m.logPath = m.dataDir + ".log"
+	m.args = []string{"serve", "--name", m.name, "--data-dir", m.dataDir, "--engine", engineMemory,
+		"--listen-client-urls", m.clientURL, "--advertise-client-urls", m.clientURL,
+		"--listen-peer-urls", m.peerURL, "--initial-advertise-peer-urls", m.peerURL,
+		"--initial-cluster", m.name + "=" + m.peerURL, "--unsafe-no-fsync", "--auto-tls", "--peer-auto-tls"}
+	t.Logf("Step 1: start a member with --auto-tls and --peer-auto-tls on https URLs")
+	m.start()
+	t.Cleanup(func() {
+		m.kill()
+		if t.Failed() {
+			m.dumpLog()
+		}
+	})
+	skip := &tls.Config{InsecureSkipVerify: true}
+	cli := newTLSClient(t, skip, m.tlsEndpoint())
+	waitFor(t, 20*time.Second, "the member to lead", func() bool {
+		st, err := cli.Status(ctxT(t, time.Second), m.tlsEndpoint())
+		return err == nil && st.Leader != 0
+	})
+
+	t.Logf("Step 2: the certificates are in <data-dir>/fixtures/{client,peer}")
+	for _, side := range []string{"client", "peer"} {
+		for _, f := range []string{"cert.pem", "key.pem"} {
+			_, err := os.Stat(filepath.Join(m.dataDir, "fixtures", side, f))
+			require.NoError(t, err)
+		}
+	}
+
+	t.Logf("Step 3: put with verification skipped; the CLI with --insecure-skip-tls-verify")
+	_, err := cli.Put(ctxT(t, 5*time.Second), "auto/k", "v")
+	require.NoError(t, err)
+	code, out, errOut := runCLI(t, 20*time.Second, "endpoint", "health", "--endpoints", m.clientURL, "--insecure-skip-tls-verify", "-w", "json")
+	require.Equal(t, 0, code, errOut)
+	require.Contains(t, out, `"health":true`)
+
+	t.Logf("Step 4: a client that verifies the certificate (system roots) is refused")
+	code, _, _ = runCLI(t, 20*time.Second, "endpoint", "health", "--endpoints", m.clientURL,
+		"--dial-timeout", "1s", "--command-timeout", "2s")
+	require.NotEqual(t, 0, code)
+}
+
 // TestTLS_SecurityGuide runs docs/security.md's single-member TLS commands
 // as written, with certificates made here, and ports replaced by free ones.
 func TestTLS_SecurityGuide(t *testing.T) {
