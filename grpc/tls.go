@@ -24,13 +24,21 @@ type terminatedTLS struct{}
 // tlsStater is a *tls.Conn; netConner a wrapper that exposes what it wraps
 // (the mux's sniffed connection, tls.Conn itself).
 type (
-	tlsStater interface{ ConnectionState() tls.ConnectionState }
+	tlsStater interface {
+		Handshake() error
+		ConnectionState() tls.ConnectionState
+	}
 	netConner interface{ NetConn() net.Conn }
 )
 
 func (terminatedTLS) ServerHandshake(c net.Conn) (net.Conn, credentials.AuthInfo, error) {
 	for cur := c; cur != nil; {
 		if ts, ok := cur.(tlsStater); ok {
+			// The mux's sniff has done the handshake already; otherwise
+			// do it now (gRPC bounds it with a deadline on the conn).
+			if err := ts.Handshake(); err != nil {
+				return nil, nil, err
+			}
 			return c, credentials.TLSInfo{State: ts.ConnectionState(),
 				CommonAuthInfo: credentials.CommonAuthInfo{SecurityLevel: credentials.PrivacyAndIntegrity}}, nil
 		}
