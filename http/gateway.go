@@ -43,7 +43,11 @@ func gateway[T any, P interface {
 			return
 		}
 	}
-	resp, err := call(h.ctx, req)
+	cctx, ok := h.requestContext(ctx) // auth.go
+	if !ok {
+		return
+	}
+	resp, err := call(cctx, req)
 	if err != nil {
 		writeError(ctx, toAPIError(err))
 		return

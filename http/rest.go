@@ -2,6 +2,7 @@ package http
 
 import (
 	"bytes"
+	"context"
 	"strconv"
 	"sync"
 	"unicode/utf8"
@@ -34,6 +35,8 @@ type restState struct {
 	rr      pb.RangeRequest
 	pr      pb.PutRequest
 	dr      pb.DeleteRangeRequest
+	// ctx is the request's context into the server (auth.go).
+	ctx context.Context
 }
 
 var restPool = sync.Pool{New: func() any {
@@ -70,6 +73,9 @@ func (h *Handler) rest(ctx *fasthttp.RequestCtx) {
 	var ok bool
 	if st.key, ok = unescapePath(st.key[:0], raw); !ok {
 		writeError(ctx, badRequest("malformed percent-encoding in the key"))
+		return
+	}
+	if st.ctx, ok = h.requestContext(ctx); !ok { // auth.go
 		return
 	}
 	switch {
@@ -155,7 +161,7 @@ func (h *Handler) restGet(ctx *fasthttp.RequestCtx, st *restState) {
 	st.rr.Key = st.key
 	st.rr.Revision = q.rev
 	st.rr.Serializable = q.serializable
-	resp, err := h.kv.Range(h.ctx, &st.rr)
+	resp, err := h.kv.Range(st.ctx, &st.rr)
 	if err != nil {
 		writeError(ctx, toAPIError(err))
 		return
@@ -215,7 +221,7 @@ func (h *Handler) restList(ctx *fasthttp.RequestCtx, st *restState, q restQuery)
 	st.rr.Key, st.rr.RangeEnd = st.key, st.end
 	st.rr.Revision, st.rr.Limit = q.rev, q.limit
 	st.rr.Serializable, st.rr.KeysOnly = q.serializable, q.keysOnly
-	resp, err := h.kv.Range(h.ctx, &st.rr)
+	resp, err := h.kv.Range(st.ctx, &st.rr)
 	if err != nil {
 		writeError(ctx, toAPIError(err))
 		return
@@ -355,7 +361,7 @@ func (h *Handler) restPut(ctx *fasthttp.RequestCtx, st *restState) {
 		}
 		rev = resp.GetHeader().GetRevision()
 	} else {
-		resp, err := h.kv.Put(h.ctx, &st.pr)
+		resp, err := h.kv.Put(st.ctx, &st.pr)
 		if err != nil {
 			writeError(ctx, toAPIError(err))
 			return
@@ -395,7 +401,7 @@ func (h *Handler) condTxn(ctx *fasthttp.RequestCtx, st *restState, cond *conditi
 		writeError(ctx, toAPIError(err))
 		return nil
 	}
-	resp, err := h.kv.Txn(h.ctx, txn)
+	resp, err := h.kv.Txn(st.ctx, txn)
 	if err != nil {
 		writeError(ctx, toAPIError(err))
 		return nil
@@ -460,7 +466,7 @@ func (h *Handler) restDelete(ctx *fasthttp.RequestCtx, st *restState) {
 			deleted = resp.Responses[0].GetResponseDeleteRange().GetDeleted()
 		}
 	} else {
-		resp, err := h.kv.DeleteRange(h.ctx, &st.dr)
+		resp, err := h.kv.DeleteRange(st.ctx, &st.dr)
 		if err != nil {
 			writeError(ctx, toAPIError(err))
 			return

@@ -404,3 +404,7 @@ func (s *Server) RoleList(ctx context.Context, _ *pb.AuthRoleListRequest) (*pb.A
 	}
 	return &pb.AuthRoleListResponse{Header: s.LeaseHeader(), Roles: s.auth.RoleList()}, nil
 }
+
+// AuthEnabled reports whether auth is enabled (front ends skip token
+// handling while it is not).
+func (s *Server) AuthEnabled() bool { return s.auth.IsEnabled() }

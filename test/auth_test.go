@@ -2,7 +2,11 @@ package test
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
+	"io"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -242,4 +246,103 @@ func TestAuth_Etcdctl(t *testing.T) {
 	require.Equal(t, "Authentication Disabled\n", ctlOK(t, eps, "--user", "root:rootpw", "auth", "disable"))
 	out := ctlOK(t, eps, "get", "/app/a")
 	require.True(t, strings.HasSuffix(out, "1\n"), "get after disable: %q", out)
+}
+
+// gwPost posts a JSON body to the gateway with an optional token and
+// returns the status and body.
+func gwPost(t *testing.T, base, path, token, body string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, base+path, strings.NewReader(body))
+	require.NoError(t, err)
+	if token != "" {
+		req.Header.Set("Authorization", token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return resp.StatusCode, string(b)
+}
+
+func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
+
+// TestAuth_HTTPGateway drives auth through etcd's JSON gateway: the
+// /v3/auth/* paths and the Authorization header, on /v3 and /v1.
+func TestAuth_HTTPGateway(t *testing.T) {
+	m := startMember(t, engineRocksDB, authFlags)
+	base := m.clientURL
+
+	t.Logf("Step 1: users, roles and auth enable over /v3/auth/*")
+	for _, c := range []struct{ path, body string }{
+		{"/v3/auth/user/add", `{"name":"root","password":"rootpw"}`},
+		{"/v3/auth/role/add", `{"name":"root"}`},
+		{"/v3/auth/user/grant", `{"user":"root","role":"root"}`},
+		{"/v3/auth/role/add", `{"name":"app"}`},
+		{"/v3/auth/role/grant", `{"name":"app","perm":{"permType":"READWRITE","key":"` + b64("/app/") + `","range_end":"` + b64("/app0") + `"}}`},
+		{"/v3/auth/user/add", `{"name":"alice","password":"alicepw"}`},
+		{"/v3/auth/user/grant", `{"user":"alice","role":"app"}`},
+		{"/v3/kv/put", `{"key":"` + b64("/other/x") + `","value":"` + b64("secret") + `"}`},
+		{"/v3/auth/enable", `{}`},
+	} {
+		code, body := gwPost(t, base, c.path, "", c.body)
+		require.Equal(t, 200, code, "%s: %s", c.path, body)
+	}
+	code, body := gwPost(t, base, "/v3/auth/status", "", `{}`)
+	require.Equal(t, 200, code, body)
+	require.Contains(t, body, `"enabled":true`)
+
+	t.Logf("Step 2: authenticate; a wrong password is refused")
+	code, body = gwPost(t, base, "/v3/auth/authenticate", "", `{"name":"alice","password":"wrong"}`)
+	require.Equal(t, 400, code, body)
+	require.Contains(t, body, "etcdserver: authentication failed, invalid user ID or password")
+	code, body = gwPost(t, base, "/v3/auth/authenticate", "", `{"name":"alice","password":"alicepw"}`)
+	require.Equal(t, 200, code, body)
+	var auth struct{ Token string }
+	require.NoError(t, json.Unmarshal([]byte(body), &auth))
+	require.NotEmpty(t, auth.Token)
+
+	t.Logf("Step 3: alice writes and reads her prefix with the Authorization header")
+	code, body = gwPost(t, base, "/v3/kv/put", auth.Token, `{"key":"`+b64("/app/a")+`","value":"`+b64("1")+`"}`)
+	require.Equal(t, 200, code, body)
+	code, body = gwPost(t, base, "/v3/kv/range", auth.Token, `{"key":"`+b64("/app/a")+`"}`)
+	require.Equal(t, 200, code, body)
+	require.Contains(t, body, `"value":"`+b64("1")+`"`)
+
+	t.Logf("Step 4: denied elsewhere, without a token, with a bad token, and on REST")
+	code, body = gwPost(t, base, "/v3/kv/range", auth.Token, `{"key":"`+b64("/other/x")+`"}`)
+	require.Equal(t, 403, code, body)
+	require.Contains(t, body, "etcdserver: permission denied")
+	code, body = gwPost(t, base, "/v3/kv/range", "", `{"key":"`+b64("/app/a")+`"}`)
+	require.Equal(t, 400, code, body)
+	require.Contains(t, body, "etcdserver: user name is empty")
+	code, body = gwPost(t, base, "/v3/kv/range", "bogus.1", `{"key":"`+b64("/app/a")+`"}`)
+	require.Equal(t, 401, code, body)
+	require.Contains(t, body, "etcdserver: invalid auth token")
+	code, body = gwPost(t, base, "/v3/auth/user/add", auth.Token, `{"name":"mallory","password":"x"}`)
+	require.Equal(t, 403, code, body)
+	resp, err := http.Get(base + "/v1/kv/other/x")
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, 400, resp.StatusCode) // no token: user name is empty
+	req, err := http.NewRequest(http.MethodGet, base+"/v1/kv//app/a", nil)
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+auth.Token)
+	resp, err = http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	val, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.Equal(t, 200, resp.StatusCode, string(val))
+	require.Equal(t, "1", string(val))
+
+	t.Logf("Step 5: root disables auth; open access again")
+	code, body = gwPost(t, base, "/v3/auth/authenticate", "", `{"name":"root","password":"rootpw"}`)
+	require.Equal(t, 200, code, body)
+	var rootAuth struct{ Token string }
+	require.NoError(t, json.Unmarshal([]byte(body), &rootAuth))
+	code, body = gwPost(t, base, "/v3/auth/disable", rootAuth.Token, `{}`)
+	require.Equal(t, 200, code, body)
+	code, body = gwPost(t, base, "/v3/kv/range", "", `{"key":"`+b64("/other/x")+`"}`)
+	require.Equal(t, 200, code, body)
+	require.Contains(t, body, `"value":"`+b64("secret")+`"`)
 }
