@@ -48,6 +48,11 @@ type Config struct {
 	// MaxPendingProposals bounds the proposals waiting to be applied; past
 	// it, requests fail at once with "too many requests".
 	MaxPendingProposals int
+	// MaxApplyLag is how far (in log entries) apply may trail commit before
+	// new requests fail at once with "too many requests", as etcd's
+	// maxGapBetweenApplyAndCommitIndex (5,000) does: memory stays bounded
+	// when apply cannot keep up, instead of queueing without limit.
+	MaxApplyLag int
 	// RequestTimeout bounds how long a request waits when its context has
 	// no deadline (etcd: 5 s plus twice the election timeout).
 	RequestTimeout time.Duration
@@ -93,6 +98,7 @@ const (
 	DefaultMaxRequestBytes     = 1572864
 	DefaultMaxTxnOps           = 128
 	DefaultMaxPendingProposals = 5000
+	DefaultMaxApplyLag         = 5000
 )
 
 func (c Config) withDefaults() (Config, error) {
@@ -119,6 +125,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.MaxPendingProposals <= 0 {
 		c.MaxPendingProposals = DefaultMaxPendingProposals
+	}
+	if c.MaxApplyLag <= 0 {
+		c.MaxApplyLag = DefaultMaxApplyLag
 	}
 	if c.ElectionTimeout == 0 {
 		c.ElectionTimeout = 1000 * time.Millisecond

@@ -178,6 +178,12 @@ func (s *Server) propose(ctx context.Context, req *pb.InternalRaftRequest) (any,
 	if len(data) > s.cfg.MaxRequestBytes+1024 {
 		return nil, mvcc.ErrRequestTooLarge
 	}
+	// Backpressure, as etcd: when apply trails commit by more than
+	// MaxApplyLag entries, or too many proposals wait, fail fast rather
+	// than queue more work than the apply loop can drain.
+	if s.node.CommitIndex() > s.applied.Load()+uint64(s.cfg.MaxApplyLag) {
+		return nil, ErrTooManyRequests
+	}
 	ch, n := s.waiters.register(id)
 	if n > s.cfg.MaxPendingProposals {
 		s.waiters.cancel(id)
