@@ -37,6 +37,9 @@ type AuthBackend interface {
 // its context, and the admin check for Maintenance and Cluster changes.
 type AuthGate interface {
 	AuthContext(ctx context.Context, token string) (context.Context, error)
+	// AuthContextUser marks a request that has no token but a verified
+	// client certificate as its common name's (etcd's AuthInfoFromTLS).
+	AuthContextUser(ctx context.Context, user string) context.Context
 	AuthorizeAdmin(ctx context.Context) error
 }
 
@@ -164,9 +167,14 @@ func tokenFrom(ctx context.Context) string {
 // authorize marks ctx with the caller's auth info and runs the admin check
 // for admin methods.
 func authorize(g AuthGate, ctx context.Context, method string) (context.Context, error) {
-	ctx, err := g.AuthContext(ctx, tokenFrom(ctx))
-	if err != nil {
-		return nil, toGRPC(err)
+	tok := tokenFrom(ctx)
+	if cn, ok := ClientCommonName(ctx); ok && tok == "" {
+		ctx = g.AuthContextUser(ctx, cn) // tls.go
+	} else {
+		var err error
+		if ctx, err = g.AuthContext(ctx, tok); err != nil {
+			return nil, toGRPC(err)
+		}
 	}
 	if adminMethods[method] {
 		if err := g.AuthorizeAdmin(ctx); err != nil {

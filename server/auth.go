@@ -72,6 +72,16 @@ func (s *Server) AuthContext(ctx context.Context, token string) (context.Context
 	return auth.WithInfo(ctx, info), nil
 }
 
+// AuthContextUser returns ctx marked as a client request running as user
+// without a token: etcd's user for a request that carries no token over a
+// TLS connection with a verified client certificate (its common name).
+func (s *Server) AuthContextUser(ctx context.Context, user string) context.Context {
+	if !s.auth.IsEnabled() {
+		return auth.WithInfo(ctx, &auth.AuthInfo{})
+	}
+	return auth.WithInfo(ctx, &auth.AuthInfo{Username: user, Revision: s.auth.Revision()})
+}
+
 // AuthorizeAdmin checks that a client request runs as root (Maintenance,
 // Cluster changes). The server's own calls pass.
 func (s *Server) AuthorizeAdmin(ctx context.Context) error {
