@@ -53,6 +53,9 @@ type Config struct {
 	// maxGapBetweenApplyAndCommitIndex (5,000) does: memory stays bounded
 	// when apply cannot keep up, instead of queueing without limit.
 	MaxApplyLag int
+	// WarningRequestDuration: KV requests slower than this are logged with
+	// their kind and duration (default 100 ms).
+	WarningRequestDuration time.Duration
 	// RequestTimeout bounds how long a request waits when its context has
 	// no deadline (etcd: 5 s plus twice the election timeout).
 	RequestTimeout time.Duration
@@ -128,6 +131,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.MaxApplyLag <= 0 {
 		c.MaxApplyLag = DefaultMaxApplyLag
+	}
+	if c.WarningRequestDuration <= 0 {
+		c.WarningRequestDuration = DefaultWarningRequestDuration
 	}
 	if c.ElectionTimeout == 0 {
 		c.ElectionTimeout = 1000 * time.Millisecond

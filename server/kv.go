@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"time"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"google.golang.org/protobuf/proto"
@@ -20,6 +21,7 @@ var (
 
 // Range answers a range, at a linearizable point unless it is serializable.
 func (s *Server) Range(ctx context.Context, r *pb.RangeRequest) (*pb.RangeResponse, error) {
+	defer s.logSlow("range", time.Now())
 	if err := s.authorizeRead(ctx, &pb.InternalRaftRequest{Range: r}); err != nil { // auth.go
 		return nil, err
 	}
@@ -38,6 +40,7 @@ func (s *Server) Range(ctx context.Context, r *pb.RangeRequest) (*pb.RangeRespon
 
 // Put proposes a put and waits for it to apply.
 func (s *Server) Put(ctx context.Context, r *pb.PutRequest) (*pb.PutResponse, error) {
+	defer s.logSlow("put", time.Now())
 	resp, err := s.propose(ctx, &pb.InternalRaftRequest{Put: r})
 	if err != nil {
 		return nil, err
@@ -49,6 +52,7 @@ func (s *Server) Put(ctx context.Context, r *pb.PutRequest) (*pb.PutResponse, er
 
 // DeleteRange proposes a delete and waits for it to apply.
 func (s *Server) DeleteRange(ctx context.Context, r *pb.DeleteRangeRequest) (*pb.DeleteRangeResponse, error) {
+	defer s.logSlow("delete_range", time.Now())
 	resp, err := s.propose(ctx, &pb.InternalRaftRequest{DeleteRange: r})
 	if err != nil {
 		return nil, err
@@ -62,6 +66,7 @@ func (s *Server) DeleteRange(ctx context.Context, r *pb.DeleteRangeRequest) (*pb
 // barrier (or at once when every range in it is serializable); a txn that
 // may write goes through raft.
 func (s *Server) Txn(ctx context.Context, r *pb.TxnRequest) (*pb.TxnResponse, error) {
+	defer s.logSlow("txn", time.Now())
 	if mvcc.IsReadOnlyTxn(r) {
 		if err := s.authorizeRead(ctx, &pb.InternalRaftRequest{Txn: r}); err != nil { // auth.go
 			return nil, err
@@ -114,6 +119,7 @@ func isSerializableTxn(r *pb.TxnRequest) bool {
 // Compact proposes a compaction; with physical set it also waits until the
 // superseded versions are deleted.
 func (s *Server) Compact(ctx context.Context, r *pb.CompactionRequest) (*pb.CompactionResponse, error) {
+	defer s.logSlow("compaction", time.Now())
 	resp, err := s.propose(ctx, &pb.InternalRaftRequest{Compaction: r})
 	if err != nil {
 		return nil, err
