@@ -1,7 +1,12 @@
 package auth
 
 import (
+	"crypto/ed25519"
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"go.etcd.io/etcd/api/v3/authpb"
@@ -192,5 +197,58 @@ func TestSimpleTokens(t *testing.T) {
 	}
 	if _, err := NewTokenProvider("bogus", 0); !errors.Is(err, ErrInvalidAuthOpts) {
 		t.Fatalf("bogus: %v", err)
+	}
+}
+
+func TestJWTTokens(t *testing.T) {
+	pub, priv, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	write := func(name, typ string, der []byte) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	privDER, err := x509.MarshalPKCS8PrivateKey(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pubDER, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	privPath, pubPath := write("priv.pem", "PRIVATE KEY", privDER), write("pub.pem", "PUBLIC KEY", pubDER)
+	tp, err := NewTokenProvider("jwt,pub-key="+pubPath+",priv-key="+privPath+",sign-method=EdDSA,ttl=1m", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := tp.Assign("alice", "", 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, ok := tp.Info(tok, 9)
+	if !ok || info.Username != "alice" || info.Revision != 7 {
+		t.Fatalf("info: %+v %v", info, ok)
+	}
+	if _, ok := tp.Info(tok+"x", 9); ok {
+		t.Fatal("a tampered token verified")
+	}
+	// A member with only the public key verifies but cannot issue.
+	vp, err := NewTokenProvider("jwt,pub-key="+pubPath+",sign-method=EdDSA", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := vp.Info(tok, 9); !ok {
+		t.Fatal("verify-only member refused a valid token")
+	}
+	if _, err := vp.Assign("alice", "", 7); !errors.Is(err, ErrInvalidAuthOpts) {
+		t.Fatalf("verify-only assign: %v", err)
+	}
+	if _, err := NewTokenProvider("jwt,sign-method=RS256", 0); !errors.Is(err, ErrInvalidAuthOpts) {
+		t.Fatalf("jwt without keys: %v", err)
 	}
 }
