@@ -4,6 +4,7 @@ import (
 	"context"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/mvccpb"
 
 	"github.com/metastore/metastore/mvcc"
 )
@@ -12,6 +13,7 @@ import (
 // linearizable unless the request says serializable, and fills the header.
 type KVBackend interface {
 	Range(ctx context.Context, r *pb.RangeRequest) (*pb.RangeResponse, error)
+	RangeStream(ctx context.Context, r *pb.RangeRequest, send func([]*mvccpb.KeyValue) error) (*pb.RangeResponse, error)
 	Put(ctx context.Context, r *pb.PutRequest) (*pb.PutResponse, error)
 	DeleteRange(ctx context.Context, r *pb.DeleteRangeRequest) (*pb.DeleteRangeResponse, error)
 	Txn(ctx context.Context, r *pb.TxnRequest) (*pb.TxnResponse, error)
@@ -41,6 +43,22 @@ func (s *kvServer) Range(ctx context.Context, r *pb.RangeRequest) (*pb.RangeResp
 	}
 	resp, err := s.b.Range(ctx, r)
 	return resp, toGRPC(err)
+}
+
+// RangeStream answers one range as a stream of chunks from one revision
+// (etcd 3.7): the key-values in order across chunks, then a last message
+// with header, count and more.
+func (s *kvServer) RangeStream(r *pb.RangeRequest, stream pb.KV_RangeStreamServer) error {
+	if err := mvcc.CheckRange(r); err != nil {
+		return toGRPC(err)
+	}
+	final, err := s.b.RangeStream(stream.Context(), r, func(kvs []*mvccpb.KeyValue) error {
+		return stream.Send(&pb.RangeStreamResponse{RangeResponse: &pb.RangeResponse{Kvs: kvs}})
+	})
+	if err != nil {
+		return toGRPC(err)
+	}
+	return toGRPC(stream.Send(&pb.RangeStreamResponse{RangeResponse: final}))
 }
 
 func (s *kvServer) Put(ctx context.Context, r *pb.PutRequest) (*pb.PutResponse, error) {
