@@ -36,5 +36,6 @@ func NewServer(s *server.Server) *grpc.Server {
 	hs := health.NewServer()
 	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	healthpb.RegisterHealthServer(gs, hs)
+	serveLockElection(gs) // last: lock.go
 	return gs
 }
