@@ -16,13 +16,16 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/mvccpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	epb "go.etcd.io/etcd/server/v3/etcdserver/api/v3election/v3electionpb"
 	"go.etcd.io/etcd/server/v3/etcdserver/api/v3lock/v3lockpb"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 )
 
@@ -575,4 +578,47 @@ func TestLockElection_StopWithWaiters(t *testing.T) {
 			t.Fatalf("%s did not end with the member", what)
 		}
 	}
+}
+
+// TestLockElection_Auth: with auth enabled the services act with the
+// caller's token (etcd's in-process client does the same): a lock under the
+// user's prefix works, one elsewhere is refused, a caller without a token is
+// refused.
+func TestLockElection_Auth(t *testing.T) {
+	t.Parallel()
+	t.Logf("Step 1: starting one member; root, alice with read-write on /app/, auth enabled")
+	c := startAPICluster(t, engineRocksDB, 1, "--bcrypt-cost", "4")
+	ep := c.members[0].endpoint()
+	setupAuth(t, newClient(t, ep))
+	alice, err := newAuthClient(t, "alice", "alicepw", ep)
+	require.NoError(t, err)
+	l1 := grantLease(t, alice)
+	conn := dialConn(t, ep)
+	auth, err := pb.NewAuthClient(conn).Authenticate(ctxT(t, 5*time.Second), &pb.AuthenticateRequest{Name: "alice", Password: "alicepw"})
+	require.NoError(t, err)
+	withToken := metadata.AppendToOutgoingContext(ctxT(t, 20*time.Second), rpctypes.TokenFieldNameGRPC, auth.Token)
+	lc, ec := v3lockpb.NewLockClient(conn), epb.NewElectionClient(conn)
+
+	t.Logf("Step 2: alice locks and unlocks /app/lk with her token")
+	lk, err := lc.Lock(withToken, &v3lockpb.LockRequest{Name: []byte("/app/lk"), Lease: l1})
+	require.NoError(t, err)
+	require.Equal(t, leaseKey("/app/lk", l1), string(lk.Key))
+	_, err = lc.Unlock(withToken, &v3lockpb.UnlockRequest{Key: lk.Key})
+	require.NoError(t, err)
+
+	t.Logf("Step 3: alice campaigns on /app/el and reads the leader")
+	ca, err := ec.Campaign(withToken, &epb.CampaignRequest{Name: []byte("/app/el"), Lease: l1, Value: []byte("a")})
+	require.NoError(t, err)
+	ld, err := ec.Leader(withToken, &epb.LeaderRequest{Name: []byte("/app/el")})
+	require.NoError(t, err)
+	require.Equal(t, ca.Leader.Key, ld.Kv.Key)
+	require.Equal(t, "a", string(ld.Kv.Value))
+
+	t.Logf("Step 4: outside her prefix: permission denied; without a token: user name is empty")
+	_, err = lc.Lock(withToken, &v3lockpb.LockRequest{Name: []byte("/other/lk"), Lease: l1})
+	requireRPCError(t, err, codes.Unknown, "etcdserver: permission denied")
+	_, err = ec.Leader(withToken, &epb.LeaderRequest{Name: []byte("/other/el")})
+	requireRPCError(t, err, codes.Unknown, "etcdserver: permission denied")
+	_, err = lc.Lock(ctxT(t, 5*time.Second), &v3lockpb.LockRequest{Name: []byte("/app/lk"), Lease: l1})
+	requireRPCError(t, err, codes.Unknown, "etcdserver: user name is empty")
 }
