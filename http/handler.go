@@ -88,6 +88,8 @@ type Handler struct {
 	// deriving a timeout from it would start a goroutine per request.
 	ctx    context.Context
 	cancel context.CancelFunc
+	// streams ends the watch streams (watch.go).
+	streams *streamStop
 }
 
 // NewHandler returns the HTTP front end over s. Limits not set in cfg are
@@ -105,7 +107,7 @@ func NewHandler(s *server.Server, cfg Config) *Handler {
 
 func newHandler(kv KV, mt Maintenance, cfg Config) *Handler {
 	cfg = cfg.withDefaults()
-	h := &Handler{cfg: cfg, kv: kv, mt: mt}
+	h := &Handler{cfg: cfg, kv: kv, mt: mt, streams: newStreamStop()}
 	h.ctx, h.cancel = context.WithCancel(context.Background())
 	if cfg.Metrics != nil {
 		h.metrics = cfg.Metrics.http
@@ -119,8 +121,11 @@ func newHandler(kv KV, mt Maintenance, cfg Config) *Handler {
 	return h
 }
 
-// Close cancels the requests in flight in the server.
-func (h *Handler) Close() { h.cancel() }
+// Close cancels the requests in flight in the server and ends the streams.
+func (h *Handler) Close() {
+	h.streams.stop()
+	h.cancel()
+}
 
 // Handle serves every endpoint: the client listeners (after the protocol
 // sniff) and --listen-http-urls.
@@ -182,8 +187,7 @@ type route struct {
 	idx     int
 }
 
-// routes are the exact paths. The gateway's watch, lease and auth paths
-// (/v3/watch, /v3/lease/grant, ...) go here when the server has them.
+// routes are the exact paths.
 var routes = map[string]*route{
 	"/v3/kv/range":            {name: "v3_kv_range", methods: post, serve: (*Handler).gwRange},
 	"/v3/kv/put":              {name: "v3_kv_put", methods: post, serve: (*Handler).gwPut},
@@ -195,6 +199,15 @@ var routes = map[string]*route{
 	"/v3/maintenance/hash":    {name: "v3_maintenance_hash", methods: post, serve: (*Handler).gwHash},
 	"/v3/maintenance/hashkv":  {name: "v3_maintenance_hashkv", methods: post, serve: (*Handler).gwHashKV},
 	"/v3/maintenance/alarm":   {name: "v3_maintenance_alarm", methods: post, serve: (*Handler).gwAlarm},
+	"/v3/watch":               {name: "v3_watch", methods: post, serve: (*Handler).gwWatch},
+	"/v3/lease/grant":         {name: "v3_lease_grant", methods: post, serve: leaseRoute(LeaseAPI.LeaseGrant)},
+	"/v3/lease/revoke":        {name: "v3_lease_revoke", methods: post, serve: leaseRoute(LeaseAPI.LeaseRevoke)},
+	"/v3/kv/lease/revoke":     {name: "v3_kv_lease_revoke", methods: post, serve: leaseRoute(LeaseAPI.LeaseRevoke)},
+	"/v3/lease/timetolive":    {name: "v3_lease_timetolive", methods: post, serve: leaseRoute(leaseTimeToLive)},
+	"/v3/kv/lease/timetolive": {name: "v3_kv_lease_timetolive", methods: post, serve: leaseRoute(leaseTimeToLive)},
+	"/v3/lease/leases":        {name: "v3_lease_leases", methods: post, serve: leaseRoute(LeaseAPI.LeaseLeases)},
+	"/v3/kv/lease/leases":     {name: "v3_kv_lease_leases", methods: post, serve: leaseRoute(LeaseAPI.LeaseLeases)},
+	"/v3/lease/keepalive":     {name: "v3_lease_keepalive", methods: post, serve: (*Handler).gwLeaseKeepAlive},
 	"/v3/auth/enable":         {name: "v3_auth_enable", methods: post, serve: authRoute(AuthAPI.AuthEnable)},
 	"/v3/auth/disable":        {name: "v3_auth_disable", methods: post, serve: authRoute(AuthAPI.AuthDisable)},
 	"/v3/auth/status":         {name: "v3_auth_status", methods: post, serve: authRoute(AuthAPI.AuthStatus)},
@@ -224,6 +237,8 @@ var routes = map[string]*route{
 var (
 	restKVPrefix = []byte("/v1/kv/")
 	restKV       = &route{name: "v1_kv", methods: get | put | del, serve: (*Handler).rest}
+	restWatchPfx = []byte("/v1/watch/")
+	restWatchRt  = &route{name: "v1_watch", methods: get, serve: (*Handler).restWatch}
 	livezCheck   = &route{name: "livez_check", methods: get, ops: true, serve: (*Handler).livezCheck}
 	readyzCheck  = &route{name: "readyz_check", methods: get, ops: true, serve: (*Handler).readyzCheck}
 	pprofRoute   = &route{name: "pprof", methods: get | post, ops: true, serve: (*Handler).servePprof}
@@ -232,7 +247,7 @@ var (
 
 // allRoutes numbers the routes for the per-route metrics.
 var allRoutes = func() []*route {
-	rs := []*route{notFound, restKV, livezCheck, readyzCheck}
+	rs := []*route{notFound, restKV, restWatchRt, livezCheck, readyzCheck}
 	for _, r := range routes {
 		if r != pprofRoute {
 			rs = append(rs, r)
@@ -251,6 +266,9 @@ func (h *Handler) lookup(ctx *fasthttp.RequestCtx) *route {
 	// normalised Path() would collapse "//" and resolve "..".
 	if bytes.HasPrefix(ctx.URI().PathOriginal(), restKVPrefix) {
 		return restKV
+	}
+	if bytes.HasPrefix(ctx.URI().PathOriginal(), restWatchPfx) {
+		return restWatchRt
 	}
 	path := ctx.Path()
 	if r, ok := routes[string(path)]; ok {

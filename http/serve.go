@@ -68,8 +68,10 @@ func (f *Frontend) run(what string, l net.Listener, serve func() error) {
 
 // Shutdown stops accepting, lets HTTP requests in flight finish until ctx
 // ends, then closes everything and cancels what is still running. Stop the
-// gRPC server alongside (its own GracefulStop).
+// gRPC server alongside (its own GracefulStop). Watch streams end at once:
+// they would never finish on their own.
 func (f *Frontend) Shutdown(ctx context.Context) {
+	f.h.StopStreams()
 	var wg sync.WaitGroup
 	for _, s := range []*fasthttp.Server{f.api, f.ops} {
 		wg.Add(1)
