@@ -36,6 +36,9 @@ type Options struct {
 	WriteBufferBytes      uint64
 	MaxWriteBufferNumber  int
 	MaxTotalWALBytes      uint64
+	// TotalWriteBufferBytes bounds the memtables of all column families
+	// together (RocksDB's db_write_buffer_size; 0: no bound).
+	TotalWriteBufferBytes uint64
 	// DisableFsync makes Write(sync=true) skip the WAL fsync.
 	DisableFsync bool
 }
@@ -99,6 +102,7 @@ func Open(dir string, opts Options, want []string) (*DB, error) {
 		write_buffer_bytes:      C.uint64_t(opts.WriteBufferBytes),
 		max_write_buffer_number: C.int(opts.MaxWriteBufferNumber),
 		max_total_wal_bytes:     C.uint64_t(opts.MaxTotalWALBytes),
+		db_write_buffer_bytes:   C.uint64_t(opts.TotalWriteBufferBytes),
 	}
 	if opts.DisableFsync {
 		cfg.disable_fsync = 1

@@ -58,6 +58,11 @@ ms_open_result ms_open(const char* dir, const ms_config* cfg, const char* const*
   rocksdb_options_set_write_buffer_size(o, (size_t)cfg->write_buffer_bytes);
   rocksdb_options_set_max_write_buffer_number(o, cfg->max_write_buffer_number);
   rocksdb_options_set_max_total_wal_size(o, cfg->max_total_wal_bytes);
+  // One memtable budget for all column families: past it RocksDB flushes
+  // the largest memtable, so four busy column families cannot each hold
+  // max_write_buffer_number full memtables at once.
+  if (cfg->db_write_buffer_bytes > 0)
+    rocksdb_options_set_db_write_buffer_size(o, (size_t)cfg->db_write_buffer_bytes);
   rocksdb_options_set_level_compaction_dynamic_level_bytes(o, 1);
   rocksdb_options_set_compression(o, ms_rocks_compression(cfg->compression));
   rocksdb_options_set_bottommost_compression(o, ms_rocks_compression(cfg->bottommost_compression));

@@ -27,6 +27,7 @@ typedef struct ms_config {
   uint64_t write_buffer_bytes;
   int max_write_buffer_number;
   uint64_t max_total_wal_bytes;
+  uint64_t db_write_buffer_bytes;  // total memtable budget over column families (0: none)
   int disable_fsync;  // sync writes do not fsync the WAL
 } ms_config;
 

@@ -29,6 +29,11 @@ type Config struct {
 	// MaxWriteBufferNumber is how many memtables a column family may hold
 	// (one active, the rest waiting to flush) before writes stall.
 	MaxWriteBufferNumber int
+	// TotalWriteBufferBytes bounds the memtables of all column families
+	// together (RocksDB's db_write_buffer_size): past it the largest
+	// memtable is flushed. 0 means no bound beyond the per-family limits
+	// (4 column families x MaxWriteBufferNumber x WriteBufferBytes).
+	TotalWriteBufferBytes uint64
 	// MaxTotalWALBytes forces a flush of the column families that pin the
 	// oldest WAL file once the WAL grows past it. Without it one busy column
 	// family and several quiet ones keep every WAL file alive.
@@ -42,14 +47,15 @@ type Config struct {
 // DefaultConfig returns the recommended settings.
 func DefaultConfig() Config {
 	return Config{
-		BlockCacheBytes:      256 << 20,
-		BloomBitsPerKey:      10,
-		Compression:          "lz4",
-		BytesPerSync:         1 << 20,
-		MaxBackgroundJobs:    4,
-		WriteBufferBytes:     64 << 20,
-		MaxWriteBufferNumber: 4,
-		MaxTotalWALBytes:     512 << 20,
+		BlockCacheBytes:       256 << 20,
+		BloomBitsPerKey:       10,
+		Compression:           "lz4",
+		BytesPerSync:          1 << 20,
+		MaxBackgroundJobs:     4,
+		WriteBufferBytes:      32 << 20,
+		MaxWriteBufferNumber:  4,
+		TotalWriteBufferBytes: 128 << 20,
+		MaxTotalWALBytes:      512 << 20,
 	}
 }
 
@@ -103,6 +109,7 @@ func (c Config) nativeOptions() native.Options {
 		WriteBufferBytes:      c.WriteBufferBytes,
 		MaxWriteBufferNumber:  c.MaxWriteBufferNumber,
 		MaxTotalWALBytes:      c.MaxTotalWALBytes,
+		TotalWriteBufferBytes: c.TotalWriteBufferBytes,
 		DisableFsync:          c.DisableFsync,
 	}
 }

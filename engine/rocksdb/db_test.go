@@ -87,8 +87,9 @@ func TestDefaultConfig(t *testing.T) {
 	require.Equal(t, "lz4", c.Compression)
 	require.Equal(t, uint64(1<<20), c.BytesPerSync)
 	require.Equal(t, 4, c.MaxBackgroundJobs)
-	require.Equal(t, uint64(64<<20), c.WriteBufferBytes)
+	require.Equal(t, uint64(32<<20), c.WriteBufferBytes)
 	require.Equal(t, 4, c.MaxWriteBufferNumber)
+	require.Equal(t, uint64(128<<20), c.TotalWriteBufferBytes)
 	require.False(t, c.DisableFsync)
 }
 
