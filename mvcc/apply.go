@@ -23,7 +23,9 @@ type Apply struct {
 	// compact is a compaction revision scheduled in this Apply (0 if none).
 	compact int64
 	events  []*mvccpb.Event
-	done    bool
+	// lazyPrev: an event's PrevKv was recorded without its value.
+	lazyPrev bool
+	done     bool
 
 	// w is the write in progress: one request or txn, one main revision.
 	w struct {
@@ -38,6 +40,9 @@ type Apply struct {
 type Result struct {
 	Rev    int64
 	Events []*mvccpb.Event
+	// lazyPrev: some events' PrevKv lack their value (no watcher wanted
+	// it when they were written); the hub fills it in when one does.
+	lazyPrev bool
 }
 
 // NewApply opens a write batch. It blocks while another Apply is open.
@@ -75,7 +80,7 @@ func (a *Apply) Commit(sync bool) (Result, error) {
 		a.s.compactRev.Store(a.compact)
 		a.s.compactor.schedule(a.compact)
 	}
-	res := Result{Rev: a.rev, Events: a.events}
+	res := Result{Rev: a.rev, Events: a.events, lazyPrev: a.lazyPrev}
 	if a.s.onCommit != nil && len(res.Events) > 0 {
 		a.s.onCommit(res)
 	}
@@ -198,7 +203,7 @@ func (a *Apply) checkPut(req *pb.PutRequest) error {
 		return ErrLeaseNotFound
 	}
 	if req.IgnoreValue || req.IgnoreLease {
-		kv, err := latestKV(a.b, req.Key, math.MaxInt64)
+		kv, err := latestKV(a.b, req.Key, math.MaxInt64, false)
 		if err != nil {
 			return err
 		}
@@ -211,9 +216,15 @@ func (a *Apply) checkPut(req *pb.PutRequest) error {
 
 // put writes one version at a.w.rev. Checks are done by checkPut.
 func (a *Apply) put(req *pb.PutRequest) (*pb.PutResponse, error) {
-	prev, err := latestKV(a.b, req.Key, math.MaxInt64)
+	// The previous value is needed for the reply, for ignore_value, or for
+	// a prev_kv watcher's event; otherwise only its metadata is read.
+	withValue := req.PrevKv || req.IgnoreValue || a.s.prevWatchers.Load() > 0
+	prev, err := latestKV(a.b, req.Key, math.MaxInt64, withValue)
 	if err != nil {
 		return nil, err
+	}
+	if prev != nil && !withValue {
+		a.lazyPrev = true
 	}
 	v := version{create: a.w.rev, ver: 1, lease: req.Lease, value: req.Value}
 	if prev != nil {
@@ -253,8 +264,11 @@ func (a *Apply) deleteRange(key, end []byte, wantPrev bool) (*pb.DeleteRangeResp
 	}
 	var prevs []*mvccpb.KeyValue
 	var decodeErr error
+	// Values are kept only for a reply or event that needs them: a large
+	// delete would otherwise hold every deleted value in memory at once.
+	withValue := wantPrev || a.s.prevWatchers.Load() > 0
 	err := scanLive(a.b, lower, upper, math.MaxInt64, func(prefix []byte, modRev int64, raw []byte) bool {
-		kv, err := toKV(prefix, modRev, raw, false)
+		kv, err := toKV(prefix, modRev, raw, !withValue)
 		if err != nil {
 			decodeErr = err
 			return false
@@ -275,6 +289,9 @@ func (a *Apply) deleteRange(key, end []byte, wantPrev bool) (*pb.DeleteRangeResp
 		}
 		a.events = append(a.events, &mvccpb.Event{Type: mvccpb.Event_DELETE,
 			Kv: &mvccpb.KeyValue{Key: prev.Key, ModRevision: a.w.rev}, PrevKv: prev})
+	}
+	if len(prevs) > 0 && !withValue {
+		a.lazyPrev = true
 	}
 	resp.Deleted = int64(len(prevs))
 	if wantPrev {

@@ -64,7 +64,7 @@ func eventAt(r engine.Reader, rev int64, rec []byte, withPrev bool) (*mvccpb.Eve
 	ev := &mvccpb.Event{}
 	switch rec[0] {
 	case kindPut:
-		kv, err := latestKV(r, key, rev)
+		kv, err := latestKV(r, key, rev, true)
 		if err != nil {
 			return nil, err
 		}
@@ -78,7 +78,7 @@ func eventAt(r engine.Reader, rev int64, rec []byte, withPrev bool) (*mvccpb.Eve
 		return nil, ErrCorruptRecord
 	}
 	if withPrev && rev > 1 {
-		prev, err := latestKV(r, key, rev-1)
+		prev, err := latestKV(r, key, rev-1, true)
 		if err != nil {
 			return nil, err
 		}

@@ -156,7 +156,7 @@ func (c *compactor) compactBatch(rev int64, cursor, upper []byte, limit int) (ne
 			return nil, false, fmt.Errorf("%w: empty change record", ErrCorruptRecord)
 		}
 		key := val[1:]
-		v, newest, found, err := newestVersion(c.s.eng, key, rev)
+		v, newest, found, err := newestVersion(c.s.eng, key, rev, false)
 		if err != nil {
 			return nil, false, err
 		}

@@ -82,8 +82,9 @@ func scanLiveIter(it engine.Iterator, lower []byte, rev int64,
 
 // newestVersion returns the newest version at or below rev of key, with its
 // revision; found is false when the key has no version at or below rev. A
-// tombstone is returned as such. The version's value is a copy.
-func newestVersion(r engine.Reader, key []byte, rev int64) (v version, vrev int64, found bool, err error) {
+// tombstone is returned as such. The version's value is a copy, or nil
+// without withValue.
+func newestVersion(r engine.Reader, key []byte, rev int64, withValue bool) (v version, vrev int64, found bool, err error) {
 	prefix := appendEscaped(nil, key)
 	it := r.NewIterator(engine.Data, engine.IterOptions{Lower: prefix, Upper: skipKey(nil, prefix)})
 	defer it.Close()
@@ -98,14 +99,18 @@ func newestVersion(r engine.Reader, key []byte, rev int64) (v version, vrev int6
 	if err != nil {
 		return version{}, 0, false, err
 	}
-	v.value = bytes.Clone(v.value)
+	if withValue {
+		v.value = bytes.Clone(v.value)
+	} else {
+		v.value = nil
+	}
 	return v, vrev, true, nil
 }
 
 // latestKV returns the live KeyValue of key at rev, or nil when the key does
-// not exist at rev.
-func latestKV(r engine.Reader, key []byte, rev int64) (*mvccpb.KeyValue, error) {
-	v, vrev, found, err := newestVersion(r, key, rev)
+// not exist at rev. Without withValue its Value is nil.
+func latestKV(r engine.Reader, key []byte, rev int64, withValue bool) (*mvccpb.KeyValue, error) {
+	v, vrev, found, err := newestVersion(r, key, rev, withValue)
 	if err != nil || !found || v.tombstone {
 		return nil, err
 	}

@@ -74,6 +74,12 @@ type Store struct {
 	// something, from the apply goroutine, with the revision published. It
 	// must not block (the watch hub queues and returns).
 	onCommit func(Result)
+
+	// prevWatchers counts the watchers that asked for prev_kv (the hub
+	// keeps it). With none, writes leave the previous value out of their
+	// events' PrevKv, and the hub reads it back if such a watcher turns up
+	// before the fan-out (Result.lazyPrev).
+	prevWatchers atomic.Int64
 }
 
 // SetCommitHook registers fn to be called after each committed Apply that

@@ -165,7 +165,7 @@ func (a *Apply) compares(cs []*pb.Compare) (bool, error) {
 func (a *Apply) compare(c *pb.Compare) (bool, error) {
 	var kvs []*mvccpb.KeyValue
 	if len(c.RangeEnd) == 0 {
-		kv, err := latestKV(a.b, c.Key, math.MaxInt64)
+		kv, err := latestKV(a.b, c.Key, math.MaxInt64, c.Target == pb.Compare_VALUE)
 		if err != nil {
 			return false, err
 		}

@@ -321,17 +321,25 @@ func (h *WatchHub) processLocked(it *hubItem) {
 		h.gapLocked(h.mu.rev+1, first-1)
 		h.mu.rev = first - 1
 	}
-	h.fanOutLocked(evs, it.res.Rev)
+	h.fanOutLocked(evs, it.res.Rev, it.res.lazyPrev)
 	h.mu.rev = max(h.mu.rev, it.res.Rev)
 }
 
 // fanOutLocked queues evs (revisions h.mu.rev+1 .. rev) on every synced
-// watcher whose range they touch.
+// watcher whose range they touch. With lazyPrev, the previous values a
+// prev_kv watcher needs are read back first, before any event is shared.
 // REQUIRES: h.mu held.
-func (h *WatchHub) fanOutLocked(evs []*mvccpb.Event, rev int64) {
+func (h *WatchHub) fanOutLocked(evs []*mvccpb.Event, rev int64, lazyPrev bool) {
 	var touched []*watchGroup
 	for _, ev := range evs {
 		touched = h.mu.synced.match(ev, touched)
+	}
+	if lazyPrev {
+		for _, g := range touched {
+			if g.wantsPrev() {
+				h.fillPrev(g.matched)
+			}
+		}
 	}
 	from := h.mu.rev + 1
 	var over []*watcher
@@ -406,6 +414,9 @@ func (h *WatchHub) removeLocked(w *watcher) {
 	}
 	w.state = stateCanceled
 	h.mu.watchers--
+	if w.prevKV {
+		h.store.prevWatchers.Add(-1)
+	}
 }
 
 func (h *WatchHub) wakeSync() {
@@ -425,6 +436,38 @@ func (h *WatchHub) checkProgressLocked() {
 			delete(h.mu.progress, ws)
 			ws.progressTarget = 0
 			ws.push(nil, WatchResponse{WatchID: -1, Revision: h.mu.rev}, true)
+		}
+	}
+}
+
+// wantsPrev reports whether a member of the group asked for prev_kv.
+func (g *watchGroup) wantsPrev() bool {
+	for _, w := range g.members {
+		if w.prevKV {
+			return true
+		}
+	}
+	return false
+}
+
+// fillPrev reads back the previous value of events whose PrevKv was
+// recorded without it (see Store.prevWatchers): the version at the
+// PrevKv's mod revision, committed before the event. If a compaction has
+// removed it meanwhile, the PrevKv keeps its metadata without the value.
+// The events are not shared with any stream yet, so they are changed in
+// place.
+func (h *WatchHub) fillPrev(evs []*mvccpb.Event) {
+	for _, ev := range evs {
+		p := ev.PrevKv
+		if p == nil || p.Value != nil {
+			continue
+		}
+		kv, err := latestKV(h.store.eng, p.Key, p.ModRevision, true)
+		if err == nil && kv != nil && kv.ModRevision == p.ModRevision {
+			if kv.Value == nil {
+				kv.Value = []byte{}
+			}
+			ev.PrevKv = kv
 		}
 	}
 }

@@ -198,6 +198,9 @@ func (ws *WatchStream) Watch(r WatchRequest) (int64, error) {
 	}
 	ws.watchers[id] = w
 	h.mu.watchers++
+	if w.prevKV {
+		h.store.prevWatchers.Add(1)
+	}
 	cur := h.store.Rev()
 	ws.push(w, WatchResponse{Created: true, Revision: cur}, true)
 	if r.StartRev <= 0 || r.StartRev > cur {

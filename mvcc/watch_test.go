@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/mvccpb"
 )
 
@@ -139,6 +140,41 @@ func TestWatch_PrevKVSameLiveAndReplayed(t *testing.T) {
 			requireKV(t, resp.Events[0].Kv, replayed[i].Kv)
 			require.Equal(t, resp.Events[0].Type, replayed[i].Type)
 		}
+	})
+}
+
+// A prev_kv watcher that registers while an Apply is open (after the
+// Apply decided no watcher needed previous values) still gets them: the
+// hub reads them back before the fan-out.
+func TestWatch_PrevKVLazyFill(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, s *Store) {
+		h := newHub(t, s, WatchConfig{})
+		t.Logf("Step 1: a=1, b=2 with no prev_kv watcher")
+		put(t, s, "a", "1") // 2
+		put(t, s, "b", "2") // 3
+
+		t.Logf("Step 2: one Apply puts a=10 and deletes b; the watcher registers before it commits")
+		a := s.NewApply()
+		_, err := a.Put(&pb.PutRequest{Key: []byte("a"), Value: []byte("10")}) // 4
+		require.NoError(t, err)
+		_, err = a.DeleteRange(&pb.DeleteRangeRequest{Key: []byte("b")}) // 5
+		require.NoError(t, err)
+		r := newReader(t, h.NewStream())
+		_, err = r.ws.Watch(WatchRequest{Key: []byte("a"), End: []byte("c"), PrevKV: true})
+		require.NoError(t, err)
+		r.next(1)
+		_, err = a.Commit(false)
+		require.NoError(t, err)
+
+		t.Logf("Step 3: both events carry the full previous version")
+		r.until("2 events", func(got []WatchResponse) bool { return len(eventsOf(got, 0)) == 2 })
+		var evs []*mvccpb.Event
+		for _, resp := range r.got[1:] {
+			evs = append(evs, resp.Events...)
+		}
+		requireKV(t, kv("a", "1", 2, 2, 1, 0), evs[0].PrevKv)
+		requireKV(t, kv("b", "2", 3, 3, 1, 0), evs[1].PrevKv)
+		require.Equal(t, mvccpb.DELETE, evs[1].Type)
 	})
 }
 
