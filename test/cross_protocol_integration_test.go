@@ -1,16 +1,18 @@
 package test
 
 import (
+	"context"
 	"encoding/base64"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
-// Written over one protocol, read over the other, on the one client port
-// both share. (Watching across protocols comes with the HTTP watch.)
+// Written over one protocol, read and watched over the other, on the one
+// client port both share.
 func TestCrossProtocol_HTTPAndGRPC(t *testing.T) {
 	for _, engine := range []string{engineMemory, engineRocksDB} {
 		t.Run(engine, func(t *testing.T) { crossProtocolScenario(t, engine) })
@@ -78,4 +80,37 @@ func crossProtocolScenario(t *testing.T, engine string) {
 	require.Equal(t, 400, st)
 	require.Equal(t, map[string]any{"code": float64(11), "message": "etcdserver: mvcc: required revision has been compacted"}, body)
 	require.Equal(t, 400, httpDo(t, "GET", base+"/v1/kv/x/rest?rev=3", nil).status)
+
+	t.Logf("Step 7: watched across: clientv3 sees REST writes, SSE and the gateway see clientv3 writes")
+	wctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	wch := cli.Watch(wctx, "w/", clientv3.WithPrefix(), clientv3.WithCreatedNotify())
+	sse := openSSE(t, base+"/v1/watch/w/?prefix=true")
+	require.Equal(t, sseEvent{"created", "7", `{"revision":7}`}, sse.mustNext(t))
+	gw := openGWWatch(t, base, `{"create_request":{"key":"dy8=","range_end":"dzA="}}`)
+	require.True(t, gw.next(t).Created)
+	select {
+	case wr := <-wch:
+		require.True(t, wr.Created)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the clientv3 watch was not created")
+	}
+	require.Equal(t, 200, httpDo(t, "PUT", base+"/v1/kv/w/rest", []byte("r")).status) // 8
+	mustPut(t, cli, "w/grpc", "g")                                                    // 9
+	var seen []string
+	for len(seen) < 2 {
+		select {
+		case wr := <-wch:
+			for _, ev := range wr.Events {
+				seen = append(seen, fmt.Sprintf("%s %s=%s m%d", ev.Type, ev.Kv.Key, ev.Kv.Value, ev.Kv.ModRevision))
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("clientv3 watch saw only %v", seen)
+		}
+	}
+	require.Equal(t, []string{"PUT w/rest=r m8", "PUT w/grpc=g m9"}, seen)
+	require.Equal(t, sseEvent{"put", "8", `{"key":"w/rest","create_revision":8,"mod_revision":8,"version":1,"value":"r"}`}, sse.mustNext(t))
+	require.Equal(t, sseEvent{"put", "9", `{"key":"w/grpc","create_revision":9,"mod_revision":9,"version":1,"value":"g"}`}, sse.mustNext(t))
+	require.Equal(t, []string{"PUT w/rest=r m8"}, watchEvents(gw.next(t)))
+	require.Equal(t, []string{"PUT w/grpc=g m9"}, watchEvents(gw.next(t)))
 }
