@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime/debug"
+	"sync/atomic"
 	"time"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
@@ -53,6 +55,7 @@ func (ap applier) Apply(entries []*raftpb.Entry) error {
 	}
 	last := entries[len(entries)-1].GetIndex()
 	a.Batch().Put(engine.Meta, metaAppliedIndex, binary.BigEndian.AppendUint64(nil, last))
+	size := a.Batch().Size()
 	start := time.Now()
 	if _, err := a.Commit(false); err != nil {
 		return fmt.Errorf("server: committing entries up to %d: %w", last, err)
@@ -64,6 +67,9 @@ func (ap applier) Apply(entries []*raftpb.Entry) error {
 	}
 	if noopTerm != 0 {
 		s.noopApplied(noopTerm)
+	}
+	if size >= releaseAfterBytes {
+		releaseMemory()
 	}
 	if s.cfg.Engine == EngineMemory {
 		return s.maybeCheckpoint(last)
@@ -88,6 +94,26 @@ func applyRequest(a *mvcc.Apply, le *lease.Lessor, r *pb.InternalRaftRequest) (a
 		return applyLease(a, le, r)
 	}
 	return nil, errUnknownRequest
+}
+
+// releaseAfterBytes: after applying a batch this large (a DeleteRange of
+// many keys builds one), the memory it took is handed back to the OS at
+// once rather than kept by the Go heap until the scavenger gets to it.
+const releaseAfterBytes = 64 << 20
+
+// releasing is set while a release runs: big batches in a row start one.
+var releasing atomic.Bool
+
+// releaseMemory runs a GC and returns the freed memory to the OS, in the
+// background (the apply loop does not wait for it).
+func releaseMemory() {
+	if !releasing.CompareAndSwap(false, true) {
+		return
+	}
+	go func() {
+		defer releasing.Store(false)
+		debug.FreeOSMemory()
+	}()
 }
 
 var errUnknownRequest = errors.New("server: unknown request in log entry")
