@@ -37,7 +37,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # getpwnam), the one part of glibc that needs dlopen at run time.
 STATIC_CGO_LDFLAGS := -static -lrocksdb -lstdc++ -lm -lz -lbz2 -lsnappy -llz4 -lzstd -lpthread
 
-.PHONY: help deps build static test test-short test-race run bench lint clean
+.PHONY: fuzz help deps build static test test-short test-race run bench lint clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-11s %s\n", $$1, $$2}'
@@ -93,6 +93,14 @@ bench: deps ## Go benchmarks (BENCHTIME=1s), then the performance tests at full 
 .PHONY: bench-compare
 # ETCD_BIN=dir selects the etcd build (default ../shared/peers/etcd/bin, else
 # /tmp/etcdpeer/bin); QUICK=1 makes a short trial run. About 15 minutes.
+FUZZTIME ?= 30s
+fuzz: deps ## run each fuzz target for FUZZTIME (make test runs their seed corpora only)
+	$(GO) test -run '^$$' -fuzz '^FuzzGatewayDecode$$' -fuzztime $(FUZZTIME) ./http
+	$(GO) test -run '^$$' -fuzz '^FuzzRESTKey$$' -fuzztime $(FUZZTIME) ./http
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeConfChange$$' -fuzztime $(FUZZTIME) ./raft
+	$(GO) test -run '^$$' -fuzz '^FuzzSnapshotStream$$' -fuzztime $(FUZZTIME) ./raft
+	$(GO) test -run '^$$' -fuzz '^FuzzRestoreSnapshot$$' -fuzztime $(FUZZTIME) ./server
+
 bench-compare: build ## MetaStore vs etcd side by side; table into docs/BENCHMARKS.md, plots into docs/bench/
 	./scripts/bench-compare.sh
 
