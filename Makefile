@@ -104,6 +104,12 @@ fuzz: deps ## run each fuzz target for FUZZTIME (make test runs their seed corpo
 bench-compare: build ## MetaStore vs etcd side by side; table into docs/BENCHMARKS.md, plots into docs/bench/
 	./scripts/bench-compare.sh
 
+.PHONY: bench-defrag
+# MS_BIN, FILL_MB, RATE, DURATION, ETCD_BIN (ETCD=0 skips etcd): see the
+# script's header. About 10 minutes with etcd.
+bench-defrag: build ## write p99 with and without a running defrag and compaction, 1 GiB database (etcd too if found)
+	./scripts/bench-defrag.sh
+
 lint: ## gofmt, go vet and the import layering check
 	@unformatted=$$(gofmt -l .); \
 	if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
