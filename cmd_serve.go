@@ -16,6 +16,7 @@ import (
 	"github.com/urfave/cli/v2"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+	"golang.org/x/net/netutil"
 
 	"github.com/metastore/metastore/engine/rocksdb"
 	mgrpc "github.com/metastore/metastore/grpc"
@@ -48,6 +49,9 @@ func serveFlags() []cli.Flag {
 		&cli.IntFlag{Name: "max-request-bytes", Value: server.DefaultMaxRequestBytes, Usage: "maximum client request size in bytes"},
 		&cli.IntFlag{Name: "max-txn-ops", Value: server.DefaultMaxTxnOps, Usage: "maximum number of operations per txn"},
 		&cli.IntFlag{Name: "max-pending-proposals", Value: server.DefaultMaxPendingProposals, Usage: "proposals waiting to apply before requests fail with 'too many requests'"},
+		&cli.IntFlag{Name: "max-connections", Value: 0, Usage: "open client connections per client listener (0: no limit); more wait to be accepted"},
+		&cli.UintFlag{Name: "max-concurrent-streams", Value: 0, Usage: "gRPC streams per client connection (0: no limit, as etcd's default)"},
+		&cli.IntFlag{Name: "max-watchers-per-stream", Value: 0, Usage: "watchers one watch stream may hold (0: no limit); more are refused with a reason"},
 		&cli.DurationFlag{Name: "warning-unary-request-duration", Value: server.DefaultWarningRequestDuration, Usage: "log KV requests slower than this, with their kind and duration"},
 		&cli.IntFlag{Name: "max-apply-lag", Value: server.DefaultMaxApplyLag, Usage: "log entries apply may trail commit before requests fail with 'too many requests'"},
 		&cli.DurationFlag{Name: "shutdown-timeout", Value: 10 * time.Second, Usage: "how long a graceful stop waits for in-flight requests"},
@@ -103,6 +107,13 @@ func serveAction(c *cli.Context) error {
 	if err != nil {
 		closeAll(peerLis)
 		return err
+	}
+	if n := c.Int("max-connections"); n > 0 {
+		// Past n open client connections, new ones wait in the kernel's
+		// accept queue instead of exhausting file descriptors.
+		for i, l := range clientLis {
+			clientLis[i] = netutil.LimitListener(l, n)
+		}
 	}
 	httpLis, err := listenFlag(c, "listen-http-urls")
 	if err != nil {
@@ -280,6 +291,8 @@ func serveConfig(c *cli.Context, lg *zap.Logger) (server.Config, []*url.URL, []*
 		MaxPendingProposals:    c.Int("max-pending-proposals"),
 		MaxApplyLag:            c.Int("max-apply-lag"),
 		WarningRequestDuration: c.Duration("warning-unary-request-duration"),
+		MaxConcurrentStreams:   uint32(c.Uint("max-concurrent-streams")),
+		MaxWatchersPerStream:   c.Int("max-watchers-per-stream"),
 		UnsafeNoFsync:          c.Bool("unsafe-no-fsync"), Logger: lg,
 		LeaseCheckpointInterval: c.Duration("lease-checkpoint-interval"), LeaseRevokeRate: c.Int("lease-revoke-rate"),
 		WatchProgressNotifyInterval: c.Duration("watch-progress-notify-interval"),

@@ -19,7 +19,7 @@ func NewServer(s *server.Server) *grpc.Server {
 		// etcd allows a message up to the request limit plus gRPC overhead.
 		grpc.MaxRecvMsgSize(cfg.MaxRequestBytes+512*1024),
 		grpc.MaxSendMsgSize(math.MaxInt32),
-		grpc.MaxConcurrentStreams(math.MaxUint32),
+		grpc.MaxConcurrentStreams(maxStreams(cfg.MaxConcurrentStreams)),
 		grpc.StatsHandler(metricsHandler{}),
 		// auth.go: each call's token into its context; admin-only methods.
 		grpc.ChainUnaryInterceptor(AuthUnaryInterceptor(s)),
@@ -29,7 +29,7 @@ func NewServer(s *server.Server) *grpc.Server {
 	pb.RegisterKVServer(gs, NewKVServer(s, Limits{MaxRequestBytes: cfg.MaxRequestBytes, MaxTxnOps: cfg.MaxTxnOps}))
 	pb.RegisterClusterServer(gs, &clusterServer{s: s})
 	pb.RegisterMaintenanceServer(gs, &maintenanceServer{s: s})
-	pb.RegisterWatchServer(gs, NewWatchServer(s, WatchOptions{MaxRequestBytes: cfg.MaxRequestBytes,
+	pb.RegisterWatchServer(gs, NewWatchServer(s, WatchOptions{MaxRequestBytes: cfg.MaxRequestBytes, MaxWatchersPerStream: cfg.MaxWatchersPerStream,
 		ProgressNotifyInterval: cfg.WatchProgressNotifyInterval}))
 	pb.RegisterLeaseServer(gs, NewLeaseServer(s))
 	pb.RegisterAuthServer(gs, NewAuthServer(s))
@@ -38,4 +38,13 @@ func NewServer(s *server.Server) *grpc.Server {
 	healthpb.RegisterHealthServer(gs, hs)
 	serveLockElection(gs) // last: lock.go
 	return gs
+}
+
+// maxStreams is etcd's --max-concurrent-streams: 0 means its default, no
+// practical limit.
+func maxStreams(n uint32) uint32 {
+	if n == 0 {
+		return math.MaxUint32
+	}
+	return n
 }

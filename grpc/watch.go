@@ -3,6 +3,7 @@ package grpc
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"time"
@@ -45,6 +46,9 @@ type WatchOptions struct {
 	// --watch-progress-notify-interval; 0: 10 minutes, at least 100 ms),
 	// plus up to 10% jitter.
 	ProgressNotifyInterval time.Duration
+	// MaxWatchersPerStream bounds the watchers one stream may hold (0: no
+	// limit); a create past it is refused with a reason.
+	MaxWatchersPerStream int
 }
 
 type watchServer struct {
@@ -52,6 +56,7 @@ type watchServer struct {
 	b        WatchBackend
 	maxBytes int
 	interval time.Duration
+	maxPer   int
 }
 
 // NewWatchServer returns etcd's Watch service over b.
@@ -61,7 +66,7 @@ func NewWatchServer(b WatchBackend, opts WatchOptions) pb.WatchServer {
 		iv = DefaultProgressNotifyInterval
 	}
 	return &watchServer{b: b, maxBytes: opts.MaxRequestBytes + grpcOverheadBytes,
-		interval: max(iv, MinProgressNotifyInterval)}
+		interval: max(iv, MinProgressNotifyInterval), maxPer: opts.MaxWatchersPerStream}
 }
 
 // Watch serves one stream as etcd does: a receive goroutine turns create,
@@ -114,6 +119,10 @@ func (s *watchServer) recvLoop(stream pb.Watch_WatchServer, ws *mvcc.WatchStream
 func (s *watchServer) create(ws *mvcc.WatchStream, c *pb.WatchCreateRequest) {
 	if c.StartRevision < 0 {
 		ws.Reject(rpctypes.ErrCompacted.Error())
+		return
+	}
+	if s.maxPer > 0 && ws.Len() >= s.maxPer {
+		ws.Reject(fmt.Sprintf("too many watchers on this stream (--max-watchers-per-stream %d)", s.maxPer))
 		return
 	}
 	key := c.Key

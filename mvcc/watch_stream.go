@@ -163,6 +163,13 @@ func (ws *WatchStream) room(w *watcher) int {
 // the store's current revision). It fails, queuing nothing, when the range
 // is empty (key >= end), the chosen ID is in use, or the stream is closed;
 // the front end then answers with Reject.
+// Len is the number of watchers open on the stream.
+func (ws *WatchStream) Len() int {
+	ws.hub.mu.Lock()
+	defer ws.hub.mu.Unlock()
+	return len(ws.watchers)
+}
+
 func (ws *WatchStream) Watch(r WatchRequest) (int64, error) {
 	end := r.End
 	switch {

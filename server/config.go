@@ -56,6 +56,11 @@ type Config struct {
 	// WarningRequestDuration: KV requests slower than this are logged with
 	// their kind and duration (default 100 ms).
 	WarningRequestDuration time.Duration
+	// MaxConcurrentStreams bounds the gRPC streams per client connection
+	// (etcd's --max-concurrent-streams); MaxWatchersPerStream the watchers
+	// per watch stream (0: no limit).
+	MaxConcurrentStreams uint32
+	MaxWatchersPerStream int
 	// RequestTimeout bounds how long a request waits when its context has
 	// no deadline (etcd: 5 s plus twice the election timeout).
 	RequestTimeout time.Duration
