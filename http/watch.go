@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"net"
@@ -97,13 +98,18 @@ func (h *Handler) StopStreams() { h.streams.stop() }
 // that the stream is over after it.
 type watchEncoder func(dst []byte, r *mvcc.WatchResponse) (out []byte, end bool)
 
-// progressInterval is the server's --watch-progress-notify-interval.
-func (h *Handler) progressInterval() time.Duration {
-	iv := server.DefaultWatchProgressNotifyInterval
-	if c, ok := h.kv.(interface{ Config() server.Config }); ok && c.Config().WatchProgressNotifyInterval > 0 {
-		iv = c.Config().WatchProgressNotifyInterval
+// watchLimits are the server's --watch-progress-notify-interval and
+// --max-watchers-per-stream (0: no limit).
+func (h *Handler) watchLimits() (progress time.Duration, maxPerStream int) {
+	progress = server.DefaultWatchProgressNotifyInterval
+	if c, ok := h.kv.(interface{ Config() server.Config }); ok {
+		cfg := c.Config()
+		if cfg.WatchProgressNotifyInterval > 0 {
+			progress = cfg.WatchProgressNotifyInterval
+		}
+		maxPerStream = cfg.MaxWatchersPerStream
 	}
-	return max(iv, minProgressInterval)
+	return max(progress, minProgressInterval), maxPerStream
 }
 
 // serveStream answers with a streaming body that carries ws's responses,
@@ -218,12 +224,13 @@ func (h *Handler) gwWatch(ctx *fasthttp.RequestCtx) {
 	if !ok {
 		return
 	}
+	progress, maxPer := h.watchLimits()
 	ws := wa.WatchHub().NewStream()
 	for _, req := range reqs {
 		switch u := req.RequestUnion.(type) {
 		case *pb.WatchRequest_CreateRequest:
 			if u.CreateRequest != nil && h.authorizeWatch(cctx, ws, u.CreateRequest) {
-				gwCreateWatch(ws, u.CreateRequest)
+				gwCreateWatch(ws, u.CreateRequest, maxPer)
 			}
 		case *pb.WatchRequest_CancelRequest:
 			if u.CancelRequest != nil {
@@ -237,7 +244,7 @@ func (h *Handler) gwWatch(ctx *fasthttp.RequestCtx) {
 	}
 	ctx.SetStatusCode(fasthttp.StatusOK)
 	ctx.SetContentType(contentJSON)
-	h.serveStream(ctx, ws, gwKeepAlive, h.progressInterval(), gwWatchEncoder(wa))
+	h.serveStream(ctx, ws, gwKeepAlive, progress, gwWatchEncoder(wa))
 }
 
 // authorizeWatch refuses a watch on a range the caller may not read, as
@@ -260,11 +267,16 @@ func (h *Handler) authorizeWatch(ctx context.Context, ws *mvcc.WatchStream, c *p
 
 // gwCreateWatch applies etcd's rules to a create request, as the gRPC
 // service does: an empty key is "\x00", a negative start revision is
-// refused as compacted, a refused create is answered created+canceled
-// with watch ID -1 and the reason.
-func gwCreateWatch(ws *mvcc.WatchStream, c *pb.WatchCreateRequest) {
+// refused as compacted, a create past maxPer watchers (when > 0) is
+// refused, a refused create is answered created+canceled with watch ID -1
+// and the reason.
+func gwCreateWatch(ws *mvcc.WatchStream, c *pb.WatchCreateRequest, maxPer int) {
 	if c.StartRevision < 0 {
 		ws.Reject(rpctypes.ErrCompacted.Error())
+		return
+	}
+	if maxPer > 0 && ws.Len() >= maxPer {
+		ws.Reject(fmt.Sprintf("too many watchers on this stream (--max-watchers-per-stream %d)", maxPer))
 		return
 	}
 	key := c.Key

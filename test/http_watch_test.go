@@ -74,7 +74,7 @@ func watchEvents(r *pb.WatchResponse) []string {
 }
 
 func TestHTTPWatch_Gateway(t *testing.T) {
-	m := startMember(t, engineMemory)
+	m := startMember(t, engineMemory, memberOpts{extraFlags: []string{"--max-watchers-per-stream", "2"}})
 	cli := newClient(t, m.endpoint())
 	base := m.clientURL
 
@@ -148,7 +148,22 @@ func TestHTTPWatch_Gateway(t *testing.T) {
 	require.Equal(t, int64(-1), r.WatchId)
 	require.Equal(t, "etcdserver: mvcc: required revision has been compacted", r.CancelReason)
 
-	t.Logf("Step 6: a malformed body is a 400 with etcd's error body, before any stream")
+	t.Logf("Step 6: --max-watchers-per-stream 2: a third create on one stream is refused with the reason")
+	create := `{"create_request":{"key":"` + b64("a") + `"}}`
+	w = openGWWatch(t, base, create+create+create)
+	for i := 0; i < 2; i++ {
+		r = w.next(t)
+		require.True(t, r.Created)
+		require.False(t, r.Canceled)
+		require.Equal(t, int64(i), r.WatchId)
+	}
+	r = w.next(t)
+	require.True(t, r.Created)
+	require.True(t, r.Canceled)
+	require.Equal(t, int64(-1), r.WatchId)
+	require.Equal(t, "too many watchers on this stream (--max-watchers-per-stream 2)", r.CancelReason)
+
+	t.Logf("Step 7: a malformed body is a 400 with etcd's error body, before any stream")
 	st, body := gwCall(t, base, "/v3/watch", `{"create_request":`)
 	require.Equal(t, 400, st)
 	require.Equal(t, float64(3), body["code"])
