@@ -58,6 +58,8 @@ var table = []struct {
 	{raft.ErrNotLearner, rpctypes.ErrGRPCMemberNotLearner},
 	{raft.ErrLearnerNotReady, rpctypes.ErrGRPCLearnerNotReady},
 	{raft.ErrTooManyLearners, rpctypes.ErrGRPCTooManyLearners},
+	{server.ErrMemberBadURLs, rpctypes.ErrGRPCMemberBadURLs},
+	{server.ErrMemberNotEnoughStarted, rpctypes.ErrGRPCMemberNotEnoughStarted},
 	// maintenance (server/alarm.go, quota.go, maintenance.go)
 	{server.ErrNoSpace, rpctypes.ErrGRPCNoSpace},
 	{server.ErrCorrupt, rpctypes.ErrGRPCCorrupt},

@@ -2,37 +2,15 @@ package grpc
 
 import (
 	"context"
-	"errors"
-	"net"
-	"net/url"
-	"strings"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
-	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
 
-	"github.com/metastore/metastore/raft"
 	"github.com/metastore/metastore/server"
 )
 
-// clusterServer is etcd's Cluster service. Membership lives in the raft
-// package (replicated, validated identically on every member at apply time);
-// this front end adds what etcd checks before proposing:
-//
-//   - peer URLs must be http(s)://host:port without a path (MemberBadURLs);
-//   - etcd's strict reconfiguration check: a voter may be added or removed
-//     only if the voters that have started (published their name) would
-//     still be a quorum (MemberNotEnoughStarted).
-//
-// etcd's other half of that check (every voter recently connected, else
-// Unhealthy) is not made: this member's view of its peers' liveness is only
-// known on the leader.
-//
-// Every call waits until the change is applied on this member, so the
-// member list in the response includes it. A promotion must be decided by
-// the leader (it knows how far the learner is); a follower forwards it to the
-// leader's client URL, as etcd forwards it over the peer API.
+// clusterServer is etcd's Cluster service over the server's membership
+// calls (server/cluster.go, shared with the HTTP gateway).
 type clusterServer struct {
 	pb.UnimplementedClusterServer
 	s *server.Server
@@ -43,203 +21,25 @@ func (c *clusterServer) MemberList(ctx context.Context, r *pb.MemberListRequest)
 	return resp, toGRPC(err)
 }
 
-// MemberAdd adds a voter or a learner; the new member's ID is derived from
-// its peer URLs, the cluster token and the time (so a re-added member gets a
-// new ID). It starts without a name; it publishes its name once it runs
-// (with --initial-cluster-state existing and --member-id <the ID>).
 func (c *clusterServer) MemberAdd(ctx context.Context, r *pb.MemberAddRequest) (*pb.MemberAddResponse, error) {
-	urls, err := checkPeerURLs(r.PeerURLs)
-	if err != nil {
-		return nil, err
-	}
-	n := c.s.Node()
-	if !r.IsLearner && !readyToAddVoter(n.Members()) {
-		return nil, rpctypes.ErrGRPCMemberNotEnoughStarted
-	}
-	ctx, cancel := c.withTimeout(ctx)
-	defer cancel()
-	m, err := n.AddMember(ctx, "", urls, r.IsLearner)
-	if err != nil {
-		return nil, c.toGRPC(ctx, err)
-	}
-	return &pb.MemberAddResponse{
-		Header:  c.header(),
-		Member:  &pb.Member{ID: m.ID, PeerURLs: m.PeerURLs, IsLearner: m.IsLearner},
-		Members: membersOf(n.Members()),
-	}, nil
+	resp, err := c.s.MemberAdd(ctx, r)
+	return resp, toGRPC(err)
 }
 
-// MemberRemove removes a member; a removed member stops itself.
 func (c *clusterServer) MemberRemove(ctx context.Context, r *pb.MemberRemoveRequest) (*pb.MemberRemoveResponse, error) {
-	n := c.s.Node()
-	ms := n.Members()
-	if m := findMember(ms, r.ID); m != nil && !m.IsLearner && !readyToRemoveVoter(ms, r.ID) {
-		return nil, rpctypes.ErrGRPCMemberNotEnoughStarted
-	}
-	ctx, cancel := c.withTimeout(ctx)
-	defer cancel()
-	if err := n.RemoveMember(ctx, r.ID); err != nil {
-		return nil, c.toGRPC(ctx, err)
-	}
-	return &pb.MemberRemoveResponse{Header: c.header(), Members: membersOf(n.Members())}, nil
+	resp, err := c.s.MemberRemove(ctx, r)
+	return resp, toGRPC(err)
 }
 
-// MemberUpdate replaces a member's peer URLs (only those, as in etcd: the
-// name and client URLs are the member's own to publish).
 func (c *clusterServer) MemberUpdate(ctx context.Context, r *pb.MemberUpdateRequest) (*pb.MemberUpdateResponse, error) {
-	urls, err := checkPeerURLs(r.PeerURLs)
-	if err != nil {
-		return nil, err
-	}
-	n := c.s.Node()
-	ctx, cancel := c.withTimeout(ctx)
-	defer cancel()
-	if err := n.UpdateMember(ctx, r.ID, "", urls, nil); err != nil {
-		return nil, c.toGRPC(ctx, err)
-	}
-	return &pb.MemberUpdateResponse{Header: c.header(), Members: membersOf(n.Members())}, nil
+	resp, err := c.s.MemberUpdate(ctx, r)
+	return resp, toGRPC(err)
 }
 
-// forwardedKey marks a promotion a follower forwarded, so that it is
-// forwarded at most once (leadership may move meanwhile).
-const forwardedKey = "metastore-forwarded"
-
-// MemberPromote turns a learner into a voter once it is in sync with the
-// leader (LearnerNotReady before that).
+// MemberPromote: a promotion forwarded by a follower carries
+// server.ForwardedKey, so it is not forwarded again.
 func (c *clusterServer) MemberPromote(ctx context.Context, r *pb.MemberPromoteRequest) (*pb.MemberPromoteResponse, error) {
-	n := c.s.Node()
-	ctx, cancel := c.withTimeout(ctx)
-	defer cancel()
-	err := n.PromoteMember(ctx, r.ID)
-	if errors.Is(err, raft.ErrNotLeader) {
-		if md, _ := metadata.FromIncomingContext(ctx); len(md.Get(forwardedKey)) == 0 {
-			return c.forwardPromote(ctx, r)
-		}
-	}
-	if err != nil {
-		return nil, c.toGRPC(ctx, err)
-	}
-	return &pb.MemberPromoteResponse{Header: c.header(), Members: membersOf(n.Members())}, nil
-}
-
-// forwardPromote asks the leader, through its client URL, to promote.
-func (c *clusterServer) forwardPromote(ctx context.Context, r *pb.MemberPromoteRequest) (*pb.MemberPromoteResponse, error) {
-	n := c.s.Node()
-	leader := findMember(n.Members(), n.Leader())
-	if leader == nil || len(leader.ClientURLs) == 0 {
-		return nil, rpctypes.ErrGRPCNoLeader
-	}
-	u, err := url.Parse(leader.ClientURLs[0])
-	if err != nil {
-		return nil, rpctypes.ErrGRPCNoLeader
-	}
-	conn, err := grpc.NewClient(u.Host, grpc.WithTransportCredentials(c.s.DialCredentials(leader.ClientURLs[0])))
-	if err != nil {
-		return nil, toGRPC(err)
-	}
-	defer conn.Close()
-	resp, err := pb.NewClusterClient(conn).MemberPromote(metadata.AppendToOutgoingContext(ctx, forwardedKey, "1"), r)
-	if err != nil {
-		return nil, err // already etcd's error, from the leader
-	}
-	resp.Header = c.header()
-	return resp, nil
-}
-
-// withTimeout bounds a membership change by the request timeout when the
-// caller set no deadline. NB: raft silently drops a conf change proposed
-// while another is pending (it becomes an empty entry), so without a bound
-// such a caller would wait forever.
-func (c *clusterServer) withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
-	if _, ok := ctx.Deadline(); ok {
-		return context.WithCancel(ctx)
-	}
-	return context.WithTimeoutCause(ctx, c.s.Config().RequestTimeout, server.ErrTimeout)
-}
-
-// toGRPC maps errors as everywhere, except that our own deadline is etcd's
-// "request timed out" (the caller's own deadline stays DeadlineExceeded).
-func (c *clusterServer) toGRPC(ctx context.Context, err error) error {
-	if errors.Is(err, context.DeadlineExceeded) && errors.Is(context.Cause(ctx), server.ErrTimeout) {
-		return rpctypes.ErrGRPCTimeout
-	}
-	return toGRPC(err)
-}
-
-func (c *clusterServer) header() *pb.ResponseHeader {
-	n := c.s.Node()
-	return &pb.ResponseHeader{ClusterId: n.ClusterID(), MemberId: n.ID(), RaftTerm: n.Term(), Revision: c.s.Store().Rev()}
-}
-
-func membersOf(ms []*raft.Member) []*pb.Member {
-	out := make([]*pb.Member, 0, len(ms))
-	for _, m := range ms {
-		out = append(out, &pb.Member{ID: m.ID, Name: m.Name, PeerURLs: m.PeerURLs, ClientURLs: m.ClientURLs, IsLearner: m.IsLearner})
-	}
-	return out
-}
-
-func findMember(ms []*raft.Member, id uint64) *raft.Member {
-	for _, m := range ms {
-		if m.ID == id {
-			return m
-		}
-	}
-	return nil
-}
-
-// checkPeerURLs applies etcd's rules (types.NewURLs): at least one URL, each
-// http or https with host:port and no path. It returns them normalized.
-func checkPeerURLs(in []string) ([]string, error) {
-	if len(in) == 0 {
-		return nil, rpctypes.ErrGRPCMemberBadURLs
-	}
-	out := make([]string, 0, len(in))
-	for _, s := range in {
-		u, err := url.Parse(strings.TrimSpace(s))
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Path != "" {
-			return nil, rpctypes.ErrGRPCMemberBadURLs
-		}
-		if _, _, err := net.SplitHostPort(u.Host); err != nil {
-			return nil, rpctypes.ErrGRPCMemberBadURLs
-		}
-		out = append(out, u.String())
-	}
-	return out, nil
-}
-
-// readyToAddVoter is etcd's RaftCluster.IsReadyToAddVotingMember: after the
-// addition, the started voters (those with a published name) must still be
-// a quorum; adding a second member to a one-member cluster is allowed.
-func readyToAddVoter(ms []*raft.Member) bool {
-	voters, started := 1, 0 // the new member, not started yet
-	for _, m := range ms {
-		if m.IsLearner {
-			continue
-		}
-		voters++
-		if m.Name != "" {
-			started++
-		}
-	}
-	if started == 1 && voters == 2 {
-		return true
-	}
-	return started >= voters/2+1
-}
-
-// readyToRemoveVoter is etcd's IsReadyToRemoveVotingMember: the started
-// voters that remain must be a quorum of the remaining voters.
-func readyToRemoveVoter(ms []*raft.Member, id uint64) bool {
-	voters, started := 0, 0
-	for _, m := range ms {
-		if m.IsLearner || m.ID == id {
-			continue
-		}
-		voters++
-		if m.Name != "" {
-			started++
-		}
-	}
-	return started >= voters/2+1
+	md, _ := metadata.FromIncomingContext(ctx)
+	resp, err := c.s.MemberPromote(ctx, r, len(md.Get(server.ForwardedKey)) > 0)
+	return resp, toGRPC(err)
 }

@@ -27,12 +27,7 @@ func (s *Server) MemberList(ctx context.Context, linearizable bool) (*pb.MemberL
 			return nil, err
 		}
 	}
-	ms := s.node.Members()
-	out := make([]*pb.Member, 0, len(ms))
-	for _, m := range ms {
-		out = append(out, &pb.Member{ID: m.ID, Name: m.Name, PeerURLs: m.PeerURLs, ClientURLs: m.ClientURLs, IsLearner: m.IsLearner})
-	}
-	return &pb.MemberListResponse{Header: s.headerAt(s.store.Rev()), Members: out}, nil
+	return &pb.MemberListResponse{Header: s.headerAt(s.store.Rev()), Members: membersOf(s.node.Members())}, nil
 }
 
 // Status is cheap: it reads counters and size estimates, never the whole

@@ -1,0 +1,230 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/url"
+	"strings"
+
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
+
+	"github.com/metastore/metastore/raft"
+)
+
+// Membership changes as etcd's Cluster service makes them, shared by the
+// gRPC service and the HTTP gateway. Membership lives in the raft package
+// (replicated, validated identically on every member at apply time); this
+// adds what etcd checks before proposing:
+//
+//   - peer URLs must be http(s)://host:port without a path (MemberBadURLs);
+//   - etcd's strict reconfiguration check: a voter may be added or removed
+//     only if the voters that have started (published their name) would
+//     still be a quorum (MemberNotEnoughStarted).
+//
+// etcd's other half of that check (every voter recently connected, else
+// Unhealthy) is not made: this member's view of its peers' liveness is only
+// known on the leader.
+//
+// Every call waits until the change is applied on this member, so the
+// member list in the response includes it. A promotion must be decided by
+// the leader (it knows how far the learner is); a follower forwards it to the
+// leader's client URL, as etcd forwards it over the peer API.
+
+// Errors of membership requests.
+var (
+	ErrMemberBadURLs          = errors.New("server: given member URLs are invalid")
+	ErrMemberNotEnoughStarted = errors.New("server: re-configuration failed due to not enough started members")
+)
+
+// ForwardedKey marks (in gRPC metadata) a promotion a follower forwarded,
+// so that it is forwarded at most once (leadership may move meanwhile).
+const ForwardedKey = "metastore-forwarded"
+
+// MemberAdd adds a voter or a learner; the new member's ID is derived from
+// its peer URLs, the cluster token and the time (so a re-added member gets a
+// new ID). It starts without a name; it publishes its name once it runs
+// (with --initial-cluster-state existing and --member-id <the ID>).
+func (s *Server) MemberAdd(ctx context.Context, r *pb.MemberAddRequest) (*pb.MemberAddResponse, error) {
+	urls, err := checkPeerURLs(r.PeerURLs)
+	if err != nil {
+		return nil, err
+	}
+	if !r.IsLearner && !readyToAddVoter(s.node.Members()) {
+		return nil, ErrMemberNotEnoughStarted
+	}
+	ctx, cancel := s.memberTimeout(ctx)
+	defer cancel()
+	m, err := s.node.AddMember(ctx, "", urls, r.IsLearner)
+	if err != nil {
+		return nil, memberErr(ctx, err)
+	}
+	return &pb.MemberAddResponse{
+		Header:  s.headerAt(s.store.Rev()),
+		Member:  &pb.Member{ID: m.ID, PeerURLs: m.PeerURLs, IsLearner: m.IsLearner},
+		Members: membersOf(s.node.Members()),
+	}, nil
+}
+
+// MemberRemove removes a member; a removed member stops itself.
+func (s *Server) MemberRemove(ctx context.Context, r *pb.MemberRemoveRequest) (*pb.MemberRemoveResponse, error) {
+	ms := s.node.Members()
+	if m := findMember(ms, r.ID); m != nil && !m.IsLearner && !readyToRemoveVoter(ms, r.ID) {
+		return nil, ErrMemberNotEnoughStarted
+	}
+	ctx, cancel := s.memberTimeout(ctx)
+	defer cancel()
+	if err := s.node.RemoveMember(ctx, r.ID); err != nil {
+		return nil, memberErr(ctx, err)
+	}
+	return &pb.MemberRemoveResponse{Header: s.headerAt(s.store.Rev()), Members: membersOf(s.node.Members())}, nil
+}
+
+// MemberUpdate replaces a member's peer URLs (only those, as in etcd: the
+// name and client URLs are the member's own to publish).
+func (s *Server) MemberUpdate(ctx context.Context, r *pb.MemberUpdateRequest) (*pb.MemberUpdateResponse, error) {
+	urls, err := checkPeerURLs(r.PeerURLs)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := s.memberTimeout(ctx)
+	defer cancel()
+	if err := s.node.UpdateMember(ctx, r.ID, "", urls, nil); err != nil {
+		return nil, memberErr(ctx, err)
+	}
+	return &pb.MemberUpdateResponse{Header: s.headerAt(s.store.Rev()), Members: membersOf(s.node.Members())}, nil
+}
+
+// MemberPromote turns a learner into a voter once it is in sync with the
+// leader (LearnerNotReady before that). On a follower it is forwarded to the
+// leader once (forwarded: this request already was).
+func (s *Server) MemberPromote(ctx context.Context, r *pb.MemberPromoteRequest, forwarded bool) (*pb.MemberPromoteResponse, error) {
+	ctx, cancel := s.memberTimeout(ctx)
+	defer cancel()
+	err := s.node.PromoteMember(ctx, r.ID)
+	if errors.Is(err, raft.ErrNotLeader) && !forwarded {
+		return s.forwardPromote(ctx, r)
+	}
+	if err != nil {
+		return nil, memberErr(ctx, err)
+	}
+	return &pb.MemberPromoteResponse{Header: s.headerAt(s.store.Rev()), Members: membersOf(s.node.Members())}, nil
+}
+
+// forwardPromote asks the leader, through its client URL, to promote.
+func (s *Server) forwardPromote(ctx context.Context, r *pb.MemberPromoteRequest) (*pb.MemberPromoteResponse, error) {
+	leader := findMember(s.node.Members(), s.node.Leader())
+	if leader == nil || len(leader.ClientURLs) == 0 {
+		return nil, raft.ErrNoLeader
+	}
+	u, err := url.Parse(leader.ClientURLs[0])
+	if err != nil {
+		return nil, raft.ErrNoLeader
+	}
+	conn, err := grpc.NewClient(u.Host, grpc.WithTransportCredentials(s.DialCredentials(leader.ClientURLs[0])))
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	resp, err := pb.NewClusterClient(conn).MemberPromote(metadata.AppendToOutgoingContext(ctx, ForwardedKey, "1"), r)
+	if err != nil {
+		return nil, err // already etcd's error (a gRPC status), from the leader
+	}
+	resp.Header = s.headerAt(s.store.Rev())
+	return resp, nil
+}
+
+// memberTimeout bounds a membership change by the request timeout when the
+// caller set no deadline. NB: raft silently drops a conf change proposed
+// while another is pending (it becomes an empty entry), so without a bound
+// such a caller would wait forever.
+func (s *Server) memberTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return context.WithCancel(ctx)
+	}
+	return context.WithTimeoutCause(ctx, s.cfg.RequestTimeout, ErrTimeout)
+}
+
+// memberErr turns our own deadline into etcd's "request timed out" (the
+// caller's own deadline stays DeadlineExceeded).
+func memberErr(ctx context.Context, err error) error {
+	if errors.Is(err, context.DeadlineExceeded) && errors.Is(context.Cause(ctx), ErrTimeout) {
+		return ErrTimeout
+	}
+	return err
+}
+
+func membersOf(ms []*raft.Member) []*pb.Member {
+	out := make([]*pb.Member, 0, len(ms))
+	for _, m := range ms {
+		out = append(out, &pb.Member{ID: m.ID, Name: m.Name, PeerURLs: m.PeerURLs, ClientURLs: m.ClientURLs, IsLearner: m.IsLearner})
+	}
+	return out
+}
+
+func findMember(ms []*raft.Member, id uint64) *raft.Member {
+	for _, m := range ms {
+		if m.ID == id {
+			return m
+		}
+	}
+	return nil
+}
+
+// checkPeerURLs applies etcd's rules (types.NewURLs): at least one URL, each
+// http or https with host:port and no path. It returns them normalized.
+func checkPeerURLs(in []string) ([]string, error) {
+	if len(in) == 0 {
+		return nil, ErrMemberBadURLs
+	}
+	out := make([]string, 0, len(in))
+	for _, s := range in {
+		u, err := url.Parse(strings.TrimSpace(s))
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Path != "" {
+			return nil, ErrMemberBadURLs
+		}
+		if _, _, err := net.SplitHostPort(u.Host); err != nil {
+			return nil, ErrMemberBadURLs
+		}
+		out = append(out, u.String())
+	}
+	return out, nil
+}
+
+// readyToAddVoter is etcd's RaftCluster.IsReadyToAddVotingMember: after the
+// addition, the started voters (those with a published name) must still be
+// a quorum; adding a second member to a one-member cluster is allowed.
+func readyToAddVoter(ms []*raft.Member) bool {
+	voters, started := 1, 0 // the new member, not started yet
+	for _, m := range ms {
+		if m.IsLearner {
+			continue
+		}
+		voters++
+		if m.Name != "" {
+			started++
+		}
+	}
+	if started == 1 && voters == 2 {
+		return true
+	}
+	return started >= voters/2+1
+}
+
+// readyToRemoveVoter is etcd's IsReadyToRemoveVotingMember: the started
+// voters that remain must be a quorum of the remaining voters.
+func readyToRemoveVoter(ms []*raft.Member, id uint64) bool {
+	voters, started := 0, 0
+	for _, m := range ms {
+		if m.IsLearner || m.ID == id {
+			continue
+		}
+		voters++
+		if m.Name != "" {
+			started++
+		}
+	}
+	return started >= voters/2+1
+}
