@@ -9,7 +9,8 @@
 # FILL_KEYS keys, so most of it is superseded history, then HISTORY_OPS puts
 # of 256 B over 20,000 keys (many small superseded versions for compaction to
 # walk). Then the same fixed-rate write workload (`metastore bench put
-# --rate RATE --duration DURATION --clients 50`) runs:
+# --rate RATE --duration DURATION --clients 50`) runs, each case once the
+# member is idle again (under 10% of a core for 2 s, at most 180 s):
 #   a. alone (baseline);
 #   b. with `metastore defrag` started 1 s into it;
 #   c. with a compaction of all history up to the current revision
@@ -187,6 +188,21 @@ fill() {
 	((FILL_DB >= MIN_DB_BYTES)) || die "dbSize $FILL_DB is below $MIN_DB_BYTES bytes: raise FILL_MB"
 }
 
+# settle: wait (up to 180 s) until the member uses under 10% of a core, so
+# that each case starts without the previous step's background work (RocksDB
+# compacting what the fill wrote, etcd's snapshot) still running.
+CLK_TCK=$(getconf CLK_TCK)
+settle() {
+	local t0=$SECONDS a b
+	while ((SECONDS - t0 < 180)); do
+		a=$(awk '{print $14 + $15}' "/proc/$SPID/stat") || return
+		sleep 2
+		b=$(awk '{print $14 + $15}' "/proc/$SPID/stat") || return
+		((b - a < CLK_TCK / 5)) && break
+	done
+	SETTLE=$((SECONDS - t0))
+}
+
 # The operations run next to the workload. Each sets OP_OK (ok or the error).
 op_none() { OP_OK=ok; }
 op_defrag() {
@@ -205,8 +221,9 @@ op_compact() {
 # run_case SERVER LABEL TITLE OP: the workload, and OP started 1 s into it.
 run_case() {
 	local server=$1 label=$2 title=$3 op=$4 out="$DIR/$2" bpid t0 s e db0 db1 l0
+	settle
 	db0=$(status dbSize) l0=$(load)
-	log "$server $label: $title (dbSize $(mib "$db0"), load $l0)"
+	log "$server $label: $title (dbSize $(mib "$db0"), load $l0, settled in $SETTLE s)"
 	t0=$(now)
 	timeout -k 10 300 "$MS_BIN" bench put --endpoints "$EP" --conns 10 --clients 50 --rate "$RATE" \
 		--duration "$DURATION" --total 0 --key-size 8 --val-size 256 --key-space-size "$WORKLOAD_KEYS" \
