@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/metastore/metastore/engine"
 )
@@ -17,9 +18,11 @@ import (
 // when it is r itself and a tombstone, it goes too (a deleted key leaves no
 // trace at R). Change records below R go; records at R stay so that a watch
 // from R still sees R's events. Each batch examines at most
-// CompactionBatchLimit records and commits on its own, so writers are never
-// held up for more than one small batch; the work is idempotent, so a crash
-// just makes the next start redo part of it.
+// CompactionBatchLimit records and commits on its own, and the compactor
+// pauses CompactionSleepInterval between batches (etcd's
+// --compaction-sleep-interval), so writers are never held up for more than
+// one small batch and get the disk between batches; the work is idempotent,
+// so a crash just makes the next start redo part of it.
 type compactor struct {
 	s *Store
 
@@ -125,6 +128,13 @@ func (c *compactor) compact(rev int64) error {
 			break
 		}
 		cursor = next
+		if d := c.s.cfg.CompactionSleepInterval; d > 0 {
+			select {
+			case <-c.stopc:
+				return errCompactorStopped
+			case <-time.After(d):
+			}
+		}
 	}
 	b := c.s.eng.NewBatch()
 	defer b.Close()

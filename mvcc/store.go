@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/metastore/metastore/engine"
 )
@@ -14,6 +15,10 @@ const (
 	DefaultMaxRequestBytes      = 1572864 // 1.5 MiB, etcd's --max-request-bytes
 	DefaultMaxTxnOps            = 128     // etcd's --max-txn-ops
 	DefaultCompactionBatchLimit = 1000    // changes examined per compaction batch
+	// DefaultCompactionSleepInterval is the pause between compaction
+	// batches (etcd's --compaction-sleep-interval), so that compaction
+	// yields the disk and CPU to writes instead of running back to back.
+	DefaultCompactionSleepInterval = 10 * time.Millisecond
 )
 
 // LeaseIndex is what the store needs from the lease manager: whether a lease
@@ -30,6 +35,9 @@ type Config struct {
 	MaxRequestBytes      int
 	MaxTxnOps            int
 	CompactionBatchLimit int
+	// CompactionSleepInterval is the pause between compaction batches
+	// (0: the default; negative: no pause).
+	CompactionSleepInterval time.Duration
 	// Leases may be nil: then every Put with a lease fails with ErrLeaseNotFound.
 	Leases LeaseIndex
 }
@@ -43,6 +51,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.CompactionBatchLimit <= 0 {
 		c.CompactionBatchLimit = DefaultCompactionBatchLimit
+	}
+	if c.CompactionSleepInterval == 0 {
+		c.CompactionSleepInterval = DefaultCompactionSleepInterval
 	}
 	return c
 }
