@@ -188,37 +188,11 @@ func (s *watchServer) sendLoop(stream pb.Watch_WatchServer, ws *mvcc.WatchStream
 func (s *watchServer) send(stream pb.Watch_WatchServer, r *mvcc.WatchResponse, hdr *pb.ResponseHeader) error {
 	wr := &pb.WatchResponse{Header: hdr, WatchId: r.WatchID,
 		Created: r.Created, Canceled: r.Canceled, CompactRevision: r.CompactRevision,
-		CancelReason: r.CancelReason, Events: withoutPrev(r.Events, r.PrevKV)}
+		CancelReason: r.CancelReason, Events: mvcc.EventsFor(r.Events, r.PrevKV)}
 	if r.Fragment && len(wr.Events) > 1 {
 		return sendFragments(wr, s.maxBytes, stream.Send)
 	}
 	return stream.Send(wr)
-}
-
-// withoutPrev drops PrevKv from events unless the watch asked for it. The
-// events are shared with other watches: they are copied, never changed.
-func withoutPrev(evs []*mvccpb.Event, keep bool) []*mvccpb.Event {
-	if keep {
-		return evs
-	}
-	var out []*mvccpb.Event
-	for i, ev := range evs {
-		if ev.PrevKv == nil {
-			if out != nil {
-				out[i] = ev
-			}
-			continue
-		}
-		if out == nil {
-			out = make([]*mvccpb.Event, len(evs))
-			copy(out, evs[:i])
-		}
-		out[i] = &mvccpb.Event{Type: ev.Type, Kv: ev.Kv}
-	}
-	if out == nil {
-		return evs
-	}
-	return out
 }
 
 // sendFragments splits wr into messages under maxBytes, each with at least

@@ -60,25 +60,3 @@ func TestSendFragments(t *testing.T) {
 		})
 	}
 }
-
-func TestWithoutPrev(t *testing.T) {
-	prev := &mvccpb.KeyValue{Key: []byte("a"), Value: []byte("0")}
-	evs := []*mvccpb.Event{putEvent(2, 1), {Type: mvccpb.Event_PUT, Kv: putEvent(3, 1).Kv, PrevKv: prev}, putEvent(4, 1)}
-
-	t.Logf("Step 1: kept when asked for, the same slice")
-	require.Equal(t, evs, withoutPrev(evs, true))
-
-	t.Logf("Step 2: dropped otherwise, by copying: the shared events keep it")
-	out := withoutPrev(evs, false)
-	require.Len(t, out, 3)
-	for i, ev := range out {
-		require.Nil(t, ev.PrevKv)
-		require.Same(t, evs[i].Kv, ev.Kv)
-	}
-	require.Same(t, prev, evs[1].PrevKv)
-	require.Same(t, evs[0], out[0])
-
-	t.Logf("Step 3: events without PrevKv are passed through as is")
-	plain := []*mvccpb.Event{putEvent(2, 1)}
-	require.Equal(t, &plain[0], &withoutPrev(plain, false)[0])
-}

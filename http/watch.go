@@ -309,7 +309,7 @@ func gwWatchEncoder(wa WatchAPI) watchEncoder {
 			hdr = wa.Header(r.Revision)
 		}
 		wr := &pb.WatchResponse{Header: hdr, WatchId: r.WatchID, Created: r.Created, Canceled: r.Canceled,
-			CompactRevision: r.CompactRevision, CancelReason: r.CancelReason, Events: withoutPrevKV(r.Events, r.PrevKV)}
+			CompactRevision: r.CompactRevision, CancelReason: r.CancelReason, Events: mvcc.EventsFor(r.Events, r.PrevKV)}
 		n := len(dst)
 		dst = append(dst, `{"result":`...)
 		out, err := gwMarshal.MarshalAppend(dst, wr)
@@ -329,32 +329,6 @@ func appendErrorChunk(dst []byte, e apiError) []byte {
 	dst = append(dst, `,"message":`...)
 	dst = appendJSONString(dst, e.message)
 	return append(dst, "}}\n"...)
-}
-
-// withoutPrevKV drops PrevKv from events unless the watch asked for it.
-// The events are shared with other watches: copied, never changed.
-func withoutPrevKV(evs []*mvccpb.Event, keep bool) []*mvccpb.Event {
-	if keep {
-		return evs
-	}
-	var out []*mvccpb.Event
-	for i, ev := range evs {
-		if ev.PrevKv == nil {
-			if out != nil {
-				out[i] = ev
-			}
-			continue
-		}
-		if out == nil {
-			out = make([]*mvccpb.Event, len(evs))
-			copy(out, evs[:i])
-		}
-		out[i] = &mvccpb.Event{Type: ev.Type, Kv: ev.Kv}
-	}
-	if out == nil {
-		return evs
-	}
-	return out
 }
 
 // decodeJSONStream decodes a body of JSON objects one after another (what
