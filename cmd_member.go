@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strconv"
@@ -8,6 +9,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
 // metastore member list|add|remove|promote: etcdctl's member commands and
@@ -52,29 +54,24 @@ func memberList(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	cli, err := newOpsClient(c)
-	if err != nil {
-		return err
-	}
-	defer cli.Close()
-	ctx, cancel := commandCtx(c)
-	defer cancel()
-	resp, err := cli.MemberList(ctx)
-	if err != nil {
-		return clientErr(err)
-	}
-	rows := memberRows(resp.Members)
-	switch f {
-	case "json":
-		return writeJSON(c.App.Writer, resp)
-	case "simple":
-		for _, r := range rows {
-			fmt.Fprintln(c.App.Writer, strings.Join(r, ", "))
+	return withOpsClient(c, func(ctx context.Context, cli *clientv3.Client) error {
+		resp, err := cli.MemberList(ctx)
+		if err != nil {
+			return clientErr(err)
 		}
-	default:
-		writeTable(c.App.Writer, []string{"ID", "STATUS", "NAME", "PEER ADDRS", "CLIENT ADDRS", "IS LEARNER"}, rows)
-	}
-	return nil
+		rows := memberRows(resp.Members)
+		switch f {
+		case "json":
+			return writeJSON(c.App.Writer, resp)
+		case "simple":
+			for _, r := range rows {
+				fmt.Fprintln(c.App.Writer, strings.Join(r, ", "))
+			}
+		default:
+			writeTable(c.App.Writer, []string{"ID", "STATUS", "NAME", "PEER ADDRS", "CLIENT ADDRS", "IS LEARNER"}, rows)
+		}
+		return nil
+	})
 }
 
 func memberAdd(c *cli.Context) error {
@@ -91,41 +88,36 @@ func memberAdd(c *cli.Context) error {
 	if len(urls) == 0 {
 		return errors.New("member add: --peer-urls is required")
 	}
-	cli, err := newOpsClient(c)
-	if err != nil {
-		return err
-	}
-	defer cli.Close()
-	ctx, cancel := commandCtx(c)
-	defer cancel()
-	add := cli.MemberAdd
-	if c.Bool("learner") {
-		add = cli.MemberAddAsLearner
-	}
-	resp, err := add(ctx, urls)
-	if err != nil {
-		return clientErr(err)
-	}
-	kind := "Member"
-	if c.Bool("learner") {
-		kind = "Learner"
-	}
-	fmt.Fprintf(c.App.Writer, "%s %s added to cluster %s\n\n", kind, hexID(resp.Member.ID), hexID(resp.Header.ClusterId))
-	var conf []string
-	for _, m := range resp.Members {
-		n := m.Name
-		if m.ID == resp.Member.ID {
-			n = name
+	return withOpsClient(c, func(ctx context.Context, cli *clientv3.Client) error {
+		add := cli.MemberAdd
+		if c.Bool("learner") {
+			add = cli.MemberAddAsLearner
 		}
-		for _, u := range m.PeerURLs {
-			if n != "" {
-				conf = append(conf, n+"="+u)
+		resp, err := add(ctx, urls)
+		if err != nil {
+			return clientErr(err)
+		}
+		kind := "Member"
+		if c.Bool("learner") {
+			kind = "Learner"
+		}
+		fmt.Fprintf(c.App.Writer, "%s %s added to cluster %s\n\n", kind, hexID(resp.Member.ID), hexID(resp.Header.ClusterId))
+		var conf []string
+		for _, m := range resp.Members {
+			n := m.Name
+			if m.ID == resp.Member.ID {
+				n = name
+			}
+			for _, u := range m.PeerURLs {
+				if n != "" {
+					conf = append(conf, n+"="+u)
+				}
 			}
 		}
-	}
-	fmt.Fprintf(c.App.Writer, "--name %s --initial-cluster %s --initial-cluster-state existing --member-id %s\n",
-		name, strings.Join(conf, ","), hexID(resp.Member.ID))
-	return nil
+		fmt.Fprintf(c.App.Writer, "--name %s --initial-cluster %s --initial-cluster-state existing --member-id %s\n",
+			name, strings.Join(conf, ","), hexID(resp.Member.ID))
+		return nil
+	})
 }
 
 func memberIDArg(c *cli.Context) (uint64, error) {
@@ -141,19 +133,14 @@ func memberRemove(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	cli, err := newOpsClient(c)
-	if err != nil {
-		return err
-	}
-	defer cli.Close()
-	ctx, cancel := commandCtx(c)
-	defer cancel()
-	resp, err := cli.MemberRemove(ctx, id)
-	if err != nil {
-		return clientErr(err)
-	}
-	fmt.Fprintf(c.App.Writer, "Member %s removed from cluster %s\n", hexID(id), hexID(resp.Header.ClusterId))
-	return nil
+	return withOpsClient(c, func(ctx context.Context, cli *clientv3.Client) error {
+		resp, err := cli.MemberRemove(ctx, id)
+		if err != nil {
+			return clientErr(err)
+		}
+		fmt.Fprintf(c.App.Writer, "Member %s removed from cluster %s\n", hexID(id), hexID(resp.Header.ClusterId))
+		return nil
+	})
 }
 
 func memberPromote(c *cli.Context) error {
@@ -161,17 +148,12 @@ func memberPromote(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	cli, err := newOpsClient(c)
-	if err != nil {
-		return err
-	}
-	defer cli.Close()
-	ctx, cancel := commandCtx(c)
-	defer cancel()
-	resp, err := cli.MemberPromote(ctx, id)
-	if err != nil {
-		return clientErr(err)
-	}
-	fmt.Fprintf(c.App.Writer, "Member %s promoted in cluster %s\n", hexID(id), hexID(resp.Header.ClusterId))
-	return nil
+	return withOpsClient(c, func(ctx context.Context, cli *clientv3.Client) error {
+		resp, err := cli.MemberPromote(ctx, id)
+		if err != nil {
+			return clientErr(err)
+		}
+		fmt.Fprintf(c.App.Writer, "Member %s promoted in cluster %s\n", hexID(id), hexID(resp.Header.ClusterId))
+		return nil
+	})
 }

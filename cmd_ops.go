@@ -89,6 +89,19 @@ func newOpsClient(c *cli.Context, eps ...string) (*clientv3.Client, error) {
 	return cli, nil
 }
 
+// withOpsClient runs fn with a client for the command's endpoints and a
+// context bounded by its command timeout, and closes both afterwards.
+func withOpsClient(c *cli.Context, fn func(ctx context.Context, cli *clientv3.Client) error) error {
+	cli, err := newOpsClient(c)
+	if err != nil {
+		return err
+	}
+	defer cli.Close()
+	ctx, cancel := commandCtx(c)
+	defer cancel()
+	return fn(ctx, cli)
+}
+
 func commandCtx(c *cli.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(c.Context, c.Duration("command-timeout"))
 }
@@ -222,26 +235,22 @@ func alarmCommand() *cli.Command {
 }
 
 func alarmAction(c *cli.Context, disarm bool) error {
-	cli, err := newOpsClient(c)
-	if err != nil {
-		return err
-	}
-	defer cli.Close()
-	ctx, cancel := commandCtx(c)
-	defer cancel()
-	var resp *clientv3.AlarmResponse
-	if disarm {
-		resp, err = cli.AlarmDisarm(ctx, &clientv3.AlarmMember{})
-	} else {
-		resp, err = cli.AlarmList(ctx)
-	}
-	if err != nil {
-		return clientErr(err)
-	}
-	for _, a := range resp.Alarms {
-		fmt.Fprintf(c.App.Writer, "memberID:%d alarm:%s\n", a.MemberID, a.Alarm)
-	}
-	return nil
+	return withOpsClient(c, func(ctx context.Context, cli *clientv3.Client) error {
+		var resp *clientv3.AlarmResponse
+		var err error
+		if disarm {
+			resp, err = cli.AlarmDisarm(ctx, &clientv3.AlarmMember{})
+		} else {
+			resp, err = cli.AlarmList(ctx)
+		}
+		if err != nil {
+			return clientErr(err)
+		}
+		for _, a := range resp.Alarms {
+			fmt.Fprintf(c.App.Writer, "memberID:%d alarm:%s\n", a.MemberID, a.Alarm)
+		}
+		return nil
+	})
 }
 
 func moveLeaderCommand() *cli.Command {
