@@ -20,6 +20,7 @@ type ClusterAPI interface {
 	MemberPromote(ctx context.Context, r *pb.MemberPromoteRequest, forwarded bool) (*pb.MemberPromoteResponse, error)
 	Defragment(ctx context.Context) error
 	MoveLeader(ctx context.Context, target uint64) error
+	Downgrade(ctx context.Context, r *pb.DowngradeRequest) (*pb.DowngradeResponse, error)
 	// AuthorizeAdmin fails unless auth is off or the caller is root.
 	AuthorizeAdmin(ctx context.Context) error
 	LeaseHeader() *pb.ResponseHeader

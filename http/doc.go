@@ -1,10 +1,12 @@
 // Package http is MetaStore's HTTP front end, on fasthttp. It serves:
 //
-//   - etcd's JSON gateway (gateway.go): POST /v3/kv/range, put, deleterange,
-//     txn, compaction, /v3/cluster/member/list, /v3/maintenance/status, hash
-//     and hashkv, encoded as etcd's grpc-gateway does (protojson, proto
-//     field names, base64 bytes, int64 as strings) with its error bodies
-//     {"code":<gRPC code>,"message":"<etcd message>"} and HTTP statuses.
+//   - etcd's JSON gateway (gateway.go): POST /v3/kv/*, /v3/watch (watch.go),
+//     /v3/lease/* (lease.go), /v3/auth/* (auth.go), /v3/cluster/member/*
+//     (cluster.go), /v3/maintenance/* (maintenance.go: snapshot streams),
+//     /v3/lock/* and /v3/election/* (concurrency.go), encoded as etcd's
+//     grpc-gateway does (protojson, proto field names, base64 bytes, int64
+//     as strings) with its error bodies {"code":<gRPC code>,"message":
+//     "<etcd message>"} and HTTP statuses.
 //   - a REST API for plain HTTP clients (rest.go): /v1/kv/{key} with raw
 //     values, ETags (mod revisions) and conditional writes.
 //   - the operations endpoints (ops.go): /health, /livez, /readyz,
@@ -12,8 +14,10 @@
 //
 // Like the gRPC front end it decodes, validates with etcd's rules
 // (mvcc.Check*), calls the server and encodes; it holds no state but
-// request counters. It never imports grpc/ (errors.go keeps its own copy of
-// the sentinel-to-etcd error table).
+// request counters. It never imports grpc/ (errors go through etcderr, as
+// the gRPC side's do). The Lock and Election paths are the exception to
+// calling the server: as etcd's gateway, they call the member's own gRPC
+// services, over an in-memory connection Serve dials (concurrency.go).
 //
 // Mux (mux.go) lets gRPC and HTTP share a client port, as etcd does: the
 // first bytes of each connection decide (HTTP/2 preface: gRPC).

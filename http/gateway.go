@@ -30,12 +30,8 @@ func gateway[T any, P interface {
 	proto.Message
 }, R proto.Message](h *Handler, ctx *fasthttp.RequestCtx, check func(P) error, call func(context.Context, P) (R, error)) {
 	req := P(new(T))
-	// grpc-gateway treats an empty body as an empty request.
-	if body := ctx.PostBody(); len(bytes.TrimSpace(body)) > 0 {
-		if err := gwUnmarshal.Unmarshal(body, req); err != nil {
-			writeError(ctx, badRequest(err.Error()))
-			return
-		}
+	if !decodeRequest(ctx, req) {
+		return
 	}
 	if check != nil {
 		if err := check(req); err != nil {
@@ -53,6 +49,19 @@ func gateway[T any, P interface {
 		return
 	}
 	writeProto(ctx, resp)
+}
+
+// decodeRequest decodes the request body into req; on a malformed body it
+// writes the 400 and returns false. grpc-gateway treats an empty body as an
+// empty request.
+func decodeRequest(ctx *fasthttp.RequestCtx, req proto.Message) bool {
+	if body := ctx.PostBody(); len(bytes.TrimSpace(body)) > 0 {
+		if err := gwUnmarshal.Unmarshal(body, req); err != nil {
+			writeError(ctx, badRequest(err.Error()))
+			return false
+		}
+	}
+	return true
 }
 
 func writeProto(ctx *fasthttp.RequestCtx, m proto.Message) {
@@ -96,14 +105,6 @@ func (h *Handler) gwMemberList(ctx *fasthttp.RequestCtx) {
 
 func (h *Handler) gwStatus(ctx *fasthttp.RequestCtx) {
 	gateway(h, ctx, nil, h.mt.Status)
-}
-
-func (h *Handler) gwHash(ctx *fasthttp.RequestCtx) {
-	gateway(h, ctx, nil, h.mt.Hash)
-}
-
-func (h *Handler) gwHashKV(ctx *fasthttp.RequestCtx) {
-	gateway(h, ctx, nil, h.mt.HashKV)
 }
 
 func (h *Handler) gwAlarm(ctx *fasthttp.RequestCtx) {

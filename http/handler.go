@@ -7,6 +7,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/valyala/fasthttp"
+	epb "go.etcd.io/etcd/server/v3/etcdserver/api/v3election/v3electionpb"
+	"go.etcd.io/etcd/server/v3/etcdserver/api/v3lock/v3lockpb"
 	"go.uber.org/zap"
 
 	"github.com/metastore/metastore/server"
@@ -90,6 +92,13 @@ type Handler struct {
 	cancel context.CancelFunc
 	// streams ends the watch streams (watch.go).
 	streams *streamStop
+	// callCtx is the parent of the calls that may wait without bound
+	// (Lock, Campaign, Observe: concurrency.go, over the in-process gRPC
+	// connection conc): cancelled by StopStreams as well as Close, so a
+	// graceful shutdown does not wait for them.
+	callCtx   context.Context
+	stopCalls context.CancelFunc
+	conc      *concurrencyClients
 }
 
 // NewHandler returns the HTTP front end over s. Limits not set in cfg are
@@ -109,6 +118,7 @@ func newHandler(kv KV, mt Maintenance, cfg Config) *Handler {
 	cfg = cfg.withDefaults()
 	h := &Handler{cfg: cfg, kv: kv, mt: mt, streams: newStreamStop()}
 	h.ctx, h.cancel = context.WithCancel(context.Background())
+	h.callCtx, h.stopCalls = context.WithCancel(h.ctx)
 	if cfg.Metrics != nil {
 		h.metrics = cfg.Metrics.http
 	}
@@ -204,6 +214,8 @@ var routes = map[string]*route{
 	"/v3/maintenance/status":              {name: "v3_maintenance_status", methods: post, serve: (*Handler).gwStatus},
 	"/v3/maintenance/hash":                {name: "v3_maintenance_hash", methods: post, serve: (*Handler).gwHash},
 	"/v3/maintenance/hashkv":              {name: "v3_maintenance_hashkv", methods: post, serve: (*Handler).gwHashKV},
+	"/v3/maintenance/snapshot":            {name: "v3_maintenance_snapshot", methods: post, serve: (*Handler).gwSnapshot},
+	"/v3/maintenance/downgrade":           {name: "v3_maintenance_downgrade", methods: post, serve: adminRoute(downgrade)},
 	"/v3/maintenance/alarm":               {name: "v3_maintenance_alarm", methods: post, serve: (*Handler).gwAlarm},
 	"/v3/watch":                           {name: "v3_watch", methods: post, serve: (*Handler).gwWatch},
 	"/v3/lease/grant":                     {name: "v3_lease_grant", methods: post, serve: leaseRoute(LeaseAPI.LeaseGrant)},
@@ -214,6 +226,13 @@ var routes = map[string]*route{
 	"/v3/lease/leases":                    {name: "v3_lease_leases", methods: post, serve: leaseRoute(LeaseAPI.LeaseLeases)},
 	"/v3/kv/lease/leases":                 {name: "v3_kv_lease_leases", methods: post, serve: leaseRoute(LeaseAPI.LeaseLeases)},
 	"/v3/lease/keepalive":                 {name: "v3_lease_keepalive", methods: post, serve: (*Handler).gwLeaseKeepAlive},
+	"/v3/lock/lock":                       {name: "v3_lock_lock", methods: post, serve: grpcRoute(lockClient, v3lockpb.LockClient.Lock)},
+	"/v3/lock/unlock":                     {name: "v3_lock_unlock", methods: post, serve: grpcRoute(lockClient, v3lockpb.LockClient.Unlock)},
+	"/v3/election/campaign":               {name: "v3_election_campaign", methods: post, serve: grpcRoute(electionClient, epb.ElectionClient.Campaign)},
+	"/v3/election/proclaim":               {name: "v3_election_proclaim", methods: post, serve: grpcRoute(electionClient, epb.ElectionClient.Proclaim)},
+	"/v3/election/leader":                 {name: "v3_election_leader", methods: post, serve: grpcRoute(electionClient, epb.ElectionClient.Leader)},
+	"/v3/election/resign":                 {name: "v3_election_resign", methods: post, serve: grpcRoute(electionClient, epb.ElectionClient.Resign)},
+	"/v3/election/observe":                {name: "v3_election_observe", methods: post, serve: (*Handler).gwObserve},
 	"/v3/auth/enable":                     {name: "v3_auth_enable", methods: post, serve: authRoute(AuthAPI.AuthEnable)},
 	"/v3/auth/disable":                    {name: "v3_auth_disable", methods: post, serve: authRoute(AuthAPI.AuthDisable)},
 	"/v3/auth/status":                     {name: "v3_auth_status", methods: post, serve: authRoute(AuthAPI.AuthStatus)},

@@ -33,13 +33,28 @@ type Frontend struct {
 	ops  *fasthttp.Server
 	muxs []*Mux
 	wg   sync.WaitGroup
+	// inproc is the gateway's own connection to grpcServer, for the paths
+	// served by calling the gRPC services (concurrency.go).
+	inproc *inprocConn
 }
 
 // Serve starts serving ls and returns at once. grpcServer serves the gRPC
-// side of the client listeners; the caller stops it (GracefulStop closes
-// only its side of each Mux).
+// side of the client listeners, and an in-memory listener that the
+// gateway's Lock and Election paths call it on (as etcd's gateway calls its
+// gRPC server); the caller stops it (GracefulStop closes only its side of
+// each Mux).
 func Serve(h *Handler, grpcServer GRPCServer, ls Listeners) *Frontend {
 	f := &Frontend{h: h, lg: h.cfg.Logger, api: h.NewServer(h.Handle), ops: h.NewServer(h.HandleOps)}
+	if grpcServer != nil {
+		c, err := dialInproc(grpcServer)
+		if err != nil {
+			// grpc.NewClient fails only on bad options, which are fixed.
+			f.lg.Error("gateway: no in-process gRPC connection; /v3/lock and /v3/election are not served", zap.Error(err))
+		} else {
+			f.inproc = c
+			h.useGRPC(c.conn)
+		}
+	}
 	for _, l := range ls.Client {
 		m := NewMux(l, h.cfg.ReadTimeout, f.lg)
 		f.muxs = append(f.muxs, m)
@@ -96,5 +111,8 @@ func (f *Frontend) Close() {
 	_ = f.api.ShutdownWithContext(ctx)
 	_ = f.ops.ShutdownWithContext(ctx)
 	f.h.Close()
+	if f.inproc != nil {
+		f.inproc.close()
+	}
 	f.wg.Wait()
 }

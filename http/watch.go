@@ -89,10 +89,14 @@ func newStreamStop() *streamStop { return &streamStop{c: make(chan struct{})} }
 
 func (s *streamStop) stop() { s.once.Do(func() { close(s.c) }) }
 
-// StopStreams ends every watch stream in flight; new ones end at once.
-// Frontend.Shutdown calls it first, so a graceful shutdown does not wait
-// for watches that would never finish on their own.
-func (h *Handler) StopStreams() { h.streams.stop() }
+// StopStreams ends every watch and observe stream in flight and every
+// waiting Lock and Campaign; new ones end at once. Frontend.Shutdown calls
+// it first, so a graceful shutdown does not wait for calls that would
+// never finish on their own.
+func (h *Handler) StopStreams() {
+	h.streams.stop()
+	h.stopCalls()
+}
 
 // watchEncoder appends the bytes of one hub response to dst; end reports
 // that the stream is over after it.
