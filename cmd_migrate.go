@@ -4,7 +4,6 @@ import (
 	"fmt"
 
 	"github.com/urfave/cli/v2"
-	"go.uber.org/zap"
 
 	"github.com/metastore/metastore/engine"
 	"github.com/metastore/metastore/migrate"
@@ -22,15 +21,10 @@ func migrateCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "migrate",
 		Usage: "write a new member's data directory from an etcd snapshot",
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "from-etcd-snapshot", Usage: "the etcd v3 snapshot file (etcdctl snapshot save, or member/snap/db of a stopped member)"},
 			&cli.StringFlag{Name: "data-dir", Usage: "the data directory to create; must not exist or be empty"},
-			&cli.StringFlag{Name: "engine", Value: server.EngineRocksDB, Usage: "storage engine: rocksdb or memory"},
-			&cli.StringFlag{Name: "name", Value: "default", Usage: "the member's name"},
-			&cli.StringFlag{Name: "initial-cluster", Usage: "the new cluster, name=peerURL,... (default: <name>=<initial-advertise-peer-urls>)"},
-			&cli.StringFlag{Name: "initial-cluster-token", Value: "etcd-cluster", Usage: "the new cluster's token"},
-			&cli.StringFlag{Name: "initial-advertise-peer-urls", Value: "http://localhost:2380", Usage: "this member's peer URLs"},
-		},
+		}, newMemberFlags()...),
 		Before: noArgs,
 		Action: migrateAction,
 	}
@@ -45,33 +39,17 @@ func migrateAction(c *cli.Context) error {
 	if dataDir == "" {
 		return fmt.Errorf("migrate: --data-dir is required")
 	}
-	name := c.String("name")
-	advPeer := c.String("initial-advertise-peer-urls")
-	if _, err := parseURLs("initial-advertise-peer-urls", advPeer); err != nil {
-		return err
-	}
-	ic := c.String("initial-cluster")
-	if ic == "" {
-		ic = name + "=" + advPeer
-	}
-	cluster, err := parseInitialCluster(ic)
+	nm, err := newMemberConfig(c, dataDir)
 	if err != nil {
 		return err
 	}
-	if _, ok := cluster[name]; !ok {
-		return fmt.Errorf("--initial-cluster has no member named %q (--name)", name)
-	}
-	cfg := server.Config{Name: name, DataDir: dataDir, Engine: c.String("engine"), InitialCluster: cluster,
-		ClusterToken: c.String("initial-cluster-token"), ClusterState: "new", Logger: zap.NewNop()}
-	cfg.RocksDB = defaultRocksDB()
-
 	snap, err := migrate.OpenEtcdSnapshot(path)
 	if err != nil {
 		return err
 	}
 	defer snap.Close()
 	var st migrate.Stats
-	err = server.ImportDataDir(cfg, func(eng engine.Engine) error {
+	err = server.ImportDataDir(nm.cfg, func(eng engine.Engine) error {
 		var err error
 		st, err = snap.Import(eng)
 		return err
@@ -91,8 +69,6 @@ func migrateAction(c *cli.Context) error {
 		fmt.Fprintf(w, "Not migrated: etcd auth (enabled: %t, %d users, %d roles); set it up again on the new cluster\n",
 			info.AuthEnabled, info.AuthUsers, info.AuthRoles)
 	}
-	fmt.Fprintf(w, "Start the member with: metastore serve --name %s --data-dir %s --engine %s "+
-		"--initial-cluster %s --initial-cluster-token %s --initial-advertise-peer-urls %s --initial-cluster-state new\n",
-		name, dataDir, cfg.Engine, ic, cfg.ClusterToken, advPeer)
+	fmt.Fprintf(w, "Start the member with: %s\n", nm.serveCommand())
 	return nil
 }

@@ -7,7 +7,6 @@ import (
 	"strconv"
 
 	"github.com/urfave/cli/v2"
-	"go.uber.org/zap"
 
 	"github.com/metastore/metastore/server"
 )
@@ -27,14 +26,9 @@ func snapshotCommand() *cli.Command {
 			Flags: clientFlags(false), Action: snapshotSave,
 		}, {
 			Name: "restore", Usage: "write a new member's data directory from FILE", ArgsUsage: "FILE",
-			Flags: []cli.Flag{
+			Flags: append([]cli.Flag{
 				&cli.StringFlag{Name: "data-dir", Usage: "the data directory to create (default \"<name>.metastore\"); must not exist or be empty"},
-				&cli.StringFlag{Name: "name", Value: "default", Usage: "the member's name"},
-				&cli.StringFlag{Name: "engine", Value: server.EngineRocksDB, Usage: "storage engine: rocksdb or memory"},
-				&cli.StringFlag{Name: "initial-cluster", Usage: "the new cluster, name=peerURL,... (default: <name>=<initial-advertise-peer-urls>)"},
-				&cli.StringFlag{Name: "initial-cluster-token", Value: "etcd-cluster", Usage: "the new cluster's token"},
-				&cli.StringFlag{Name: "initial-advertise-peer-urls", Value: "http://localhost:2380", Usage: "this member's peer URLs"},
-			},
+			}, newMemberFlags()...),
 			Action: snapshotRestore,
 		}, {
 			Name: "status", Usage: "verify FILE and print its hash, revision, key count and size", ArgsUsage: "FILE",
@@ -99,35 +93,14 @@ func snapshotRestore(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	name := c.String("name")
-	advPeer := c.String("initial-advertise-peer-urls")
-	if _, err := parseURLs("initial-advertise-peer-urls", advPeer); err != nil {
-		return err
-	}
-	ic := c.String("initial-cluster")
-	if ic == "" {
-		ic = name + "=" + advPeer
-	}
-	cluster, err := parseInitialCluster(ic)
+	nm, err := newMemberConfig(c, c.String("data-dir"))
 	if err != nil {
 		return err
 	}
-	if _, ok := cluster[name]; !ok {
-		return fmt.Errorf("--initial-cluster has no member named %q (--name)", name)
-	}
-	dataDir := c.String("data-dir")
-	if dataDir == "" {
-		dataDir = name + ".metastore"
-	}
-	cfg := server.Config{Name: name, DataDir: dataDir, Engine: c.String("engine"), InitialCluster: cluster,
-		ClusterToken: c.String("initial-cluster-token"), ClusterState: "new", Logger: zap.NewNop()}
-	cfg.RocksDB = defaultRocksDB()
-	if err := server.RestoreDataDir(cfg, path); err != nil {
+	if err := server.RestoreDataDir(nm.cfg, path); err != nil {
 		return err
 	}
-	fmt.Fprintf(c.App.Writer, "Restored %s into %s; start the member with: metastore serve --name %s --data-dir %s --engine %s "+
-		"--initial-cluster %s --initial-cluster-token %s --initial-advertise-peer-urls %s --initial-cluster-state new\n",
-		path, dataDir, name, dataDir, cfg.Engine, ic, cfg.ClusterToken, advPeer)
+	fmt.Fprintf(c.App.Writer, "Restored %s into %s; start the member with: %s\n", path, nm.cfg.DataDir, nm.serveCommand())
 	return nil
 }
 
