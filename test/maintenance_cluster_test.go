@@ -211,3 +211,64 @@ func TestMaintenanceCluster_GracefulStopTransfersLeadership(t *testing.T) {
 	require.True(t, logContains(t, lead, "transferring leadership"), "the stopping leader logged the transfer")
 	mustPut(t, cli, "after", "1")
 }
+
+// TestMaintenanceCluster_MoveLeaderToLearner: 3 voters and a running
+// learner. As etcd's MoveLeader, the learner is a bad transferee (so are
+// ID 0 and an unknown member), and the leader stays; once promoted, the
+// same member takes leadership.
+func TestMaintenanceCluster_MoveLeaderToLearner(t *testing.T) {
+	c := startCluster(t, engineMemory, 3)
+	lead := c.leader()
+	leadID := memberID(t, lead)
+	lcli := newClient(t, lead.endpoint())
+	mustPut(t, lcli, "before-learner", "1")
+
+	t.Logf("Step 1: adding a learner with MemberAddAsLearner and starting it...")
+	m4 := c.newJoiningMember("m4")
+	add, err := lcli.MemberAddAsLearner(ctxT(t, 5*time.Second), []string{m4.peerURL})
+	require.NoError(t, err)
+	require.True(t, add.Member.IsLearner)
+	lid := add.Member.ID
+	m4.args = joinArgs(m4.args, lid)
+	m4.start()
+	waitFor(t, 20*time.Second, "the learner to serve and know the leader", func() bool {
+		st, err := m4.status()
+		return err == nil && st.IsLearner && st.Leader == leadID
+	})
+
+	t.Logf("Step 2: MoveLeader to the learner, to 0 and to an unknown ID fail with etcd's bad leader transferee...")
+	for _, tc := range []struct {
+		what   string
+		target uint64
+	}{{"the learner", lid}, {"target 0", 0}, {"an unknown ID", lid ^ 0xffff}} {
+		_, err := lcli.MoveLeader(ctxT(t, 5*time.Second), tc.target)
+		requireErrIs(t, err, rpctypes.ErrBadLeaderTransferee, tc.what)
+		require.Equal(t, "etcdserver: bad leader transferee", rpctypes.ErrorDesc(err), tc.what)
+	}
+	code, out, errOut := runCLI(t, 20*time.Second, "move-leader", fmt.Sprintf("%x", lid), "--endpoints", joinEndpoints(c))
+	require.Equal(t, 1, code, out)
+	require.Contains(t, errOut, "etcdserver: bad leader transferee")
+
+	t.Logf("Step 3: the leader did not change, on any member...")
+	for _, m := range c.members {
+		st, err := m.status()
+		require.NoError(t, err, m.name)
+		require.Equal(t, leadID, st.Leader, m.name)
+	}
+
+	t.Logf("Step 4: once promoted, the former learner takes leadership...")
+	waitFor(t, 20*time.Second, "the learner to be promoted", func() bool {
+		_, err := lcli.MemberPromote(ctxT(t, 5*time.Second), lid)
+		return err == nil
+	})
+	_, err = lcli.MoveLeader(ctxT(t, 10*time.Second), lid)
+	require.NoError(t, err)
+	for _, m := range c.members {
+		waitFor(t, 5*time.Second, m.name+" to see m4 lead", func() bool {
+			st, err := m.status()
+			return err == nil && st.Leader == lid
+		})
+	}
+	resp := mustPut(t, newClient(t, m4.endpoint()), "after-move", "1")
+	require.Equal(t, lid, resp.Header.MemberId)
+}
