@@ -160,7 +160,8 @@ func (h *Handler) grpcError(err error) apiError {
 //
 // As grpc-gateway, nothing is answered until the first message or error:
 // an error before any message (a bad token, say) gets its own HTTP status
-// and error body; a stream that ends without a message is an empty 200.
+// and the stream's error line; a stream that ends without a message is an
+// empty 200.
 // Unlike grpc-gateway, a stream with nothing to say within streamKeepAlive
 // (an election without a leader) is answered 200 then and kept alive like
 // a watch, so that a client that goes away is noticed.
@@ -177,7 +178,7 @@ func (h *Handler) gwObserve(ctx *fasthttp.RequestCtx) {
 	stream, err := h.conc.election.Observe(sctx, req)
 	if err != nil {
 		cancel()
-		writeError(ctx, h.grpcError(err))
+		writeStreamError(ctx, h.grpcError(err))
 		return
 	}
 	msgs := make(chan *epb.LeaderResponse)
@@ -209,12 +210,12 @@ func (h *Handler) gwObserve(ctx *fasthttp.RequestCtx) {
 			ctx.SetContentType(contentJSON)
 			return
 		}
-		writeError(ctx, h.grpcError(err))
+		writeStreamError(ctx, h.grpcError(err)) // maintenance.go
 		return
 	case <-wait.C:
 	case <-h.streams.c:
 		cancel()
-		writeError(ctx, fromStatus(rpctypes.ErrGRPCStopped))
+		writeStreamError(ctx, fromStatus(rpctypes.ErrGRPCStopped))
 		return
 	}
 	wait.Stop()

@@ -189,7 +189,7 @@ func TestGatewayObserve_Streams(t *testing.T) {
 	t.Logf("Step 1: an error before any message gets its HTTP status")
 	code, body := postJSON(t, base+"/v3/election/observe", `{"name":"ZGVuaWVk"}`)
 	require.Equal(t, 403, code)
-	require.JSONEq(t, `{"code":7,"message":"etcdserver: permission denied"}`, body)
+	require.JSONEq(t, `{"error":{"code":7,"message":"etcdserver: permission denied"}}`, body)
 
 	t.Logf("Step 2: each message is one {\"result\":...} line, keep-alives between")
 	resp, err := nethttp.Post(base+"/v3/election/observe", "application/json", strings.NewReader(`{"name":"ZQ=="}`))

@@ -2,6 +2,7 @@ package http
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"io"
@@ -81,8 +82,10 @@ const snapshotChunk = 32 * 1024
 // (grpc/maintenance.go): blobs of the state stream (base64 in JSON) with
 // remaining_bytes counting down to 0, then one last message whose blob is
 // the SHA-256 of every blob before it, which is what etcdctl appends to a
-// saved snapshot. Refusals (not root, a bad token) get their HTTP status;
-// a failure mid-stream ends it with grpc-gateway's error line.
+// saved snapshot. Refusals (not root, a bad token) get their HTTP status
+// and, as from etcd's gateway, the stream's error line
+// {"error":{"code":N,"message":"..."}}; a failure mid-stream ends the
+// stream with that line.
 func (h *Handler) gwSnapshot(ctx *fasthttp.RequestCtx) {
 	sa, ok := h.kv.(SnapshotAPI)
 	if !ok {
@@ -92,17 +95,24 @@ func (h *Handler) gwSnapshot(ctx *fasthttp.RequestCtx) {
 	if !decodeRequest(ctx, new(pb.SnapshotRequest)) {
 		return
 	}
-	cctx, ok := h.requestContext(ctx) // auth.go
-	if !ok {
-		return
+	g, ok := h.kv.(AuthGate)
+	cctx := h.ctx
+	if ok {
+		tok := bytes.TrimPrefix(ctx.Request.Header.Peek(fasthttp.HeaderAuthorization), []byte("Bearer "))
+		c, err := g.AuthContext(h.ctx, string(tok))
+		if err != nil {
+			writeStreamError(ctx, toAPIError(err))
+			return
+		}
+		cctx = c
 	}
 	if err := sa.AuthorizeAdmin(cctx); err != nil {
-		writeError(ctx, toAPIError(err))
+		writeStreamError(ctx, toAPIError(err))
 		return
 	}
 	ss, err := sa.NewStateSnapshot()
 	if err != nil {
-		writeError(ctx, toAPIError(err))
+		writeStreamError(ctx, toAPIError(err))
 		return
 	}
 	ctx.SetStatusCode(fasthttp.StatusOK)
@@ -165,4 +175,18 @@ func (h *Handler) gwSnapshot(ctx *fasthttp.RequestCtx) {
 		}
 		send(&pb.SnapshotResponse{Header: hdr, Blob: sum.Sum(nil), Version: version.EtcdAPIVersion})
 	})
+}
+
+// writeStreamError answers a streaming path that fails before its first
+// message as grpc-gateway does: the error's HTTP status with the stream's
+// error line. (A malformed request body is refused before any call, with
+// the unary error body, as grpc-gateway does too.)
+func writeStreamError(ctx *fasthttp.RequestCtx, e apiError) {
+	b := getBuf()
+	buf := appendErrorChunk((*b)[:0], e)
+	ctx.SetStatusCode(e.status)
+	ctx.SetContentType(contentJSON)
+	ctx.SetBody(buf)
+	*b = buf
+	putBuf(b)
 }
