@@ -1,6 +1,7 @@
 package test
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
@@ -453,29 +454,98 @@ func scenarioHTTPOneKeyFromEveryMember(t *testing.T, c *cluster) {
 
 // --- etcd's gateway documentation, replayed with curl ------------------------
 
-// etcdGatewayDocSteps are the curl examples of etcd's "gRPC gateway" guide
-// (etcd.io, dev-guide/api_grpc_gateway, v3.6 and later: put, range, range
-// by prefix, txn with target CREATE and target VERSION), each with the
-// output the guide shows. Steps marked setup are not in the guide: they
-// bring the key to the version the guide's VERSION example assumes.
-var etcdGatewayDocSteps = []struct {
-	setup  bool
-	cmd    string
+// gatewayDocStep is one curl command of etcd's gateway guide and the output
+// the guide shows for it.
+type gatewayDocStep struct {
+	// setup steps are not in the guide: they bring the store to the state
+	// the next example assumes.
+	setup bool
+	// watch starts cmd in the background (a watch that streams until it is
+	// stopped); expect is its first line. A later step with watchNext and
+	// no cmd expects the stream's next line.
+	watch, watchNext bool
+	cmd              string
+	// expect is the output as JSON, compared after dropping cluster_id,
+	// member_id and raft_term (normalizeJSON). A string value "~re" in it
+	// matches any value the regular expression re matches (the TTL left,
+	// a token).
 	expect string
-}{
-	{false, `curl -L http://localhost:2379/v3/kv/put -X POST -d '{"key": "Zm9v", "value": "YmFy"}'`,
-		`{"header":{"cluster_id":"12585971608760269493","member_id":"13847567121247652255","revision":"2","raft_term":"3"}}`},
-	{false, `curl -L http://localhost:2379/v3/kv/range -X POST -d '{"key": "Zm9v"}'`,
-		`{"header":{"cluster_id":"12585971608760269493","member_id":"13847567121247652255","revision":"2","raft_term":"3"},"kvs":[{"key":"Zm9v","create_revision":"2","mod_revision":"2","version":"1","value":"YmFy"}],"count":"1"}`},
-	{false, `curl -L http://localhost:2379/v3/kv/range -X POST -d '{"key": "Zm9v", "range_end": "Zm9w"}'`,
-		`{"header":{"cluster_id":"12585971608760269493","member_id":"13847567121247652255","revision":"2","raft_term":"3"},"kvs":[{"key":"Zm9v","create_revision":"2","mod_revision":"2","version":"1","value":"YmFy"}],"count":"1"}`},
-	{false, `curl -L http://localhost:2379/v3/kv/txn -X POST -d '{"compare":[{"target":"CREATE","key":"Zm9v","createRevision":"2"}],"success":[{"requestPut":{"key":"Zm9v","value":"YmFy"}}]}'`,
-		`{"header":{"cluster_id":"12585971608760269493","member_id":"13847567121247652255","revision":"3","raft_term":"2"},"succeeded":true,"responses":[{"response_put":{"header":{"revision":"3"}}}]}`},
-	{true, `curl -sL http://localhost:2379/v3/kv/put -X POST -d '{"key": "b3RoZXI=", "value": "eA=="}'`, ""},
-	{true, `curl -sL http://localhost:2379/v3/kv/put -X POST -d '{"key": "Zm9v", "value": "YmFy"}'`, ""},
-	{true, `curl -sL http://localhost:2379/v3/kv/put -X POST -d '{"key": "Zm9v", "value": "YmF6"}'`, ""},
-	{false, `curl -L http://localhost:2379/v3/kv/txn -X POST -d '{"compare":[{"version":"4","result":"EQUAL","target":"VERSION","key":"Zm9v"}],"success":[{"requestRange":{"key":"Zm9v"}}]}'`,
-		`{"header":{"cluster_id":"14841639068965178418","member_id":"10276657743932975437","revision":"6","raft_term":"3"},"succeeded":true,"responses":[{"response_range":{"header":{"revision":"6"},"kvs":[{"key":"Zm9v","create_revision":"2","mod_revision":"6","version":"4","value":"YmF6"}],"count":"1"}}]}`},
+	// token: the answer's "token" replaces the guide's token in later
+	// commands.
+	token bool
+}
+
+// guideToken is the token the guide shows; later commands send it.
+const guideToken = "sssvIpwfnLAcWAQH.9"
+
+// etcdGatewayDocSteps are the curl examples of etcd's "gRPC gateway" guide
+// (etcd.io, dev-guide/api_grpc_gateway, v3.5 and later: watch, put, range,
+// range by prefix, txn with target CREATE and target VERSION), each with
+// the output the guide shows, in an order one fresh member reproduces: the
+// watch example's put is the put example's (revision 2 in both). The Lease
+// steps are not in the guide (it has none): they are etcd's lease tutorial
+// (grant 300 with its lease ID 2be7547fbc6a5afa, put --lease, keep-alive,
+// time-to-live, revoke) in the guide's form, with etcd's answers. The
+// guide's Authentication examples assume a fresh cluster (revision 1): see
+// etcdGatewayAuthDocSteps.
+var etcdGatewayDocSteps = []gatewayDocStep{
+	{watch: true, cmd: `curl -N http://localhost:2379/v3/watch -X POST -d '{"create_request": {"key":"Zm9v"} }'`,
+		expect: `{"result":{"header":{"cluster_id":"12585971608760269493","member_id":"13847567121247652255","revision":"1","raft_term":"2"},"created":true}}`},
+	{cmd: `curl -L http://localhost:2379/v3/kv/put -X POST -d '{"key": "Zm9v", "value": "YmFy"}'`,
+		expect: `{"header":{"cluster_id":"12585971608760269493","member_id":"13847567121247652255","revision":"2","raft_term":"3"}}`},
+	{watchNext: true,
+		expect: `{"result":{"header":{"cluster_id":"12585971608760269493","member_id":"13847567121247652255","revision":"2","raft_term":"2"},"events":[{"kv":{"key":"Zm9v","create_revision":"2","mod_revision":"2","version":"1","value":"YmFy"}}]}}`},
+	{cmd: `curl -L http://localhost:2379/v3/kv/range -X POST -d '{"key": "Zm9v"}'`,
+		expect: `{"header":{"cluster_id":"12585971608760269493","member_id":"13847567121247652255","revision":"2","raft_term":"3"},"kvs":[{"key":"Zm9v","create_revision":"2","mod_revision":"2","version":"1","value":"YmFy"}],"count":"1"}`},
+	{cmd: `curl -L http://localhost:2379/v3/kv/range -X POST -d '{"key": "Zm9v", "range_end": "Zm9w"}'`,
+		expect: `{"header":{"cluster_id":"12585971608760269493","member_id":"13847567121247652255","revision":"2","raft_term":"3"},"kvs":[{"key":"Zm9v","create_revision":"2","mod_revision":"2","version":"1","value":"YmFy"}],"count":"1"}`},
+	{cmd: `curl -L http://localhost:2379/v3/kv/txn -X POST -d '{"compare":[{"target":"CREATE","key":"Zm9v","createRevision":"2"}],"success":[{"requestPut":{"key":"Zm9v","value":"YmFy"}}]}'`,
+		expect: `{"header":{"cluster_id":"12585971608760269493","member_id":"13847567121247652255","revision":"3","raft_term":"2"},"succeeded":true,"responses":[{"response_put":{"header":{"revision":"3"}}}]}`},
+	{setup: true, cmd: `curl -sL http://localhost:2379/v3/kv/put -X POST -d '{"key": "b3RoZXI=", "value": "eA=="}'`},
+	{setup: true, cmd: `curl -sL http://localhost:2379/v3/kv/put -X POST -d '{"key": "Zm9v", "value": "YmFy"}'`},
+	{setup: true, cmd: `curl -sL http://localhost:2379/v3/kv/put -X POST -d '{"key": "Zm9v", "value": "YmF6"}'`},
+	{cmd: `curl -L http://localhost:2379/v3/kv/txn -X POST -d '{"compare":[{"version":"4","result":"EQUAL","target":"VERSION","key":"Zm9v"}],"success":[{"requestRange":{"key":"Zm9v"}}]}'`,
+		expect: `{"header":{"cluster_id":"14841639068965178418","member_id":"10276657743932975437","revision":"6","raft_term":"3"},"succeeded":true,"responses":[{"response_range":{"header":{"revision":"6"},"kvs":[{"key":"Zm9v","create_revision":"2","mod_revision":"6","version":"4","value":"YmF6"}],"count":"1"}}]}`},
+	// Leases (etcd's lease tutorial over the gateway; "sample" is c2FtcGxl).
+	{cmd: `curl -L http://localhost:2379/v3/lease/grant -X POST -d '{"TTL": "300", "ID": "3163590170849729274"}'`,
+		expect: `{"header":{"revision":"6"},"ID":"3163590170849729274","TTL":"300"}`},
+	{cmd: `curl -L http://localhost:2379/v3/kv/put -X POST -d '{"key": "c2FtcGxl", "value": "dmFsdWU=", "lease": "3163590170849729274"}'`,
+		expect: `{"header":{"revision":"7"}}`},
+	{cmd: `curl -L http://localhost:2379/v3/kv/range -X POST -d '{"key": "c2FtcGxl"}'`,
+		expect: `{"header":{"revision":"7"},"kvs":[{"key":"c2FtcGxl","create_revision":"7","mod_revision":"7","version":"1","value":"dmFsdWU=","lease":"3163590170849729274"}],"count":"1"}`},
+	{cmd: `curl -L http://localhost:2379/v3/lease/keepalive -X POST -d '{"ID": "3163590170849729274"}'`,
+		expect: `{"result":{"header":{"revision":"7"},"ID":"3163590170849729274","TTL":"300"}}`},
+	{cmd: `curl -L http://localhost:2379/v3/lease/timetolive -X POST -d '{"ID": "3163590170849729274", "keys": true}'`,
+		expect: `{"header":{"revision":"7"},"ID":"3163590170849729274","TTL":"~^(29[0-9]|300)$","grantedTTL":"300","keys":["c2FtcGxl"]}`},
+	{cmd: `curl -L http://localhost:2379/v3/lease/revoke -X POST -d '{"ID": "3163590170849729274"}'`,
+		expect: `{"header":{"revision":"8"}}`},
+	{cmd: `curl -L http://localhost:2379/v3/kv/range -X POST -d '{"key": "c2FtcGxl"}'`,
+		expect: `{"header":{"revision":"8"}}`},
+	{cmd: `curl -L http://localhost:2379/v3/lease/timetolive -X POST -d '{"ID": "3163590170849729274"}'`,
+		expect: `{"header":{"revision":"8"},"ID":"3163590170849729274","TTL":"-1"}`},
+}
+
+// etcdGatewayAuthDocSteps are the guide's Authentication examples, on a
+// fresh member: root user and role, auth enable, authenticate, then a put
+// with the token in the Authorization header. The token is random (16
+// letters, a dot, a number, as etcd's simple tokens); later commands send
+// the one the member issued.
+var etcdGatewayAuthDocSteps = []gatewayDocStep{
+	{cmd: `curl -L http://localhost:2379/v3/auth/user/add -X POST -d '{"name": "root", "password": "pass"}'`,
+		expect: `{"header":{"cluster_id":"14841639068965178418","member_id":"10276657743932975437","revision":"1","raft_term":"2"}}`},
+	{cmd: `curl -L http://localhost:2379/v3/auth/role/add -X POST -d '{"name": "root"}'`,
+		expect: `{"header":{"cluster_id":"14841639068965178418","member_id":"10276657743932975437","revision":"1","raft_term":"2"}}`},
+	{cmd: `curl -L http://localhost:2379/v3/auth/user/grant -X POST -d '{"user": "root", "role": "root"}'`,
+		expect: `{"header":{"cluster_id":"14841639068965178418","member_id":"10276657743932975437","revision":"1","raft_term":"2"}}`},
+	{cmd: `curl -L http://localhost:2379/v3/auth/enable -X POST -d '{}'`,
+		expect: `{"header":{"cluster_id":"14841639068965178418","member_id":"10276657743932975437","revision":"1","raft_term":"2"}}`},
+	{token: true, cmd: `curl -L http://localhost:2379/v3/auth/authenticate -X POST -d '{"name": "root", "password": "pass"}'`,
+		expect: `{"header":{"cluster_id":"14841639068965178418","member_id":"10276657743932975437","revision":"1","raft_term":"2"},"token":"~^[A-Za-z]{16}\\.[0-9]+$"}`},
+	{cmd: `curl -L http://localhost:2379/v3/kv/put -H 'Authorization: sssvIpwfnLAcWAQH.9' -X POST -d '{"key": "Zm9v", "value": "YmFy"}'`,
+		expect: `{"header":{"cluster_id":"14841639068965178418","member_id":"10276657743932975437","revision":"2","raft_term":"2"}}`},
+	// Not in the guide: without the token the same put is refused, as by etcd.
+	{cmd: `curl -sL http://localhost:2379/v3/kv/put -X POST -d '{"key": "Zm9v", "value": "YmFy"}'`,
+		expect: `{"code":3,"message":"etcdserver: user name is empty"}`},
 }
 
 // runCurl runs one curl command line (with localhost:2379 pointed at
@@ -519,14 +589,127 @@ func normalizeJSON(t *testing.T, s string) any {
 
 func scenarioEtcdGatewayDocExamples(t *testing.T, engine string) {
 	c := startAPICluster(t, engine, 1)
-	base := c.members[0].clientURL
-	for i, st := range etcdGatewayDocSteps {
-		t.Logf("Step %d: %s", i+1, st.cmd)
-		out := runCurl(t, st.cmd, base)
+	runGatewayDocSteps(t, c.members[0].clientURL, etcdGatewayDocSteps, 0)
+	t.Logf("The Authentication examples, on a fresh member")
+	c = startAPICluster(t, engine, 1)
+	runGatewayDocSteps(t, c.members[0].clientURL, etcdGatewayAuthDocSteps, len(etcdGatewayDocSteps))
+}
+
+// runGatewayDocSteps runs steps against base, numbering them from first+1.
+func runGatewayDocSteps(t *testing.T, base string, steps []gatewayDocStep, first int) {
+	token := guideToken
+	var watch *bgCurl
+	for i, st := range steps {
+		cmd := strings.ReplaceAll(st.cmd, guideToken, token)
+		var out string
+		switch {
+		case st.watchNext:
+			t.Logf("Step %d: the watch's next line", first+i+1)
+			require.NotNil(t, watch, "a watch step comes first")
+			out = watch.line(t)
+		case st.watch:
+			t.Logf("Step %d: %s &", first+i+1, cmd)
+			watch = startBGCurl(t, cmd, base)
+			out = watch.line(t)
+		default:
+			t.Logf("Step %d: %s", first+i+1, cmd)
+			out = runCurl(t, cmd, base)
+		}
 		if st.expect == "" {
 			continue
 		}
-		require.Equal(t, normalizeJSON(t, st.expect), normalizeJSON(t, out), "output of %s", st.cmd)
+		requireJSONMatch(t, st.expect, out, cmd)
+		if st.token {
+			var r struct{ Token string }
+			require.NoError(t, json.Unmarshal([]byte(out), &r))
+			token = r.Token
+		}
+	}
+}
+
+// requireJSONMatch compares got with want after normalizeJSON; a string
+// "~re" in want matches a string in got that the regular expression re
+// matches.
+func requireJSONMatch(t *testing.T, want, got, what string) {
+	t.Helper()
+	w, g := normalizeJSON(t, want), normalizeJSON(t, got)
+	var match func(w, g any) any
+	match = func(w, g any) any {
+		switch x := w.(type) {
+		case string:
+			if re, ok := strings.CutPrefix(x, "~"); ok {
+				if s, ok := g.(string); ok && regexp.MustCompile(re).MatchString(s) {
+					return g
+				}
+			}
+		case map[string]any:
+			if gm, ok := g.(map[string]any); ok {
+				out := map[string]any{}
+				for k, v := range x {
+					out[k] = match(v, gm[k])
+				}
+				return out
+			}
+		case []any:
+			if gs, ok := g.([]any); ok && len(gs) == len(x) {
+				out := make([]any, len(x))
+				for i := range x {
+					out[i] = match(x[i], gs[i])
+				}
+				return out
+			}
+		}
+		return w
+	}
+	require.Equal(t, match(w, g), g, "output of %s", what)
+}
+
+// bgCurl is a curl command running in the background (a stream), read one
+// line at a time.
+type bgCurl struct {
+	lines chan string
+}
+
+// startBGCurl starts cmdline (with localhost:2379 pointed at baseURL)
+// through bash; it is killed when the test ends.
+func startBGCurl(t *testing.T, cmdline, baseURL string) *bgCurl {
+	t.Helper()
+	cmdline = strings.ReplaceAll(cmdline, "http://localhost:2379", baseURL)
+	cmd := exec.Command("bash", "-c", "exec "+cmdline)
+	out, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	b := &bgCurl{lines: make(chan string, 16)}
+	go func() {
+		defer close(b.lines)
+		r := bufio.NewReader(out)
+		for {
+			line, err := r.ReadString('\n')
+			if strings.TrimSpace(line) != "" {
+				b.lines <- line
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	return b
+}
+
+// line is the next non-blank line of output.
+func (b *bgCurl) line(t *testing.T) string {
+	t.Helper()
+	select {
+	case l, ok := <-b.lines:
+		require.True(t, ok, "the background curl ended")
+		return l
+	case <-time.After(10 * time.Second):
+		t.Fatal("no output from the background curl within 10s")
+		return ""
 	}
 }
 
