@@ -45,7 +45,7 @@ func TestOpsAutoCompaction_Periodic(t *testing.T) {
 				rev int64
 			}
 			var (
-				mu          sync.Mutex
+				mu sync.Mutex
 				// sent maps a revision to when its put was sent; revision 1
 				// (the empty store) exists from the start.
 				sent        = map[int64]time.Time{1: started, base: time.Now()}
