@@ -13,9 +13,9 @@ import (
 // metastore migrate --from-etcd-snapshot FILE --data-dir DIR: writes a new
 // member's data directory from an etcd v3 snapshot (etcdctl snapshot save,
 // or a stopped member's member/snap/db) with its keys, revisions, history
-// since the compaction and leases (migrate/). `serve` on the directory with
-// the same cluster flags bootstraps a new cluster holding the data, as
-// after `snapshot restore`.
+// since the compaction, leases, users and roles (migrate/). `serve` on the
+// directory with the same cluster flags bootstraps a new cluster holding
+// the data, as after `snapshot restore`.
 
 func migrateCommand() *cli.Command {
 	return &cli.Command{
@@ -65,9 +65,9 @@ func migrateAction(c *cli.Context) error {
 	w := c.App.Writer
 	fmt.Fprintf(w, "Migrated %s into %s: revision %d, compaction revision %d, %d versions (%d deletes), %d leases; %s\n",
 		path, dataDir, st.Rev, st.CompactRev, st.Versions, st.Tombstones, st.Leases, hash)
-	if info.AuthEnabled || info.AuthUsers > 0 || info.AuthRoles > 0 {
-		fmt.Fprintf(w, "Not migrated: etcd auth (enabled: %t, %d users, %d roles); set it up again on the new cluster\n",
-			info.AuthEnabled, info.AuthUsers, info.AuthRoles)
+	if st.AuthEnabled || st.AuthUsers > 0 || st.AuthRoles > 0 {
+		fmt.Fprintf(w, "Migrated etcd auth: %d users, %d roles, auth enabled: %t (passwords unchanged)\n",
+			st.AuthUsers, st.AuthRoles, st.AuthEnabled)
 	}
 	fmt.Fprintf(w, "Start the member with: %s\n", nm.serveCommand())
 	return nil

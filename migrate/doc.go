@@ -19,9 +19,13 @@
 // the compaction revision, so that a watch from there sees the delete; it
 // is imported as it is, and the delete replays from there here too.
 //
+// Auth: every user (with its bcrypt password hash, so the same password
+// logs in, and its roles), every role with its key permissions, and
+// whether auth is enabled, replayed through auth.Store's apply methods
+// (auth.go); only the auth revision restarts.
+//
 // Not kept: the cluster's membership, IDs and raft state (the new cluster
-// takes them from the serve flags), alarms, and etcd's auth users and roles
-// (Info reports whether the file has any, so the caller can warn).
+// takes them from the serve flags) and alarms.
 //
 // # etcd's file layout (server/storage/schema, server/storage/mvcc)
 //
@@ -30,6 +34,7 @@
 //	bucket "lease": bigEndian(id)  ->  leasepb.Lease{ID=1, TTL=2, RemainingTTL=3}
 //	bucket "meta":  "finishedCompactRev", "scheduledCompactRev"  ->  a 17-byte
 //	                revision as above; "consistent_index"  ->  bigEndian uint64
+//	buckets "auth", "authUsers", "authRoles": see auth.go
 //
 // The key bucket is ordered by revision, which is the order mvcc.Importer
 // takes. leasepb lives in etcd's server module, which MetaStore does not

@@ -60,7 +60,7 @@ type Info struct {
 	// and it matched; false for a plain database file.
 	HashVerified bool
 	// AuthEnabled, AuthUsers and AuthRoles describe etcd's auth state,
-	// which is not migrated.
+	// which Import carries over (auth.go).
 	AuthEnabled          bool
 	AuthUsers, AuthRoles int
 	// Size is the file's size in bytes.
@@ -72,6 +72,7 @@ type EtcdSnapshot struct {
 	path string
 	db   *bolt.DB
 	info Info
+	auth etcdAuth // decoded by scan; small
 }
 
 // OpenEtcdSnapshot opens the file at path, verifies its trailing SHA-256 if
@@ -135,8 +136,8 @@ func verifyHash(path string, size int64) (bool, error) {
 	return true, nil
 }
 
-// scan checks the buckets, reads the meta records and decodes every key
-// and lease record once, filling s.info.
+// scan checks the buckets, reads the meta records, decodes every key and
+// lease record once and the auth records, filling s.info and s.auth.
 func (s *EtcdSnapshot) scan() error {
 	return s.view(func(tx *bolt.Tx) error {
 		keys, meta := tx.Bucket(bucketKey), tx.Bucket(bucketMeta)
@@ -187,12 +188,10 @@ func (s *EtcdSnapshot) scan() error {
 				return err
 			}
 		}
-		if ab := tx.Bucket(bucketAuth); ab != nil {
-			v := ab.Get(authEnabledKey)
-			s.info.AuthEnabled = len(v) == 1 && v[0] == 1
+		if s.auth, err = readAuth(tx); err != nil {
+			return err
 		}
-		s.info.AuthUsers = countRecords(tx.Bucket(bucketAuthUsers))
-		s.info.AuthRoles = countRecords(tx.Bucket(bucketAuthRoles))
+		s.info.AuthEnabled, s.info.AuthUsers, s.info.AuthRoles = s.auth.enabled, len(s.auth.users), len(s.auth.roles)
 		return nil
 	})
 }
@@ -207,13 +206,6 @@ func (s *EtcdSnapshot) view(fn func(tx *bolt.Tx) error) (err error) {
 		}
 	}()
 	return s.db.View(fn)
-}
-
-func countRecords(b *bolt.Bucket) int {
-	if b == nil {
-		return 0
-	}
-	return b.Stats().KeyN
 }
 
 // metaRev decodes a revision stored in the meta bucket (0 when absent).

@@ -18,11 +18,15 @@ const leaseBatch = 10000
 type Stats struct {
 	mvcc.ImportStats
 	Leases int64
+	// AuthUsers and AuthRoles were imported; AuthEnabled: auth is on.
+	AuthUsers, AuthRoles int
+	AuthEnabled          bool
 }
 
-// Import writes the snapshot's keyspace and leases into eng, which must be
-// empty (see mvcc.NewImporter): the leases first, then every version of
-// the key bucket in revision order, then the revisions. The whole file is
+// Import writes the snapshot's keyspace, leases and auth state into eng,
+// which must be empty (see mvcc.NewImporter): the leases first, then every
+// version of the key bucket in revision order, then the revisions, then
+// the users, roles and auth flag (auth.go). The whole file is
 // read in one bbolt read transaction; the engine gets bounded batches. On
 // error the engine holds part of the data and must be thrown away
 // (server.ImportDataDir removes the directory).
@@ -64,6 +68,10 @@ func (s *EtcdSnapshot) Import(eng engine.Engine) (Stats, error) {
 	if err != nil {
 		return Stats{}, err
 	}
+	if err := importAuth(eng, s.auth); err != nil {
+		return Stats{}, err
+	}
+	st.AuthUsers, st.AuthRoles, st.AuthEnabled = len(s.auth.users), len(s.auth.roles), s.auth.enabled
 	if st.Rev != s.info.Revision {
 		// Both follow etcd's rule; a difference is a bug here, not bad input.
 		return Stats{}, fmt.Errorf("migrate: imported revision %d, the file says %d", st.Rev, s.info.Revision)

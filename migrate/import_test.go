@@ -44,7 +44,7 @@ func historyFile(t *testing.T, hash bool) string {
 		{"meta", []byte("scheduledCompactRev"), compact},
 		{"meta", []byte("consistent_index"), binary8(15)},
 		{"auth", []byte("authEnabled"), []byte{1}},
-		{"authUsers", []byte("root"), []byte("x")},
+		{"authUsers", []byte("root"), userValue(t, "root", "rootpw", "root")},
 	})
 	if hash {
 		appendHash(t, path)
@@ -111,7 +111,7 @@ func TestImport_History(t *testing.T) {
 				st, err := snap.Import(e)
 				require.NoError(t, err)
 				require.Equal(t, Stats{ImportStats: mvcc.ImportStats{Versions: 9, Tombstones: 1, Changes: 8, Rev: 10, CompactRev: 4},
-					Leases: 1}, st)
+					Leases: 1, AuthUsers: 1, AuthEnabled: true}, st)
 
 				t.Logf("Step 3: a store on the engine has etcd's revisions, history and compaction...")
 				s, err := mvcc.Open(e, mvcc.Config{})
