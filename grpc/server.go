@@ -2,6 +2,7 @@ package grpc
 
 import (
 	"math"
+	"runtime"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"google.golang.org/grpc"
@@ -15,15 +16,21 @@ import (
 // The caller serves it on the client listeners and stops it.
 func NewServer(s *server.Server) *grpc.Server {
 	cfg := s.Config()
+	cm := callMetrics{} // metrics.go: filled below, once every service is registered
 	gs := grpc.NewServer(
 		// etcd allows a message up to the request limit plus gRPC overhead.
 		grpc.MaxRecvMsgSize(cfg.MaxRequestBytes+512*1024),
 		grpc.MaxSendMsgSize(math.MaxInt32),
 		grpc.MaxConcurrentStreams(maxStreams(cfg.MaxConcurrentStreams)),
-		grpc.StatsHandler(metricsHandler{}),
-		// auth.go: each call's token into its context; admin-only methods.
-		grpc.ChainUnaryInterceptor(AuthUnaryInterceptor(s)),
-		grpc.ChainStreamInterceptor(AuthStreamInterceptor(s)),
+		// Calls run on a pool of long-lived goroutines whose stacks have
+		// already grown, instead of a fresh goroutine per call: a fresh
+		// one copied its stack while growing it (15% of the CPU of small
+		// ranges in a profile).
+		grpc.NumStreamWorkers(uint32(4*runtime.GOMAXPROCS(0))),
+		// metrics.go: grpc_server_started/handled_total; auth.go: each
+		// call's token into its context; admin-only methods.
+		grpc.ChainUnaryInterceptor(cm.unaryInterceptor(), AuthUnaryInterceptor(s)),
+		grpc.ChainStreamInterceptor(cm.streamInterceptor(), AuthStreamInterceptor(s)),
 		grpc.Creds(terminatedTLS{}), // TLS peer info on TLS client listeners: tls.go
 	)
 	pb.RegisterKVServer(gs, NewKVServer(s, Limits{MaxRequestBytes: cfg.MaxRequestBytes, MaxTxnOps: cfg.MaxTxnOps}))
@@ -37,6 +44,7 @@ func NewServer(s *server.Server) *grpc.Server {
 	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	healthpb.RegisterHealthServer(gs, hs)
 	serveLockElection(gs) // last: lock.go
+	cm.register(gs)
 	return gs
 }
 
