@@ -448,6 +448,17 @@ func guideCommands(t *testing.T, section string) []string {
 	return cmds
 }
 
+// guideArgs splits a command of the guide into arguments, its ${VAR}s
+// replaced from vars (a variable vars lacks fails the test).
+func guideArgs(t *testing.T, line string, vars map[string]string) []string {
+	t.Helper()
+	return strings.Fields(os.Expand(line, func(k string) string {
+		v, ok := vars[k]
+		require.True(t, ok, "unknown variable %s in %q", k, line)
+		return v
+	}))
+}
+
 // TestOperationsGuide_BackupRestore runs docs/operations.md's backup and
 // restore commands as written.
 func TestOperationsGuide_BackupRestore(t *testing.T) {
@@ -466,11 +477,7 @@ func TestOperationsGuide_BackupRestore(t *testing.T) {
 	cmds := guideCommands(t, "Backup and restore")
 	require.Len(t, cmds, 4)
 	for i, line := range cmds {
-		args := strings.Fields(os.Expand(line, func(k string) string {
-			v, ok := vars[k]
-			require.True(t, ok, "unknown variable %s in %q", k, line)
-			return v
-		}))
+		args := guideArgs(t, line, vars)
 		require.Equal(t, "metastore", args[0])
 		t.Logf("Step %d: %s", i+1, strings.Join(args, " "))
 		if args[1] == "serve" {
