@@ -29,8 +29,12 @@ import (
 // Reads see the base engine's current state, not a snapshot: the batch
 // assumes it is the only writer while it is open, which holds on the apply
 // path. Iterators are point-in-time with respect to the batch's own writes
-// (they hold a copy-on-write clone of the overlay) and to the base (whose
-// iterators are point-in-time).
+// and to the base (whose iterators are point-in-time). An iterator reads the
+// overlay's B-tree itself; only a write made while an iterator is still open
+// moves the batch to a copy-on-write clone (the apply path closes its
+// iterators before it writes, so it never pays for the clone: cloning on
+// every NewIterator made each later write copy B-tree nodes, 16% of the bytes
+// a put allocated).
 //
 // An IndexedBatch is not safe for concurrent use. Slices returned by an
 // iterator's Key and Value stay valid until the next positioning call, as for
@@ -39,10 +43,13 @@ type IndexedBatch struct {
 	base   Engine
 	batch  Batch
 	points [NumKeyspaces]*btree.BTreeG[ovEntry] // nil until first written
-	tombs  [NumKeyspaces][]span                 // replaced, never mutated in place
-	arena  arena
-	victim []ovEntry // DeleteRange scratch
-	closed bool
+	// readers counts the open iterators reading points[ks] itself; a
+	// write first moves points[ks] to a clone when it is not zero.
+	readers [NumKeyspaces]int
+	tombs   [NumKeyspaces][]span // replaced, never mutated in place
+	arena   arena
+	victim  []ovEntry // DeleteRange scratch
+	closed  bool
 }
 
 var (
@@ -77,6 +84,18 @@ func (b *IndexedBatch) tree(ks Keyspace) *btree.BTreeG[ovEntry] {
 	return t
 }
 
+// writableTree is tree(ks) made safe to modify: when open iterators read
+// the current tree, they keep it and the batch goes on with a clone.
+func (b *IndexedBatch) writableTree(ks Keyspace) *btree.BTreeG[ovEntry] {
+	t := b.tree(ks)
+	if b.readers[ks] > 0 {
+		t = t.Copy()
+		b.points[ks] = t
+		b.readers[ks] = 0
+	}
+	return t
+}
+
 // Put records a write of value under key.
 func (b *IndexedBatch) Put(ks Keyspace, key, value []byte) {
 	if b.closed {
@@ -87,7 +106,7 @@ func (b *IndexedBatch) Put(ks Keyspace, key, value []byte) {
 		return // the base batch is now poisoned and will refuse to commit
 	}
 	k, v := b.arena.copy2(key, value)
-	b.tree(ks).Set(ovEntry{key: k, value: v})
+	b.writableTree(ks).Set(ovEntry{key: k, value: v})
 }
 
 // Delete records the removal of key.
@@ -100,7 +119,7 @@ func (b *IndexedBatch) Delete(ks Keyspace, key []byte) {
 		return
 	}
 	k, _ := b.arena.copy2(key, nil)
-	b.tree(ks).Set(ovEntry{key: k, deleted: true})
+	b.writableTree(ks).Set(ovEntry{key: k, deleted: true})
 }
 
 // DeleteRange records the removal of every key in [start, end).
@@ -122,6 +141,9 @@ func (b *IndexedBatch) DeleteRange(ks Keyspace, start, end []byte) {
 			victims = append(victims, e)
 			return true
 		})
+		if len(victims) > 0 {
+			t = b.writableTree(ks)
+		}
 		for _, e := range victims {
 			t.Delete(e)
 		}
@@ -190,6 +212,7 @@ func (b *IndexedBatch) Reset() {
 		}
 		b.tombs[ks] = nil
 	}
+	b.readers = [NumKeyspaces]int{}
 	b.arena.reset()
 }
 
@@ -259,10 +282,12 @@ func (b *IndexedBatch) NewIterator(ks Keyspace, opts IterOptions) Iterator {
 		}
 	}
 	if t != nil && t.Len() > 0 {
-		// Copy is O(1); later writes to the batch copy the nodes they touch
-		// instead of disturbing this iterator.
-		m.ov.Init(t.Copy(), false)
+		// The iterator reads t itself; a write while it is open moves the
+		// batch to a clone (writableTree), so t never changes under it.
+		m.ov.Init(t, false)
 		m.hasOv = true
+		m.owner, m.ks, m.tree = b, ks, t
+		b.readers[ks]++
 	}
 	return m
 }
@@ -321,9 +346,14 @@ func (i *errIterator) Close() error         { return nil }
 // wins and the base steps past it too. Deleted overlay entries and base keys
 // under a tombstone are skipped.
 type mergeIter struct {
-	base         Iterator
-	ov           btree.IterG[ovEntry]
-	hasOv        bool
+	base  Iterator
+	ov    btree.IterG[ovEntry]
+	hasOv bool
+	// owner, ks, tree: the batch and the overlay tree read, to give the
+	// tree back on Close (IndexedBatch.readers).
+	owner        *IndexedBatch
+	ks           Keyspace
+	tree         *btree.BTreeG[ovEntry]
 	tombs        []span
 	lower, upper []byte
 	reverse      bool
@@ -521,6 +551,10 @@ func (m *mergeIter) Close() error {
 	if m.hasOv {
 		m.ov.Release()
 		m.hasOv = false
+		if b := m.owner; b != nil && b.points[m.ks] == m.tree && b.readers[m.ks] > 0 {
+			b.readers[m.ks]--
+		}
+		m.owner, m.tree = nil, nil
 	}
 	m.cur = curNone
 	m.ovValid, m.baseValid = false, false

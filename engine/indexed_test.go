@@ -10,6 +10,7 @@ import (
 
 	"github.com/metastore/metastore/engine"
 	"github.com/metastore/metastore/engine/memory"
+	"github.com/stretchr/testify/require"
 )
 
 // The tests live in engine_test because they run IndexedBatch over the memory
@@ -525,4 +526,43 @@ func BenchmarkIndexedBatch_MergedScan(b *testing.B) {
 			b.Fatalf("scanned %d keys", n)
 		}
 	}
+}
+
+// TestIndexedBatch_IteratorsKeepTheirViewAcrossClones: iterators read the
+// overlay's tree itself; a write while one is open moves the batch to a
+// clone. Iterators opened before and after such a write, closed in any
+// order, each keep the view of their opening.
+func TestIndexedBatch_IteratorsKeepTheirViewAcrossClones(t *testing.T) {
+	t.Logf("Step 1: a batch with a0, a1")
+	db := openMemory(t)
+	ib := engine.NewIndexedBatch(db)
+	defer ib.Close()
+	ib.Put(engine.Data, []byte("a0"), []byte("v0"))
+	ib.Put(engine.Data, []byte("a1"), []byte("v1"))
+	all := func(it engine.Iterator) []string {
+		var out []string
+		for ok := it.First(); ok; ok = it.Next() {
+			out = append(out, string(it.Key())+"="+string(it.Value()))
+		}
+		return out
+	}
+
+	t.Logf("Step 2: it1 opened, a2 written (clone), it2 opened, a3 written (clone), it1 closed, a4 written")
+	it1 := ib.NewIterator(engine.Data, engine.IterOptions{})
+	ib.Put(engine.Data, []byte("a2"), []byte("v2"))
+	it2 := ib.NewIterator(engine.Data, engine.IterOptions{})
+	ib.Put(engine.Data, []byte("a3"), []byte("v3"))
+	it3 := ib.NewIterator(engine.Data, engine.IterOptions{})
+	require.NoError(t, it1.Close()) // must not release it3's hold on the current tree
+	ib.Put(engine.Data, []byte("a4"), []byte("v4"))
+	ib.DeleteRange(engine.Data, []byte("a0"), []byte("a2"))
+
+	t.Logf("Step 3: each iterator sees the batch as it was when opened")
+	require.Equal(t, []string{"a0=v0", "a1=v1", "a2=v2"}, all(it2))
+	require.Equal(t, []string{"a0=v0", "a1=v1", "a2=v2", "a3=v3"}, all(it3))
+	require.NoError(t, it2.Close())
+	require.NoError(t, it3.Close())
+	it4 := ib.NewIterator(engine.Data, engine.IterOptions{})
+	require.Equal(t, []string{"a2=v2", "a3=v3", "a4=v4"}, all(it4))
+	require.NoError(t, it4.Close())
 }
