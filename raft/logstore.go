@@ -372,7 +372,10 @@ func (s *logStore) save(w *logWrite) error {
 			for _, e := range s.mu.cache[keep:] {
 				s.mu.bytes -= len(e.GetData())
 			}
-			s.mu.cache = s.mu.cache[:keep:keep]
+			// Entries copies out of the cache, so nobody else holds its
+			// backing array: appending in place is safe.
+			clear(s.mu.cache[keep:])
+			s.mu.cache = s.mu.cache[:keep]
 		} else {
 			s.mu.cache, s.mu.bytes = nil, 0
 		}
@@ -394,7 +397,12 @@ func (s *logStore) trimCacheLocked() {
 		drop++
 	}
 	if drop > 0 {
-		s.mu.cache = append([]*raftpb.Entry(nil), s.mu.cache[drop:]...)
+		// Slide the window instead of copying the tail (a copy of up to
+		// 8,192 pointers per Ready showed in profiles); the dropped slots
+		// are cleared so the entries can be collected, and append moves
+		// the window to a new array when it reaches the end of this one.
+		clear(s.mu.cache[:drop])
+		s.mu.cache = s.mu.cache[drop:]
 	}
 }
 
@@ -431,7 +439,12 @@ func (s *logStore) compact(index uint64, cs *raftpb.ConfState, conf confHistory)
 		drop++
 	}
 	if drop > 0 {
-		s.mu.cache = append([]*raftpb.Entry(nil), s.mu.cache[drop:]...)
+		// Slide the window instead of copying the tail (a copy of up to
+		// 8,192 pointers per Ready showed in profiles); the dropped slots
+		// are cleared so the entries can be collected, and append moves
+		// the window to a new array when it reaches the end of this one.
+		clear(s.mu.cache[:drop])
+		s.mu.cache = s.mu.cache[drop:]
 	}
 	return nil
 }
