@@ -2,10 +2,14 @@ package server
 
 import (
 	"context"
+	"errors"
 	"slices"
+	"sync"
 	"time"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	"google.golang.org/grpc/metadata"
 
 	"github.com/metastore/metastore/auth"
 	"github.com/metastore/metastore/mvcc"
@@ -28,9 +32,14 @@ import (
 //     auto-compaction) and is not checked. Every client request is
 //     checked before it is proposed or read (authorize, authorizeRead);
 //     a proposal records the user and the auth revision it was checked
-//     at in its header, and apply refuses it with ErrAuthOldRevision if an
-//     auth change was applied meanwhile (applyAuth), so a revoked
+//     at in its header, and apply checks it again, as that user, if an
+//     auth change was applied meanwhile (recheckAtApply), so a revoked
 //     permission cannot slip through between check and apply.
+//   - Lease calls that do not go through raft (keep-alive, TimeToLive,
+//     Leases) are checked by the member that receives them
+//     (authorizeLease), as etcd. A follower that relays a call to the
+//     leader (keep-alive, TimeToLive, MemberPromote) sends the caller's
+//     token along (forwardAuth), so the leader checks the same user.
 
 // AuthConfig configures authentication (etcd's --auth-token,
 // --auth-token-ttl, --bcrypt-cost).
@@ -157,6 +166,13 @@ func (s *Server) checkPut(info *auth.AuthInfo, r *pb.PutRequest) error {
 	if err := s.auth.IsPutPermitted(info, r.Key); err != nil {
 		return err
 	}
+	// etcd: a lease already attached to a key the user may not write
+	// cannot be attached to another key (the user could not revoke it).
+	if r.Lease != 0 {
+		if err := s.checkLeaseKeys(info, r.Lease, true); err != nil {
+			return err
+		}
+	}
 	if r.PrevKv {
 		return s.auth.IsRangePermitted(info, r.Key, nil)
 	}
@@ -202,33 +218,226 @@ func (s *Server) checkTxn(info *auth.AuthInfo, r *pb.TxnRequest) error {
 	return nil
 }
 
-// checkLeaseRevoke: root, or write permission on every key attached to
-// the lease (etcd). An unknown lease is left to apply (lease not found).
+// checkLeaseRevoke: an existing user, and root or write permission on
+// every key attached to the lease (etcd).
 func (s *Server) checkLeaseRevoke(info *auth.AuthInfo, id int64) error {
-	if s.auth.IsAdminPermitted(info) == nil {
-		return nil
-	}
 	if err := s.auth.IsAuthenticated(info); err != nil {
 		return err
+	}
+	return s.checkLeaseKeys(info, id, true)
+}
+
+// checkLeaseKeys checks write (or read) permission on every key attached
+// to lease id; root passes. An unknown lease has no keys: its error, if
+// any, is the lease call's own (lease not found).
+func (s *Server) checkLeaseKeys(info *auth.AuthInfo, id int64, write bool) error {
+	if s.auth.IsAdminPermitted(info) == nil {
+		return nil
 	}
 	keys, err := s.leases.lessor.Keys(id)
 	if err != nil {
 		return nil
 	}
 	for _, k := range keys {
-		if err := s.auth.IsPutPermitted(info, k); err != nil {
+		if write {
+			err = s.auth.IsPutPermitted(info, k)
+		} else {
+			err = s.auth.IsRangePermitted(info, k, nil)
+		}
+		if err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// applyAuth is the apply path's auth gate: a client request checked at an
-// older auth revision than the store's is refused (etcd's TOCTOU guard);
-// auth requests are applied here; the rest goes on to applyOps.
+// recheckAtApply is the apply side of the check (etcd's authApplierV3).
+// It runs on every member at the request's log position, against
+// replicated state only, so every member decides alike:
+//
+//   - the server's own requests (AuthRevision 0) and everything while
+//     auth is disabled pass;
+//   - if the auth revision moved since the proposer checked the request,
+//     the check runs again, as the user in the header, against the auth
+//     state now: a permission revoked (or auth enabled) meanwhile denies
+//     the request with the check's own error. NB: etcd refuses every such
+//     request with ErrAuthOldRevision and leaves the retry to clientv3;
+//     checking again gives the same final answer without the round trip,
+//     and clients that do not retry (the JSON gateway, curl) are not
+//     refused for an unrelated auth change;
+//   - a request whose check reads lease attachments (LeaseRevoke, a Put
+//     with a lease, a Txn with one) is checked again always: attaching a
+//     key to a lease does not move the auth revision.
+func (s *Server) recheckAtApply(r *pb.InternalRaftRequest) error {
+	h := r.Header
+	if h == nil || h.AuthRevision == 0 || !s.auth.IsEnabled() {
+		return nil
+	}
+	if h.AuthRevision == s.auth.Revision() && !readsLeases(r) {
+		return nil
+	}
+	return s.checkRequest(&auth.AuthInfo{Username: h.Username}, r)
+}
+
+// readsLeases: the request's check looks at a lease's attached keys.
+func readsLeases(r *pb.InternalRaftRequest) bool {
+	switch {
+	case r.LeaseRevoke != nil:
+		return true
+	case r.Put != nil:
+		return r.Put.Lease != 0
+	case r.Txn != nil:
+		return txnHasLease(r.Txn)
+	}
+	return false
+}
+
+func txnHasLease(t *pb.TxnRequest) bool {
+	for _, ops := range [][]*pb.RequestOp{t.Success, t.Failure} {
+		for _, op := range ops {
+			if p := op.GetRequestPut(); p != nil && p.Lease != 0 {
+				return true
+			}
+			if sub := op.GetRequestTxn(); sub != nil && txnHasLease(sub) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// authorizeLease is etcd's check of the lease calls that do not go through
+// raft (checkLeaseRenew, checkLeaseTimeToLive, checkLeaseLeases): a user
+// is required, and unless it is root, permission on every key attached to
+// each lease in ids (write for a keep-alive, read for TimeToLive with
+// keys and for Leases). It returns the auth revision the check ran at;
+// authMoved tells the caller, after answering, whether auth changed
+// meanwhile. The server's own calls pass.
+func (s *Server) authorizeLease(ctx context.Context, ids []int64, write bool) (uint64, error) {
+	info, client := auth.InfoFromContext(ctx)
+	if !client || !s.auth.IsEnabled() {
+		return 0, nil
+	}
+	rev := s.auth.Revision()
+	if err := s.auth.IsAuthenticated(info); err != nil {
+		return 0, err
+	}
+	for _, id := range ids {
+		if err := s.checkLeaseKeys(info, id, write); err != nil {
+			return 0, err
+		}
+	}
+	return rev, nil
+}
+
+// authMoved is ErrAuthOldRevision if auth changed since a check at rev
+// (0: nothing was checked), as etcd answers then (clientv3 retries).
+func (s *Server) authMoved(rev uint64) error {
+	if rev != 0 && s.auth.IsEnabled() && s.auth.Revision() != rev {
+		return auth.ErrAuthOldRevision
+	}
+	return nil
+}
+
+// forwardAuth returns the outgoing context for a call this member relays
+// to the leader's client URL on behalf of ctx's caller, who was checked
+// here already. The leader checks the call again, so it must name the
+// same user: the caller's token goes along in the metadata clientv3 uses.
+// A caller that has no token (a verified client certificate names it)
+// gets one minted for it (mintToken): the leader would otherwise take the
+// call as this member's own certificate. The server's own calls and calls
+// while auth is disabled carry nothing.
+func (s *Server) forwardAuth(ctx context.Context) (context.Context, error) {
+	info, client := auth.InfoFromContext(ctx)
+	if !client || !s.auth.IsEnabled() || info.Username == "" {
+		return ctx, nil
+	}
+	tok := info.Token
+	if tok == "" {
+		var err error
+		if tok, err = s.mintToken(info.Username); err != nil {
+			return nil, err
+		}
+	}
+	return metadata.AppendToOutgoingContext(ctx, rpctypes.TokenFieldNameGRPC, tok), nil
+}
+
+// mintedTokenLife bounds how long a minted token is reused: well inside
+// the default token TTLs (300 s simple, 5 min JWT); a token the leader no
+// longer knows (a shorter TTL, a new leader that never saw it used) is
+// dropped and minted again (dropMinted).
+const mintedTokenLife = time.Minute
+
+// mintedTokens caches the tokens minted for certificate users.
+type mintedTokens struct {
+	mu     sync.Mutex
+	tokens map[string]mintedToken
+}
+
+type mintedToken struct {
+	token string
+	at    time.Time
+}
+
+// mintToken returns a token for user, minted by proposing the same
+// InternalAuthenticateRequest that Authenticate proposes after checking a
+// password: the user was already authenticated here by its certificate,
+// as etcd does for a request without a token on a client-cert-auth port.
+func (s *Server) mintToken(user string) (string, error) {
+	m := &s.leases.minted
+	m.mu.Lock()
+	if t, ok := m.tokens[user]; ok && time.Since(t.at) < mintedTokenLife {
+		m.mu.Unlock()
+		return t.token, nil
+	}
+	m.mu.Unlock()
+	req := &pb.InternalAuthenticateRequest{Name: user}
+	if s.auth.NeedsSimpleToken() {
+		req.SimpleToken = auth.GenSimpleToken(s.ids.id())
+	}
+	// A context without auth info: the server's own proposal.
+	resp, err := s.propose(context.Background(), &pb.InternalRaftRequest{Authenticate: req})
+	if err != nil {
+		return "", err
+	}
+	tok := resp.(*pb.AuthenticateResponse).Token
+	m.mu.Lock()
+	if m.tokens == nil {
+		m.tokens = map[string]mintedToken{}
+	}
+	m.tokens[user] = mintedToken{token: tok, at: time.Now()}
+	m.mu.Unlock()
+	return tok, nil
+}
+
+// dropMinted forgets the token minted for ctx's caller after the leader
+// refused it as invalid or old, and reports whether there was one (the caller
+// then retries with a new one). A caller's own token is not dropped: its
+// client re-authenticates, as with any invalid token.
+func (s *Server) dropMinted(ctx context.Context, err error) bool {
+	info, client := auth.InfoFromContext(ctx)
+	if !client || info.Token != "" || info.Username == "" {
+		return false
+	}
+	// A JWT carries the auth revision it was issued at: any auth change
+	// makes the leader refuse it as old.
+	if !errors.Is(err, rpctypes.ErrGRPCInvalidAuthToken) && !errors.Is(err, rpctypes.ErrGRPCAuthOldRevision) {
+		return false
+	}
+	m := &s.leases.minted
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	_, ok := m.tokens[info.Username]
+	delete(m.tokens, info.Username)
+	return ok
+}
+
+// applyAuth is the apply path's auth gate: a client request is checked
+// again when auth changed since it was checked (recheckAtApply); auth
+// requests are applied here; the rest goes on to applyOps.
 func (s *Server) applyAuth(a *mvcc.Apply, r *pb.InternalRaftRequest) (any, error) {
-	if h := r.Header; h != nil && h.AuthRevision != 0 && s.auth.IsEnabled() && h.AuthRevision < s.auth.Revision() {
-		return nil, auth.ErrAuthOldRevision
+	if err := s.recheckAtApply(r); err != nil {
+		return nil, err
 	}
 	as, b := s.auth, a.Batch()
 	hdr := &pb.ResponseHeader{Revision: a.Rev()}

@@ -31,7 +31,10 @@ import (
 // Every call waits until the change is applied on this member, so the
 // member list in the response includes it. A promotion must be decided by
 // the leader (it knows how far the learner is); a follower forwards it to the
-// leader's client URL, as etcd forwards it over the peer API.
+// leader's client URL, as etcd forwards it over the peer API. The caller
+// was checked here (root, by the front end); the forwarded call carries its
+// token (forwardAuth, auth.go) and the leader checks it again: without it
+// the leader would refuse the promotion while auth is enabled.
 
 // Errors of membership requests.
 var (
@@ -128,9 +131,20 @@ func (s *Server) forwardPromote(ctx context.Context, r *pb.MemberPromoteRequest)
 		return nil, err
 	}
 	defer conn.Close()
-	resp, err := pb.NewClusterClient(conn).MemberPromote(metadata.AppendToOutgoingContext(ctx, ForwardedKey, "1"), r)
-	if err != nil {
-		return nil, err // already etcd's error (a gRPC status), from the leader
+	var resp *pb.MemberPromoteResponse
+	for try := 0; ; try++ {
+		fctx, err := s.forwardAuth(ctx) // auth.go
+		if err != nil {
+			return nil, err
+		}
+		resp, err = pb.NewClusterClient(conn).MemberPromote(metadata.AppendToOutgoingContext(fctx, ForwardedKey, "1"), r)
+		if try == 0 && s.dropMinted(ctx, err) {
+			continue // the leader did not know the token minted before
+		}
+		if err != nil {
+			return nil, err // already etcd's error (a gRPC status), from the leader
+		}
+		break
 	}
 	resp.Header = s.headerAt(s.store.Rev())
 	return resp, nil

@@ -38,6 +38,10 @@ import (
 //     membership, publish.go), marking the call as forwarded so that a
 //     member that lost leadership answers "not leader" instead of
 //     forwarding again; the follower then retries against the new leader.
+//   - With auth enabled, the member that receives a keep-alive,
+//     TimeToLive or Leases call checks it (authorizeLease, auth.go), as
+//     etcd; a forwarded call carries the caller's token (forwardAuth) and
+//     the leader checks it again.
 
 // forwardedKey marks a lease call forwarded by a follower.
 const forwardedKey = "metastore-lease-forwarded"
@@ -66,6 +70,9 @@ type leaseState struct {
 		target string
 		conn   *grpc.ClientConn
 	}
+	// minted are tokens for certificate users whose calls are forwarded
+	// (auth.go, forwardAuth).
+	minted mintedTokens
 }
 
 // newLessor builds the lessor with etcd's minimum TTL: 1.5 election
@@ -244,9 +251,20 @@ func (s *Server) LeaseRevoke(ctx context.Context, r *pb.LeaseRevokeRequest) (*pb
 // member's, taken before the renew, as etcd does: its revision is never
 // past the point at which the lease was renewed. An unknown or expired
 // lease is lease.ErrNotFound (etcd answers TTL 0).
+//
+// With auth enabled the caller needs write permission on every key
+// attached to the lease (etcd's checkLeaseRenew), checked here and, for a
+// forwarded call, again on the leader.
 func (s *Server) LeaseRenew(ctx context.Context, id int64) (*pb.LeaseKeepAliveResponse, error) {
+	rev, err := s.authorizeLease(ctx, []int64{id}, true) // auth.go
+	if err != nil {
+		return nil, err
+	}
+	if err := s.authMoved(rev); err != nil {
+		return nil, err
+	}
 	resp := &pb.LeaseKeepAliveResponse{ID: id, Header: s.LeaseHeader()}
-	err := s.onLeader(ctx, func(ctx context.Context) error {
+	err = s.onLeader(ctx, func(ctx context.Context) error {
 		if err := s.ensureLeadership(ctx); err != nil {
 			return err
 		}
@@ -281,9 +299,24 @@ func (s *Server) LeaseRenew(ctx context.Context, id int64) (*pb.LeaseKeepAliveRe
 // LeaseTimeToLive reports a lease's granted and remaining TTL (and keys),
 // from the leader, which alone knows deadlines; a follower forwards it. The
 // header carries the answering leader's revision and this member's ids.
+//
+// With auth enabled (etcd's checkLeaseTimeToLive) any user may ask; with
+// Keys it needs read permission on every attached key, and an auth change
+// while the answer was made is ErrAuthOldRevision.
 func (s *Server) LeaseTimeToLive(ctx context.Context, r *pb.LeaseTimeToLiveRequest) (*pb.LeaseTimeToLiveResponse, error) {
+	var ids []int64
+	if r.Keys {
+		ids = []int64{r.ID}
+	}
+	rev, err := s.authorizeLease(ctx, ids, false) // auth.go
+	if err != nil {
+		return nil, err
+	}
+	if !r.Keys {
+		rev = 0 // no keys shown: nothing to re-check
+	}
 	var resp *pb.LeaseTimeToLiveResponse
-	err := s.onLeader(ctx, func(ctx context.Context) error {
+	err = s.onLeader(ctx, func(ctx context.Context) error {
 		if err := s.ensureLeadership(ctx); err != nil {
 			return err
 		}
@@ -309,15 +342,30 @@ func (s *Server) LeaseTimeToLive(ctx context.Context, r *pb.LeaseTimeToLiveReque
 		resp = out
 		return nil
 	})
-	return resp, err
+	if err != nil {
+		return nil, err
+	}
+	if err := s.authMoved(rev); err != nil {
+		return nil, err
+	}
+	return resp, nil
 }
 
-// LeaseLeases lists the lease ids, at a linearizable point.
+// LeaseLeases lists the lease ids, at a linearizable point. With auth
+// enabled the caller needs read permission on every key attached to any
+// lease (etcd's checkLeaseLeases): in practice, root.
 func (s *Server) LeaseLeases(ctx context.Context, _ *pb.LeaseLeasesRequest) (*pb.LeaseLeasesResponse, error) {
 	if err := s.linearizableBarrier(ctx); err != nil {
 		return nil, err
 	}
 	ids := s.leases.lessor.Leases()
+	rev, err := s.authorizeLease(ctx, ids, false) // auth.go
+	if err != nil {
+		return nil, err
+	}
+	if err := s.authMoved(rev); err != nil {
+		return nil, err
+	}
 	resp := &pb.LeaseLeasesResponse{Header: s.LeaseHeader(), Leases: make([]*pb.LeaseStatus, 0, len(ids))}
 	for _, id := range ids {
 		resp.Leases = append(resp.Leases, &pb.LeaseStatus{ID: id})
@@ -364,8 +412,7 @@ func (s *Server) onLeader(ctx context.Context, local func(context.Context) error
 		default:
 			var conn *grpc.ClientConn
 			if conn, err = s.leaderConn(); err == nil {
-				fctx := metadata.AppendToOutgoingContext(ctx, forwardedKey, "1")
-				err = remote(fctx, pb.NewLeaseClient(conn))
+				err = s.forwardLease(ctx, conn, remote)
 			}
 		}
 		if err == nil || !retryableLeaseErr(err) {
@@ -381,6 +428,23 @@ func (s *Server) onLeader(ctx context.Context, local func(context.Context) error
 			return ErrStopped
 		case <-time.After(leaseRetryInterval):
 		}
+	}
+}
+
+// forwardLease runs remote against the leader with the caller's
+// credentials (forwardAuth), once more with a new minted token if the
+// leader refused the one minted before.
+func (s *Server) forwardLease(ctx context.Context, conn *grpc.ClientConn, remote func(context.Context, pb.LeaseClient) error) error {
+	for try := 0; ; try++ {
+		fctx, err := s.forwardAuth(ctx) // auth.go
+		if err != nil {
+			return err
+		}
+		err = remote(metadata.AppendToOutgoingContext(fctx, forwardedKey, "1"), pb.NewLeaseClient(conn))
+		if try == 0 && s.dropMinted(ctx, err) {
+			continue
+		}
+		return err
 	}
 }
 
