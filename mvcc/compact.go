@@ -113,6 +113,7 @@ var errCompactorStopped = errors.New("mvcc: compactor stopped")
 func (c *compactor) compact(rev int64) error {
 	limit := c.s.cfg.CompactionBatchLimit
 	upper := changeKey(nil, rev+1, 0)
+	prevDone := c.s.finishedRev.Load()
 	var cursor []byte
 	for {
 		select {
@@ -120,7 +121,7 @@ func (c *compactor) compact(rev int64) error {
 			return errCompactorStopped
 		default:
 		}
-		next, done, err := c.compactBatch(rev, cursor, upper, limit)
+		next, done, err := c.compactBatch(rev, prevDone, cursor, upper, limit)
 		if err != nil {
 			return err
 		}
@@ -147,8 +148,17 @@ func (c *compactor) compact(rev int64) error {
 }
 
 // compactBatch examines up to limit change records from cursor; it returns
-// where to continue and whether the walk is complete.
-func (c *compactor) compactBatch(rev int64, cursor, upper []byte, limit int) (next []byte, done bool, err error) {
+// where to continue and whether the walk is complete. prevDone is the
+// revision of the last finished compaction.
+//
+// A record whose version is superseded deletes that version. The record of
+// a key's newest version at or below rev also deletes the key's versions at
+// or below prevDone that are older than it: those were the newest when an
+// earlier compaction ran (so they stayed) and their change records went
+// with it, so no record of this walk names them. Without that, a delete
+// whose tombstone is compacted away would bring such a version back to
+// life. They go in the same batch as the tombstone.
+func (c *compactor) compactBatch(rev, prevDone int64, cursor, upper []byte, limit int) (next []byte, done bool, err error) {
 	it := c.s.eng.NewIterator(engine.ChangeLog, engine.IterOptions{Lower: cursor, Upper: upper})
 	defer it.Close()
 	b := c.s.eng.NewBatch()
@@ -170,9 +180,19 @@ func (c *compactor) compactBatch(rev int64, cursor, upper []byte, limit int) (ne
 		if err != nil {
 			return nil, false, err
 		}
-		if found && (main < newest || (main == newest && v.tombstone)) {
+		switch {
+		case !found:
+		case main < newest:
 			dk = dataKey(dk[:0], key, main)
 			b.Delete(engine.Data, dk)
+		case main == newest:
+			if err := c.deleteLeftovers(b, key, min(newest-1, prevDone)); err != nil {
+				return nil, false, err
+			}
+			if v.tombstone {
+				dk = dataKey(dk[:0], key, main)
+				b.Delete(engine.Data, dk)
+			}
 		}
 		if main < rev {
 			b.Delete(engine.ChangeLog, it.Key())
@@ -191,6 +211,21 @@ func (c *compactor) compactBatch(rev int64, cursor, upper []byte, limit int) (ne
 		}
 	}
 	return next, !ok, nil
+}
+
+// deleteLeftovers adds to b the deletion of every version of key at or
+// below from.
+func (c *compactor) deleteLeftovers(b engine.Batch, key []byte, from int64) error {
+	if from <= 0 {
+		return nil
+	}
+	prefix := appendEscaped(nil, key)
+	it := c.s.eng.NewIterator(engine.Data, engine.IterOptions{Lower: dataKey(nil, key, from), Upper: skipKey(nil, prefix)})
+	defer it.Close()
+	for ok := it.First(); ok; ok = it.Next() {
+		b.Delete(engine.Data, it.Key())
+	}
+	return it.Err()
 }
 
 // compactedAway reports whether the version (rev, tombstone) of a key, whose

@@ -233,3 +233,58 @@ func TestStore_CloseDuringCompaction(t *testing.T) {
 		})
 	}
 }
+
+// TestStore_DeletedKeyStaysDeletedAcrossCompactions: a version kept by one
+// compaction (it was the newest) must go in a later compaction once a
+// newer version supersedes it, even though its change record went with the
+// first compaction. Otherwise a delete whose tombstone is compacted away
+// brings the old value back.
+func TestStore_DeletedKeyStaysDeletedAcrossCompactions(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, s *Store) {
+		t.Logf("Step 1: k=v1 at 2, other writes, compact at 3 (v1 is the newest, kept)")
+		put(t, s, "k", "v1")    // 2
+		put(t, s, "other", "x") // 3
+		put(t, s, "other", "y") // 4
+		apply(t, s, func(a *Apply) { _, err := a.Compact(3); require.NoError(t, err) })
+		s.WaitCompaction(3)
+
+		t.Logf("Step 2: k=v2 at 5, then k deleted at 6, compact at 6 (the tombstone goes)")
+		put(t, s, "k", "v2")      // 5
+		del(t, s, "k", "", false) // 6
+		apply(t, s, func(a *Apply) { _, err := a.Compact(6); require.NoError(t, err) })
+		s.WaitCompaction(6)
+
+		t.Logf("Step 3: k stays deleted; no version of it is left in the engine")
+		require.Empty(t, get(t, s, &pb.RangeRequest{Key: []byte("k")}).Kvs)
+		prefix := appendEscaped(nil, []byte("k"))
+		it := s.eng.NewIterator(engine.Data, engine.IterOptions{Lower: prefix, Upper: skipKey(nil, prefix)})
+		defer it.Close()
+		var left []int64
+		for ok := it.First(); ok; ok = it.Next() {
+			_, rev, err := splitDataKey(it.Key())
+			require.NoError(t, err)
+			left = append(left, rev)
+		}
+		require.Empty(t, left, "versions of k left after compaction")
+
+		t.Logf("Step 4: a key updated across compactions keeps only its newest version")
+		put(t, s, "u", "1") // 7
+		apply(t, s, func(a *Apply) { _, err := a.Compact(7); require.NoError(t, err) })
+		s.WaitCompaction(7)
+		put(t, s, "u", "2") // 8
+		put(t, s, "u", "3") // 9
+		apply(t, s, func(a *Apply) { _, err := a.Compact(9); require.NoError(t, err) })
+		s.WaitCompaction(9)
+		prefix = appendEscaped(nil, []byte("u"))
+		it2 := s.eng.NewIterator(engine.Data, engine.IterOptions{Lower: prefix, Upper: skipKey(nil, prefix)})
+		defer it2.Close()
+		left = nil
+		for ok := it2.First(); ok; ok = it2.Next() {
+			_, rev, err := splitDataKey(it2.Key())
+			require.NoError(t, err)
+			left = append(left, rev)
+		}
+		require.Equal(t, []int64{9}, left)
+		requireKVs(t, []*mvccpb.KeyValue{kv("u", "3", 7, 9, 3, 0)}, get(t, s, &pb.RangeRequest{Key: []byte("u")}).Kvs)
+	})
+}
