@@ -73,6 +73,7 @@ func (a *Apply) Commit(sync bool) (Result, error) {
 		a.b.Put(engine.Meta, metaCurrentRev, encodeInt64(a.rev))
 	}
 	if err := a.b.Commit(sync); err != nil {
+		a.s.latest.reset() // it holds this batch's writes: latest.go
 		return Result{}, err
 	}
 	a.s.currentRev.Store(a.rev)
@@ -94,6 +95,7 @@ func (a *Apply) Abort() {
 	}
 	a.done = true
 	a.b.Close()
+	a.s.latest.reset() // it may hold writes of this batch: latest.go
 	a.s.applyMu.Unlock()
 }
 
@@ -203,7 +205,7 @@ func (a *Apply) checkPut(req *pb.PutRequest) error {
 		return ErrLeaseNotFound
 	}
 	if req.IgnoreValue || req.IgnoreLease {
-		kv, err := latestKV(a.b, req.Key, math.MaxInt64, false)
+		kv, err := a.latestKV(req.Key, false)
 		if err != nil {
 			return err
 		}
@@ -219,7 +221,7 @@ func (a *Apply) put(req *pb.PutRequest) (*pb.PutResponse, error) {
 	// The previous value is needed for the reply, for ignore_value, or for
 	// a prev_kv watcher's event; otherwise only its metadata is read.
 	withValue := req.PrevKv || req.IgnoreValue || a.s.prevWatchers.Load() > 0
-	prev, err := latestKV(a.b, req.Key, math.MaxInt64, withValue)
+	prev, err := a.latestKV(req.Key, withValue)
 	if err != nil {
 		return nil, err
 	}
@@ -311,4 +313,5 @@ func (a *Apply) writeVersion(key []byte, v version, kind byte) {
 	a.buf = changeValue(a.buf, kind, key)
 	a.b.Put(engine.ChangeLog, a.buf[:n], a.buf[n:])
 	a.w.sub++
+	a.noteWrite(key, v)
 }

@@ -40,6 +40,10 @@ type Config struct {
 	CompactionSleepInterval time.Duration
 	// Leases may be nil: then every Put with a lease fails with ErrLeaseNotFound.
 	Leases LeaseIndex
+	// LatestCacheBytes bounds the apply path's cache of each key's newest
+	// version metadata (latest.go); 0: DefaultLatestCacheBytes; negative:
+	// no cache.
+	LatestCacheBytes int
 }
 
 func (c Config) withDefaults() Config {
@@ -48,6 +52,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxTxnOps <= 0 {
 		c.MaxTxnOps = DefaultMaxTxnOps
+	}
+	if c.LatestCacheBytes == 0 {
+		c.LatestCacheBytes = DefaultLatestCacheBytes
 	}
 	if c.CompactionBatchLimit <= 0 {
 		c.CompactionBatchLimit = DefaultCompactionBatchLimit
@@ -91,6 +98,10 @@ type Store struct {
 	// events' PrevKv, and the hub reads it back if such a watcher turns up
 	// before the fan-out (Result.lazyPrev).
 	prevWatchers atomic.Int64
+
+	// latest caches the newest version's metadata of keys for the apply
+	// path only (latest.go); guarded by applyMu.
+	latest *latestCache
 }
 
 // SetCommitHook registers fn to be called after each committed Apply that
@@ -101,6 +112,7 @@ func (s *Store) SetCommitHook(fn func(Result)) { s.onCommit = fn }
 // background compactor, resuming an unfinished compaction.
 func Open(eng engine.Engine, cfg Config) (*Store, error) {
 	s := &Store{eng: eng, cfg: cfg.withDefaults()}
+	s.latest = newLatestCache(s.cfg.LatestCacheBytes)
 	rev, err := readMetaInt(eng, metaCurrentRev, 1)
 	if err != nil {
 		return nil, err
@@ -185,6 +197,7 @@ func (s *Store) Reload() error {
 	if err != nil {
 		return err
 	}
+	s.latest.reset()
 	s.currentRev.Store(rev)
 	s.compactRev.Store(scheduled)
 	s.finishedRev.Store(finished)

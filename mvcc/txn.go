@@ -3,7 +3,6 @@ package mvcc
 import (
 	"bytes"
 	"cmp"
-	"math"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/mvccpb"
@@ -165,7 +164,7 @@ func (a *Apply) compares(cs []*pb.Compare) (bool, error) {
 func (a *Apply) compare(c *pb.Compare) (bool, error) {
 	var kvs []*mvccpb.KeyValue
 	if len(c.RangeEnd) == 0 {
-		kv, err := latestKV(a.b, c.Key, math.MaxInt64, c.Target == pb.Compare_VALUE)
+		kv, err := a.latestKV(c.Key, c.Target == pb.Compare_VALUE)
 		if err != nil {
 			return false, err
 		}
