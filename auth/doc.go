@@ -25,10 +25,13 @@
 // Authenticate is proposed.
 //
 // The auth revision starts at 1 and grows with every change. A client
-// request carries the revision at which it was checked (RequestHeader's
-// AuthRevision); the server refuses it at apply time with
-// ErrAuthOldRevision if the revision moved meanwhile, as etcd does, so a
-// permission revoked between the check and the apply cannot be bypassed.
+// request carries the user and the revision at which it was checked
+// (RequestHeader's Username and AuthRevision); if the revision moved
+// before it is applied, the server checks it again at apply time, as that
+// user, against the state then (an AuthInfo with Revision 0 skips the
+// staleness test), so a permission revoked between the check and the
+// apply cannot be bypassed. Checks of a request that still carries an
+// older revision than the store's fail with ErrAuthOldRevision, as etcd's.
 // Internal requests (lease expiry, alarms) carry revision 0 and are never
 // checked.
 //
