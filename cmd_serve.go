@@ -90,6 +90,7 @@ func serveAction(c *cli.Context) error {
 		return err
 	}
 	defer lg.Sync()
+	tuneGC(lg) // gc.go
 	cfg, clientURLs, peerURLs, err := serveConfig(c, lg)
 	if err != nil {
 		return err

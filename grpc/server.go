@@ -26,7 +26,7 @@ func NewServer(s *server.Server) *grpc.Server {
 		// already grown, instead of a fresh goroutine per call: a fresh
 		// one copied its stack while growing it (15% of the CPU of small
 		// ranges in a profile).
-		grpc.NumStreamWorkers(uint32(4*runtime.GOMAXPROCS(0))),
+		grpc.NumStreamWorkers(uint32(max(256, 64*runtime.GOMAXPROCS(0)))),
 		// metrics.go: grpc_server_started/handled_total; auth.go: each
 		// call's token into its context; admin-only methods.
 		grpc.ChainUnaryInterceptor(cm.unaryInterceptor(), AuthUnaryInterceptor(s)),

@@ -1,0 +1,36 @@
+package main
+
+import (
+	"runtime/debug"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+	"go.uber.org/zap"
+)
+
+// TestTuneGC: serve raises GOGC and sets a soft memory limit by default,
+// and leaves both alone when the operator set them in the environment.
+func TestTuneGC(t *testing.T) {
+	oldPercent := debug.SetGCPercent(100)
+	oldLimit := debug.SetMemoryLimit(-1)
+	t.Cleanup(func() {
+		debug.SetGCPercent(oldPercent)
+		debug.SetMemoryLimit(oldLimit)
+	})
+
+	t.Logf("Step 1: no GOGC or GOMEMLIMIT: the serving defaults")
+	t.Setenv("GOGC", "")
+	t.Setenv("GOMEMLIMIT", "")
+	tuneGC(zap.NewNop())
+	require.Equal(t, defaultGCPercent, currentGCPercent())
+	require.Equal(t, int64(defaultMemoryLimit), debug.SetMemoryLimit(-1))
+
+	t.Logf("Step 2: the environment wins")
+	debug.SetGCPercent(55)
+	debug.SetMemoryLimit(123 << 20)
+	t.Setenv("GOGC", "55")
+	t.Setenv("GOMEMLIMIT", "123MiB")
+	tuneGC(zap.NewNop())
+	require.Equal(t, 55, currentGCPercent())
+	require.Equal(t, int64(123<<20), debug.SetMemoryLimit(-1))
+}
