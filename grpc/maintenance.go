@@ -61,12 +61,37 @@ func (m *maintenanceServer) Snapshot(r *pb.SnapshotRequest, srv pb.Maintenance_S
 	if err != nil {
 		return toGRPC(err)
 	}
-	defer ss.Close()
+	return sendSnapshot(ss, m.header(ss.Revision()), srv)
+}
+
+// stateSnapshot is what sendSnapshot reads; *server.StateSnapshot is one.
+type stateSnapshot interface {
+	io.WriterTo
+	Size() int64
+	Revision() int64
+	Close() error
+}
+
+var _ stateSnapshot = (*server.StateSnapshot)(nil)
+
+// sendSnapshot streams ss to srv in snapshotChunk blobs, every message with
+// hdr, and closes ss.
+func sendSnapshot(ss stateSnapshot, hdr *pb.ResponseHeader, srv pb.Maintenance_SnapshotServer) error {
 	pr, pw := io.Pipe()
-	defer pr.Close()
+	written := make(chan struct{})
 	go func() {
+		defer close(written)
 		_, err := ss.WriteTo(pw)
 		pw.CloseWithError(err)
+	}()
+	// NB: ss is closed only once WriteTo has returned: it reads the pinned
+	// engine state until then, also after its last byte was read and when
+	// the stream ends early (closing the pipe's read side first makes its
+	// next write fail, so it returns). As http/maintenance.go does.
+	defer func() {
+		pr.Close()
+		<-written
+		ss.Close()
 	}()
 	h := sha256.New()
 	total, sent := ss.Size(), int64(0)
@@ -78,12 +103,12 @@ func (m *maintenanceServer) Snapshot(r *pb.SnapshotRequest, srv pb.Maintenance_S
 		}
 		sent += int64(n)
 		h.Write(buf[:n])
-		if err := srv.Send(&pb.SnapshotResponse{Header: m.header(ss.Revision()), RemainingBytes: uint64(total - sent),
+		if err := srv.Send(&pb.SnapshotResponse{Header: hdr, RemainingBytes: uint64(total - sent),
 			Blob: buf[:n], Version: version.EtcdAPIVersion}); err != nil {
 			return err
 		}
 	}
-	return srv.Send(&pb.SnapshotResponse{Header: m.header(ss.Revision()), Blob: h.Sum(nil), Version: version.EtcdAPIVersion})
+	return srv.Send(&pb.SnapshotResponse{Header: hdr, Blob: h.Sum(nil), Version: version.EtcdAPIVersion})
 }
 
 // Alarm gets, activates or deactivates alarms (server.Alarm).
@@ -108,9 +133,27 @@ func (m *maintenanceServer) MoveLeader(ctx context.Context, r *pb.MoveLeaderRequ
 
 // Downgrade answers etcd's downgrade validate/enable/cancel.
 func (m *maintenanceServer) Downgrade(ctx context.Context, r *pb.DowngradeRequest) (*pb.DowngradeResponse, error) {
-	resp, err := m.s.Downgrade(ctx, r)
+	return downgrade(ctx, m.s, r)
+}
+
+// downgrader is what Downgrade needs; *server.Server is one.
+type downgrader interface {
+	Downgrade(ctx context.Context, r *pb.DowngradeRequest) (*pb.DowngradeResponse, error)
+	LeaseHeader() *pb.ResponseHeader
+}
+
+var _ downgrader = (*server.Server)(nil)
+
+// downgrade calls server.Downgrade and adds the response header etcd fills
+// (cluster and member ID, current revision, raft term), which the server
+// leaves out; the HTTP gateway does the same (http/maintenance.go).
+func downgrade(ctx context.Context, d downgrader, r *pb.DowngradeRequest) (*pb.DowngradeResponse, error) {
+	resp, err := d.Downgrade(ctx, r)
 	if err != nil {
 		return nil, toGRPC(err)
+	}
+	if resp.Header == nil {
+		resp.Header = d.LeaseHeader()
 	}
 	return resp, nil
 }
