@@ -22,13 +22,15 @@ var (
 // Range answers a range, at a linearizable point unless it is serializable.
 func (s *Server) Range(ctx context.Context, r *pb.RangeRequest) (*pb.RangeResponse, error) {
 	defer s.logSlow("range", time.Now())
-	if err := s.authorizeRead(ctx, &pb.InternalRaftRequest{Range: r}); err != nil { // auth.go
-		return nil, err
-	}
+	// As etcd: permissions are checked after the barrier, so a linearizable
+	// read sees every permission change committed before it.
 	if !r.Serializable {
 		if err := s.linearizableBarrier(ctx); err != nil {
 			return nil, err
 		}
+	}
+	if err := s.authorizeRead(ctx, &pb.InternalRaftRequest{Range: r}); err != nil { // auth.go
+		return nil, err
 	}
 	resp, err := s.store.Range(r)
 	if err != nil {
@@ -68,13 +70,13 @@ func (s *Server) DeleteRange(ctx context.Context, r *pb.DeleteRangeRequest) (*pb
 func (s *Server) Txn(ctx context.Context, r *pb.TxnRequest) (*pb.TxnResponse, error) {
 	defer s.logSlow("txn", time.Now())
 	if mvcc.IsReadOnlyTxn(r) {
-		if err := s.authorizeRead(ctx, &pb.InternalRaftRequest{Txn: r}); err != nil { // auth.go
-			return nil, err
-		}
 		if !isSerializableTxn(r) {
 			if err := s.linearizableBarrier(ctx); err != nil {
 				return nil, err
 			}
+		}
+		if err := s.authorizeRead(ctx, &pb.InternalRaftRequest{Txn: r}); err != nil { // auth.go
+			return nil, err
 		}
 		resp, err := s.store.ReadTxn(r)
 		if err != nil {

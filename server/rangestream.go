@@ -14,13 +14,13 @@ import (
 // carries the header, count and more.
 func (s *Server) RangeStream(ctx context.Context, r *pb.RangeRequest, send func([]*mvccpb.KeyValue) error) (*pb.RangeResponse, error) {
 	defer s.logSlow("range_stream", time.Now())
-	if err := s.authorizeRead(ctx, &pb.InternalRaftRequest{Range: r}); err != nil { // auth.go
-		return nil, err
-	}
 	if !r.Serializable {
 		if err := s.linearizableBarrier(ctx); err != nil {
 			return nil, err
 		}
+	}
+	if err := s.authorizeRead(ctx, &pb.InternalRaftRequest{Range: r}); err != nil { // auth.go
+		return nil, err
 	}
 	resp, err := s.store.RangeStream(r, func(kvs []*mvccpb.KeyValue) error {
 		if err := ctx.Err(); err != nil {
