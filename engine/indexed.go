@@ -109,6 +109,17 @@ func (b *IndexedBatch) Put(ks Keyspace, key, value []byte) {
 	b.writableTree(ks).Set(ovEntry{key: k, value: v})
 }
 
+// PutUnindexed records a write of value under key that reads through this
+// batch do not see until it commits: for records nothing reads back within
+// the batch (mvcc's change log). It costs the base batch's copy only, not
+// the overlay's copy and B-tree insert.
+func (b *IndexedBatch) PutUnindexed(ks Keyspace, key, value []byte) {
+	if b.closed {
+		return
+	}
+	b.batch.Put(ks, key, value)
+}
+
 // Delete records the removal of key.
 func (b *IndexedBatch) Delete(ks Keyspace, key []byte) {
 	if b.closed {

@@ -566,3 +566,29 @@ func TestIndexedBatch_IteratorsKeepTheirViewAcrossClones(t *testing.T) {
 	require.Equal(t, []string{"a2=v2", "a3=v3", "a4=v4"}, all(it4))
 	require.NoError(t, it4.Close())
 }
+
+// TestIndexedBatch_PutUnindexed: an unindexed write is invisible to reads
+// through the batch until it commits, then visible in the base like any
+// other write of the batch.
+func TestIndexedBatch_PutUnindexed(t *testing.T) {
+	t.Logf("Step 1: a batch with one indexed and one unindexed write")
+	db := openMemory(t)
+	ib := engine.NewIndexedBatch(db)
+	defer ib.Close()
+	ib.Put(engine.Data, []byte("seen"), []byte("1"))
+	ib.PutUnindexed(engine.ChangeLog, []byte("log"), []byte("2"))
+	require.Equal(t, 2, ib.Count())
+
+	t.Logf("Step 2: reads through the batch see only the indexed write")
+	v, err := ib.Get(engine.Data, []byte("seen"))
+	require.NoError(t, err)
+	require.Equal(t, "1", string(v))
+	_, err = ib.Get(engine.ChangeLog, []byte("log"))
+	require.ErrorIs(t, err, engine.ErrNotFound)
+
+	t.Logf("Step 3: after Commit the base holds both")
+	require.NoError(t, ib.Commit(false))
+	v, err = db.Get(engine.ChangeLog, []byte("log"))
+	require.NoError(t, err)
+	require.Equal(t, "2", string(v))
+}

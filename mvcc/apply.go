@@ -311,7 +311,9 @@ func (a *Apply) writeVersion(key []byte, v version, kind byte) {
 	a.buf = changeKey(a.buf[:0], a.w.rev, a.w.sub)
 	n = len(a.buf)
 	a.buf = changeValue(a.buf, kind, key)
-	a.b.Put(engine.ChangeLog, a.buf[:n], a.buf[n:])
+	// Nothing reads the change log back within an Apply (watchers and
+	// compaction read committed state), so it skips the batch's overlay.
+	a.b.PutUnindexed(engine.ChangeLog, a.buf[:n], a.buf[n:])
 	a.w.sub++
 	a.noteWrite(key, v)
 }
