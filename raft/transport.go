@@ -29,20 +29,24 @@ import (
 )
 
 // The peer service, defined by hand (no protoc): two client-streaming RPCs
-// whose messages are raw byte frames (rawCodec).
+// and one unary RPC whose messages are raw byte frames (rawCodec).
 //
 //	Messages: each frame is a batch of raft messages, each prefixed with its
 //	          uvarint length; the server never answers unless it rejects the
 //	          stream (wrong cluster, removed sender).
 //	Snapshot: header, chunk..., end frames (snapshot.go); the server answers
 //	          one frame "ok" after the snapshot is saved and handed to raft.
+//	Call:     one request frame to the PeerHandler named by x-raft-call
+//	          (Transport.Handle), one answer frame (Transport.Call).
 const (
 	peerService     = "metastore.raft.Peer"
 	methodMessages  = "/" + peerService + "/Messages"
 	methodSnapshot  = "/" + peerService + "/Snapshot"
+	methodCall      = "/" + peerService + "/Call"
 	mdFrom          = "x-raft-from"
 	mdCluster       = "x-raft-cluster"
 	mdURLs          = "x-raft-urls"
+	mdCall          = "x-raft-call"
 	peerQueueSize   = 4096
 	maxBatchMsgs    = 256
 	maxBatchBytes   = 4 << 20
@@ -57,6 +61,15 @@ var peerServiceDesc = grpc.ServiceDesc{
 	Streams: []grpc.StreamDesc{
 		{StreamName: "Messages", Handler: func(srv any, s grpc.ServerStream) error { return srv.(*Transport).serveMessages(s) }, ClientStreams: true},
 		{StreamName: "Snapshot", Handler: func(srv any, s grpc.ServerStream) error { return srv.(*Transport).serveSnapshot(s) }, ClientStreams: true},
+	},
+	Methods: []grpc.MethodDesc{
+		{MethodName: "Call", Handler: func(srv any, ctx context.Context, dec func(any) error, _ grpc.UnaryServerInterceptor) (any, error) {
+			var req []byte
+			if err := dec(&req); err != nil {
+				return nil, err
+			}
+			return srv.(*Transport).serveCall(ctx, req)
+		}},
 	},
 }
 
@@ -100,8 +113,9 @@ type Transport struct {
 
 	mu struct {
 		sync.Mutex
-		node  *Node
-		peers map[uint64]*peer
+		node     *Node
+		peers    map[uint64]*peer
+		handlers map[string]PeerHandler
 	}
 	dropFilter atomic.Pointer[func(from, to uint64) bool]
 
@@ -132,6 +146,7 @@ func NewTLSTransport(lg *zap.Logger, peerTLS TLSInfo) (*Transport, error) {
 	}
 	t := &Transport{lg: lg, closec: make(chan struct{})}
 	t.mu.peers = make(map[uint64]*peer)
+	t.mu.handlers = make(map[string]PeerHandler)
 	opts := []grpc.ServerOption{grpc.ForceServerCodecV2(rawCodec{}), grpc.MaxRecvMsgSize(maxFrameSize + maxBatchBytes)}
 	if peerTLS.Enabled() {
 		sc, err := peerTLS.ServerConfig("h2")
@@ -453,6 +468,83 @@ func (t *Transport) serveSnapshot(s grpc.ServerStream) error {
 	}
 	ok := []byte("ok")
 	return s.SendMsg(&ok)
+}
+
+// PeerHandler answers a Call from member from. Its error reaches the caller
+// as a gRPC status (codes.Unknown unless it is one).
+type PeerHandler func(ctx context.Context, from uint64, req []byte) ([]byte, error)
+
+// Handle registers h for Calls named name, replacing any earlier one. Until
+// a name has a handler, Calls to it fail with codes.Unimplemented.
+//
+// NB: a Call is served on the peer port: with --peer-client-cert-auth only
+// members holding a certificate from the peer CA reach it, and without
+// peer TLS whoever can reach the port could already send raft messages.
+// The server/ layer's client auth does not apply, so register only what
+// members may ask each other (never a client operation).
+func (t *Transport) Handle(name string, h PeerHandler) {
+	t.mu.Lock()
+	t.mu.handlers[name] = h
+	t.mu.Unlock()
+}
+
+// Call sends req to member to's handler for name, over the peer
+// connection, and returns its answer. A member partitioned by the drop
+// filter does not answer.
+func (t *Transport) Call(ctx context.Context, to uint64, name string, req []byte) ([]byte, error) {
+	n := t.node()
+	if n == nil {
+		return nil, ErrStopped
+	}
+	p := t.peer(to)
+	if p == nil {
+		return nil, fmt.Errorf("%w: %x has no peer connection", ErrMemberNotFound, to)
+	}
+	if t.dropped(n.id, to) {
+		return nil, status.Error(codes.Unavailable, "raft: call dropped")
+	}
+	conn, err := p.clientConn()
+	if err != nil {
+		return nil, err
+	}
+	ctx = metadata.AppendToOutgoingContext(t.outgoingContext(ctx, n), mdCall, name)
+	var reply []byte
+	if err := conn.Invoke(ctx, methodCall, &req, &reply); err != nil {
+		return nil, err
+	}
+	return reply, nil
+}
+
+func (t *Transport) serveCall(ctx context.Context, req []byte) (*[]byte, error) {
+	n := t.node()
+	if n == nil {
+		return nil, status.Error(codes.Unavailable, "raft: no node attached")
+	}
+	from, err := t.checkIncoming(ctx, n)
+	if err != nil {
+		return nil, err
+	}
+	if t.dropped(from, n.id) {
+		return nil, status.Error(codes.Unavailable, "raft: call dropped")
+	}
+	var name string
+	if md, _ := metadata.FromIncomingContext(ctx); len(md.Get(mdCall)) > 0 {
+		name = md.Get(mdCall)[0]
+	}
+	t.mu.Lock()
+	h := t.mu.handlers[name]
+	t.mu.Unlock()
+	if h == nil {
+		return nil, status.Errorf(codes.Unimplemented, "raft: no peer handler %q", name)
+	}
+	reply, err := h(ctx, from, req)
+	if err != nil {
+		if _, ok := status.FromError(err); ok {
+			return nil, err
+		}
+		return nil, status.Error(codes.Unknown, err.Error())
+	}
+	return &reply, nil
 }
 
 // peer is the sending side towards one member.

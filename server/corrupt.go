@@ -2,18 +2,18 @@ package server
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.uber.org/zap"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials"
+	"google.golang.org/protobuf/proto"
 )
 
 // The periodic corruption check (--corrupt-check-time), as etcd's
 // (server/etcdserver/corrupt.go, periodicCheck): the leader hashes its
 // keyspace at its current revision (HashKV) and asks every other voting
-// member for the hash at the same revision over the client API; then it
+// member for the hash at the same revision over the peer transport; then it
 // makes sure it is still the leader (a linearizable barrier) and hashes
 // again. It raises a CORRUPT alarm, through raft, for
 //
@@ -30,8 +30,25 @@ import (
 // answer (down, behind: a future revision, or compacted past the revision)
 // are skipped this round. Each round ends with an info log line naming
 // how many peers answered.
+//
+// Why the peer transport and not the client API: HashKV is root-only on the
+// client API when auth is enabled, and a member has no client credentials
+// of its own; etcd, too, asks its peers over the peer URLs
+// (/members/hashkv), where client auth does not apply. The peer port is
+// the members' own channel (mutually authenticated with
+// --peer-client-cert-auth), and the only thing served there for the check
+// is this hash: no client operation becomes reachable without auth, and
+// minting a root token inside the server for a client call (a root-level
+// credential that exists outside any user's login) is avoided.
+
+// peerCallHashKV names the peer call (raft.Transport.Call) that answers a
+// pb.HashKVRequest with this member's pb.HashKVResponse.
+const peerCallHashKV = "hashkv"
 
 func (s *Server) startCorruptCheck() {
+	// Every member answers, whether or not it runs the check itself (the
+	// leader's flag decides), as etcd's peers always serve /members/hashkv.
+	s.tr.Handle(peerCallHashKV, s.servePeerHashKV)
 	if s.cfg.CorruptCheckTime <= 0 {
 		return
 	}
@@ -69,15 +86,13 @@ func (s *Server) checkPeerHashes() error {
 	}
 	var peers []peerHash
 	for _, m := range s.node.Members() {
-		if m.ID == s.node.ID() || len(m.ClientURLs) == 0 || m.IsLearner {
+		if m.ID == s.node.ID() || m.IsLearner {
 			continue
 		}
-		resp, err := peerHashKV(s.cfg.RequestTimeout, grpcTarget(m.ClientURLs[0]), s.DialCredentials(m.ClientURLs[0]), rev)
+		resp, err := s.peerHashKV(m.ID, rev)
 		if err != nil {
-			// NB: with auth enabled the member refuses: HashKV needs the
-			// root role and this call carries no token (etcd asks over the
-			// peer URLs, which have no auth). Logged, as etcd logs a failed
-			// hash request, so that a check that compares nothing shows.
+			// Logged, as etcd logs a failed hash request, so that a check
+			// that compares nothing shows.
 			s.lg.Warn("corruption check: member did not answer HashKV", zap.String("peer", idString(m.ID)),
 				zap.Int64("revision", rev), zap.Error(err))
 			continue
@@ -124,13 +139,36 @@ func (s *Server) checkPeerHashes() error {
 	return nil
 }
 
-func peerHashKV(timeout time.Duration, target string, creds credentials.TransportCredentials, rev int64) (*pb.HashKVResponse, error) {
-	conn, err := grpc.NewClient(target, grpc.WithTransportCredentials(creds))
+// peerHashKV asks member id for its HashKV at rev over the peer transport.
+func (s *Server) peerHashKV(id uint64, rev int64) (*pb.HashKVResponse, error) {
+	req, err := proto.Marshal(&pb.HashKVRequest{Revision: rev})
 	if err != nil {
 		return nil, err
 	}
-	defer conn.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.RequestTimeout)
 	defer cancel()
-	return pb.NewMaintenanceClient(conn).HashKV(ctx, &pb.HashKVRequest{Revision: rev})
+	b, err := s.tr.Call(ctx, id, peerCallHashKV, req)
+	if err != nil {
+		return nil, err
+	}
+	resp := &pb.HashKVResponse{}
+	if err := proto.Unmarshal(b, resp); err != nil {
+		return nil, fmt.Errorf("server: bad HashKV answer from %s: %w", idString(id), err)
+	}
+	return resp, nil
+}
+
+// servePeerHashKV answers a member's peerHashKV: the hash of this member's
+// keyspace at the requested revision (an error when it is compacted or in
+// this member's future).
+func (s *Server) servePeerHashKV(_ context.Context, _ uint64, b []byte) ([]byte, error) {
+	req := &pb.HashKVRequest{}
+	if err := proto.Unmarshal(b, req); err != nil {
+		return nil, fmt.Errorf("server: bad HashKV request: %w", err)
+	}
+	resp, err := s.HashKV(req.Revision)
+	if err != nil {
+		return nil, err
+	}
+	return proto.Marshal(resp)
 }

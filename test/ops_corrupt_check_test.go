@@ -3,6 +3,7 @@ package test
 import (
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -60,7 +61,11 @@ func backupWith(t *testing.T, v string, n int) (string, int64) {
 	return file, rev
 }
 
-func TestOpsCorruptCheck_DivergedMemberRaisesCorrupt(t *testing.T) {
+// divergedCluster makes the three members of the diverged cluster (none
+// started): m1 and m2 restored from one backup, m3 from another with the
+// same revision and different values. It returns the backups' revision.
+func divergedCluster(t *testing.T, extraFlags ...string) (*cluster, int64) {
+	t.Helper()
 	t.Logf("Step 1: two backups at the same revision, keys k0..k4 = \"a\" in one and \"b\" in the other...")
 	fileA, revA := backupWith(t, "a", 5)
 	fileB, revB := backupWith(t, "b", 5)
@@ -98,16 +103,20 @@ func TestOpsCorruptCheck_DivergedMemberRaisesCorrupt(t *testing.T) {
 			"--listen-client-urls", m.clientURL, "--advertise-client-urls", m.clientURL,
 			"--listen-peer-urls", m.peerURL, "--initial-advertise-peer-urls", m.peerURL,
 			"--initial-cluster", ic, "--initial-cluster-token", "diverged", "--initial-cluster-state", "new",
-			"--log-level", "info"}, corruptCheckFlags...)
+			"--log-level", "info"}, slices.Concat(corruptCheckFlags, extraFlags)...)
 	}
-	m1, m2, m3 := c.members[0], c.members[1], c.members[2]
+	return c, revA
+}
 
-	t.Logf("Step 3: m1 and m2 (equal data) elect a leader; its checks of the other pass without an alarm...")
-	m1.start()
-	m2.start()
+// startLeaderOf starts ms and returns the leader they elect.
+func startLeaderOf(t *testing.T, ms ...*member) *member {
+	t.Helper()
+	for _, m := range ms {
+		m.start()
+	}
 	var lead *member
-	waitFor(t, 20*time.Second, "m1 and m2 to elect a leader", func() bool {
-		for _, m := range []*member{m1, m2} {
+	waitFor(t, 20*time.Second, "a leader among the started members", func() bool {
+		for _, m := range ms {
 			st, err := m.status()
 			if err == nil && st.Leader != 0 && st.Leader == st.Header.MemberId {
 				lead = m
@@ -116,6 +125,15 @@ func TestOpsCorruptCheck_DivergedMemberRaisesCorrupt(t *testing.T) {
 		}
 		return false
 	})
+	return lead
+}
+
+func TestOpsCorruptCheck_DivergedMemberRaisesCorrupt(t *testing.T) {
+	c, revA := divergedCluster(t)
+	m1, m2, m3 := c.members[0], c.members[1], c.members[2]
+
+	t.Logf("Step 3: m1 and m2 (equal data) elect a leader; its checks of the other pass without an alarm...")
+	lead := startLeaderOf(t, m1, m2)
 	waitFor(t, 20*time.Second, "3 checks of one peer on the leader", func() bool { return corruptChecks(t, lead, 1) >= 3 })
 	cli := newClient(t, m1.endpoint(), m2.endpoint())
 	alarms, err := cli.AlarmList(ctxT(t, 5*time.Second))
@@ -207,14 +225,17 @@ func TestOpsCorruptCheck_EqualDataNoAlarm(t *testing.T) {
 	cli := newClient(t, c.endpoints()...)
 
 	t.Logf("Step 1: 4 writers run while the leader checks its peers...")
+	checked := corruptChecks(t, lead, 2) // rounds since the cluster started
 	load := startWriteLoad(cli, 4, 100000)
-	waitFor(t, 20*time.Second, "2 checks of both peers under load", func() bool { return corruptChecks(t, lead, 2) >= 2 })
+	waitFor(t, 20*time.Second, "2 checks of both peers and 200 writes under load", func() bool {
+		return corruptChecks(t, lead, 2) >= checked+2 && load.ackedCount() >= 200
+	})
 
 	t.Logf("Step 2: compacting halfway, then more checks under load...")
 	rev := currentRev(t, cli)
 	_, err := cli.Compact(ctxT(t, 5*time.Second), rev/2)
 	require.NoError(t, err)
-	checked := corruptChecks(t, lead, 2)
+	checked = corruptChecks(t, lead, 2)
 	waitFor(t, 20*time.Second, "3 more checks of both peers", func() bool { return corruptChecks(t, lead, 2) >= checked+3 })
 	acked := load.finish()
 	require.NotEmpty(t, acked)
@@ -233,4 +254,94 @@ func TestOpsCorruptCheck_EqualDataNoAlarm(t *testing.T) {
 	checkAcked(t, c, acked, rev)
 	waitSameHashKV(t, c, cli, rev, 10*time.Second)
 	mustPut(t, cli, "after", "1")
+}
+
+// enableRootAuth creates root (root role) and enables auth, as an operator
+// does, and returns a client logged in as root.
+func enableRootAuth(t *testing.T, eps ...string) *clientv3.Client {
+	t.Helper()
+	anon := newClient(t, eps...)
+	ctx := ctxT(t, 20*time.Second)
+	_, err := anon.UserAdd(ctx, "root", "rootpw")
+	require.NoError(t, err)
+	_, err = anon.RoleAdd(ctx, "root")
+	require.NoError(t, err)
+	_, err = anon.UserGrantRole(ctx, "root", "root")
+	require.NoError(t, err)
+	_, err = anon.AuthEnable(ctx)
+	require.NoError(t, err)
+	_, err = anon.HashKV(ctx, eps[0], 0)
+	require.ErrorIs(t, err, rpctypes.ErrUserEmpty, "HashKV needs a token once auth is on")
+	root, err := newAuthClient(t, "root", "rootpw", eps...)
+	require.NoError(t, err)
+	return root
+}
+
+// TestOpsCorruptCheck_AuthDivergedMemberRaisesCorrupt: with auth enabled
+// (where HashKV on the client API is root-only) the leader still compares
+// its peers, over the peer transport, and raises CORRUPT for the diverged
+// member.
+func TestOpsCorruptCheck_AuthDivergedMemberRaisesCorrupt(t *testing.T) {
+	c, _ := divergedCluster(t, authFlags.extraFlags...)
+	m1, m2, m3 := c.members[0], c.members[1], c.members[2]
+
+	t.Logf("Step 3: m1 and m2 elect a leader; root is created and auth enabled...")
+	lead := startLeaderOf(t, m1, m2)
+	root := enableRootAuth(t, m1.endpoint(), m2.endpoint())
+	checked := corruptChecks(t, lead, 1)
+
+	t.Logf("Step 4: with auth on, the leader's rounds still compare the other member (peers-checked 1)...")
+	waitFor(t, 20*time.Second, "3 checks of one peer after auth enable", func() bool { return corruptChecks(t, lead, 1) >= checked+3 })
+	alarms, err := root.AlarmList(ctxT(t, 5*time.Second))
+	require.NoError(t, err)
+	require.Empty(t, alarms.Alarms, "no alarm while the data is equal")
+
+	t.Logf("Step 5: m3 (different values at the same revision) joins; the leader raises CORRUPT for it...")
+	start := time.Now()
+	m3.start()
+	m3ID := memberID(t, m3)
+	waitFor(t, 15*time.Second, "a CORRUPT alarm", func() bool {
+		a, err := root.AlarmList(ctxT(t, 5*time.Second))
+		return err == nil && len(a.Alarms) > 0
+	})
+	t.Logf("CORRUPT raised %v after m3 started", time.Since(start).Round(time.Millisecond))
+	alarms, err = root.AlarmList(ctxT(t, 5*time.Second))
+	require.NoError(t, err)
+	require.Equal(t, []*pb.AlarmMember{{MemberID: m3ID, Alarm: pb.AlarmType_CORRUPT}}, stripAlarms(alarms.Alarms))
+	require.True(t, logContains(t, lead, "member's hash differs from the leader's"), "the leader logged the mismatch")
+
+	t.Logf("Step 6: root's writes fail with etcd's corrupt cluster error; reads still answer...")
+	_, err = root.Put(ctxT(t, 5*time.Second), "after", "1")
+	requireErrIs(t, err, rpctypes.ErrCorrupt, "root put")
+	r, err := root.Get(ctxT(t, 5*time.Second), "k0")
+	require.NoError(t, err)
+	require.Len(t, r.Kvs, 1)
+	require.Equal(t, "a", string(r.Kvs[0].Value))
+}
+
+// TestOpsCorruptCheck_AuthEqualDataNoAlarm: with auth enabled, members with
+// equal data are compared every round (both peers answer) and never alarmed.
+func TestOpsCorruptCheck_AuthEqualDataNoAlarm(t *testing.T) {
+	c := startCluster(t, engineMemory, 3, memberOpts{extraFlags: append([]string{"--bcrypt-cost", "4"}, corruptCheckFlags...)})
+	lead := c.leader()
+
+	t.Logf("Step 1: root is created and auth enabled...")
+	root := enableRootAuth(t, c.endpoints()...)
+	checked := corruptChecks(t, lead, 2)
+
+	t.Logf("Step 2: writes as root while the leader checks both peers...")
+	for i := 0; i < 20; i++ {
+		_, err := root.Put(ctxT(t, 5*time.Second), fmt.Sprintf("k%d", i), "v")
+		require.NoError(t, err)
+	}
+	waitFor(t, 20*time.Second, "3 checks of both peers after auth enable", func() bool { return corruptChecks(t, lead, 2) >= checked+3 })
+
+	t.Logf("Step 3: no alarm, no mismatch, equal HashKV on every member...")
+	alarms, err := root.AlarmList(ctxT(t, 5*time.Second))
+	require.NoError(t, err)
+	require.Empty(t, alarms.Alarms)
+	require.False(t, logContains(t, lead, "corruption check: member's"), "no mismatch logged")
+	rev := currentRev(t, root)
+	require.Equal(t, int64(21), rev)
+	waitSameHashKV(t, c, root, rev, 10*time.Second)
 }
