@@ -8,7 +8,7 @@ import (
 )
 
 // DefaultLatestCacheBytes bounds the latest-version cache (latestCache).
-const DefaultLatestCacheBytes = 32 << 20
+const DefaultLatestCacheBytes = 16 << 20
 
 // latestEntryOverhead is what one cached key costs besides its bytes: the
 // metadata, the string header and the map's share.
@@ -73,6 +73,13 @@ func (c *latestCache) set(key []byte, m latestMeta) {
 	c.bytes += cost
 }
 
+func (c *latestCache) drop(key []byte) {
+	if _, ok := c.m[string(key)]; ok {
+		delete(c.m, string(key))
+		c.bytes -= len(key) + latestEntryOverhead
+	}
+}
+
 func (c *latestCache) reset() {
 	clear(c.m)
 	c.bytes = 0
@@ -110,9 +117,11 @@ func (a *Apply) latestKV(key []byte, withValue bool) (*mvccpb.KeyValue, error) {
 }
 
 // noteWrite records in the cache the version written for key at a.w.rev.
+// A delete drops the key instead of caching its absence, so that a large
+// DeleteRange empties the cache rather than filling it with dead keys.
 func (a *Apply) noteWrite(key []byte, v version) {
 	if v.tombstone {
-		a.s.latest.set(key, latestMeta{})
+		a.s.latest.drop(key)
 		return
 	}
 	a.s.latest.set(key, latestMeta{mod: a.w.rev, create: v.create, ver: v.ver, lease: v.lease})

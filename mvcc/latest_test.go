@@ -103,6 +103,16 @@ func TestLatestCache_SameResultsWithAndWithoutCache(t *testing.T) {
 			}
 			require.Greater(t, len(stores[2].latest.m), 0, "the default cache was used")
 			require.LessOrEqual(t, stores[1].latest.bytes, sizes[1], "the tiny cache stayed in its bound")
+
+			t.Logf("Step 4: on a fresh store, 100 puts then one DeleteRange of all: the cache drops the dead keys")
+			s := openStore(t, ec, Config{})
+			for i := 0; i < 100; i++ {
+				put(t, s, fmt.Sprintf("d%03d", i), "v")
+			}
+			require.Len(t, s.latest.m, 100)
+			require.Equal(t, int64(100), del(t, s, "d", "e", false).Deleted)
+			require.Empty(t, s.latest.m)
+			require.Zero(t, s.latest.bytes)
 		})
 	}
 }
