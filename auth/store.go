@@ -38,7 +38,24 @@ var (
 	ErrInvalidAuthMgmt      = errors.New("auth: invalid auth management")
 	ErrInvalidAuthOpts      = errors.New("auth: invalid auth options")
 	ErrCorruptRecord        = errors.New("auth: corrupt auth record")
+	// ErrNoPasswordUser is etcd's answer to Authenticate for a user added
+	// with --no-password (such a user logs in only with a client
+	// certificate). It is an ErrAuthFailed too (errors.Is).
+	ErrNoPasswordUser error = &authFailedError{"auth: authentication failed, password was given for no password user"}
 )
+
+// authFailedError is a refused login with its own message.
+type authFailedError struct{ msg string }
+
+func (e *authFailedError) Error() string { return e.msg }
+func (e *authFailedError) Unwrap() error { return ErrAuthFailed }
+
+// rootPerm is what RoleGet answers for the root role, as etcd (auth/store.go
+// rootPerm): READWRITE on every key, whatever the stored record holds (root
+// may do anything; the record's own permissions never matter).
+func rootPerm() *authpb.Permission {
+	return &authpb.Permission{PermType: authpb.READWRITE, Key: []byte{}, RangeEnd: []byte{0}}
+}
 
 // RootUser and RootRole are etcd's names: the root role may do anything,
 // and auth can only be enabled once the root user holds it.
@@ -182,8 +199,9 @@ func (s *Store) HashPassword(password string) ([]byte, error) {
 }
 
 // CheckPassword verifies a user's password (the front end's step before
-// Authenticate is proposed). Unknown users, users without a password and
-// wrong passwords are all ErrAuthFailed.
+// Authenticate is proposed). Unknown users and wrong passwords are
+// ErrAuthFailed; a user added without a password is ErrNoPasswordUser,
+// whatever the password given (etcd's CheckPassword).
 func (s *Store) CheckPassword(name, password string) error {
 	if !s.IsEnabled() {
 		return ErrAuthNotEnabled
@@ -191,7 +209,10 @@ func (s *Store) CheckPassword(name, password string) error {
 	s.mu.RLock()
 	u := s.users[name]
 	s.mu.RUnlock()
-	if u == nil || (u.Options != nil && u.Options.NoPassword) || len(u.Password) == 0 {
+	if u != nil && u.Options != nil && u.Options.NoPassword {
+		return ErrNoPasswordUser
+	}
+	if u == nil || len(u.Password) == 0 {
 		return ErrAuthFailed
 	}
 	if bcrypt.CompareHashAndPassword(u.Password, []byte(password)) != nil {
@@ -516,13 +537,17 @@ func (s *Store) UserList() []string {
 	return out
 }
 
-// RoleGet returns a copy of a role's permissions.
+// RoleGet returns a copy of a role's permissions. The root role, when it
+// exists, answers etcd's rootPerm alone instead of its stored permissions.
 func (s *Store) RoleGet(name string) (*authpb.Role, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	r := s.roles[name]
 	if r == nil {
 		return nil, ErrRoleNotFound
+	}
+	if name == RootRole {
+		return &authpb.Role{Name: []byte(RootRole), KeyPermission: []*authpb.Permission{rootPerm()}}, nil
 	}
 	return proto.Clone(r).(*authpb.Role), nil
 }

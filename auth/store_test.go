@@ -252,3 +252,63 @@ func TestJWTTokens(t *testing.T) {
 		t.Fatalf("jwt without keys: %v", err)
 	}
 }
+
+// TestStore_EtcdAnswers: answers etcd gives that the stored state does not
+// spell out: the root role's permission and a no-password user's login.
+func TestStore_EtcdAnswers(t *testing.T) {
+	s, eng := newTestStore(t)
+	if _, err := s.RoleGet(RootRole); !errors.Is(err, ErrRoleNotFound) {
+		t.Fatalf("root role before it exists: %v", err)
+	}
+	mustApply(t, eng, func(b engine.Batch) error {
+		return s.UserAdd(b, &pb.AuthUserAddRequest{Name: "root", Password: "pw"})
+	})
+	mustApply(t, eng, func(b engine.Batch) error { return s.RoleAdd(b, RootRole) })
+	mustApply(t, eng, func(b engine.Batch) error {
+		return s.UserGrantRole(b, &pb.AuthUserGrantRoleRequest{User: "root", Role: RootRole})
+	})
+	mustApply(t, eng, func(b engine.Batch) error {
+		return s.RoleGrantPermission(b, &pb.AuthRoleGrantPermissionRequest{Name: RootRole,
+			Perm: &authpb.Permission{PermType: authpb.READ, Key: []byte("foo")}})
+	})
+	mustApply(t, eng, func(b engine.Batch) error {
+		return s.UserAdd(b, &pb.AuthUserAddRequest{Name: "nopw", Options: &authpb.UserAddOptions{NoPassword: true}})
+	})
+	mustApply(t, eng, s.Enable)
+
+	r, err := s.RoleGet(RootRole)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// etcd's rootPerm: READWRITE on ["", "\x00"), not the stored READ on foo.
+	if len(r.KeyPermission) != 1 || r.KeyPermission[0].PermType != authpb.READWRITE ||
+		string(r.KeyPermission[0].Key) != "" || string(r.KeyPermission[0].RangeEnd) != "\x00" {
+		t.Fatalf("root role: %v", r.KeyPermission)
+	}
+	r.KeyPermission[0].RangeEnd[0] = 'x' // a copy: the next answer is unchanged
+	if r2, _ := s.RoleGet(RootRole); string(r2.KeyPermission[0].RangeEnd) != "\x00" {
+		t.Fatalf("root role after the caller changed its copy: %v", r2.KeyPermission)
+	}
+
+	for _, c := range []struct {
+		name, password string
+		want           error
+	}{
+		{"nopw", "x", ErrNoPasswordUser},
+		{"nopw", "", ErrNoPasswordUser}, // etcd checks the option before the password
+		{"nobody", "x", ErrAuthFailed},
+		{"root", "bad", ErrAuthFailed},
+		{"root", "pw", nil},
+	} {
+		err := s.CheckPassword(c.name, c.password)
+		if !errors.Is(err, c.want) || (c.want == ErrAuthFailed && errors.Is(err, ErrNoPasswordUser)) {
+			t.Errorf("CheckPassword(%q, %q) = %v, want %v", c.name, c.password, err, c.want)
+		}
+	}
+	if got := ErrNoPasswordUser.Error(); got != "auth: authentication failed, password was given for no password user" {
+		t.Errorf("message %q", got)
+	}
+	if !errors.Is(ErrNoPasswordUser, ErrAuthFailed) {
+		t.Error("ErrNoPasswordUser is not an ErrAuthFailed")
+	}
+}

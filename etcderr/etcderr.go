@@ -78,6 +78,7 @@ var table = []struct {
 	{auth.ErrRoleAlreadyExist, rpctypes.ErrGRPCRoleAlreadyExist},
 	{auth.ErrRoleNotFound, rpctypes.ErrGRPCRoleNotFound},
 	{auth.ErrRoleEmpty, rpctypes.ErrGRPCRoleEmpty},
+	{auth.ErrNoPasswordUser, status.Error(codes.Unknown, auth.ErrNoPasswordUser.Error())}, // before ErrAuthFailed: it is one
 	{auth.ErrAuthFailed, rpctypes.ErrGRPCAuthFailed},
 	{auth.ErrPermissionDenied, rpctypes.ErrGRPCPermissionDenied},
 	{auth.ErrRoleNotGranted, rpctypes.ErrGRPCRoleNotGranted},

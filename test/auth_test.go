@@ -1,6 +1,7 @@
 package test
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -15,6 +16,8 @@ import (
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // Auth as etcd has it, through clientv3 (Username/Password) and unmodified
@@ -183,6 +186,27 @@ func TestAuth_ClientV3(t *testing.T) {
 	require.Equal(t, 1, len(rg.Perm))
 	require.Equal(t, "/app/", string(rg.Perm[0].Key))
 	require.Equal(t, "/app0", string(rg.Perm[0].RangeEnd))
+	// etcd answers the root role with READWRITE on every key, which it
+	// does not store, whatever was granted to the role.
+	_, err = root.RoleGrantPermission(ctx, "root", "foo", "", clientv3.PermissionType(clientv3.PermRead))
+	require.NoError(t, err)
+	rg, err = root.RoleGet(ctx, "root")
+	require.NoError(t, err)
+	require.Equal(t, 1, len(rg.Perm))
+	require.Equal(t, []string{"READWRITE", "", "\x00"},
+		[]string{rg.Perm[0].PermType.String(), string(rg.Perm[0].Key), string(rg.Perm[0].RangeEnd)})
+
+	t.Logf("Step 10b: a user added without a password cannot log in with one (etcd's no password user error)")
+	_, err = root.UserAddWithOptions(ctx, "nopw", "", &clientv3.UserAddOptions{NoPassword: true})
+	require.NoError(t, err)
+	_, err = newAuthClient(t, "nopw", "x", ep)
+	require.Equal(t, codes.Unknown, status.Code(err), "%v", err)
+	require.Equal(t, "auth: authentication failed, password was given for no password user", status.Convert(err).Message())
+	_, err = anon.Authenticate(ctx, "nopw", "") // raw Authenticate, empty password: the same
+	require.Equal(t, codes.Unknown, status.Code(err), "%v", err)
+	require.Equal(t, "auth: authentication failed, password was given for no password user", status.Convert(err).Message())
+	_, err = root.UserDelete(ctx, "nopw")
+	require.NoError(t, err)
 
 	roles, err := root.RoleList(ctx)
 	require.NoError(t, err)
@@ -252,6 +276,7 @@ func TestAuth_Etcdctl(t *testing.T) {
 	require.Equal(t, "Role app is granted to user alice\n", ctlOK(t, eps, "user", "grant-role", "alice", "app"))
 	require.Equal(t, "Role app\nKV Read:\n\t[/app/, /app0) (prefix /app/)\nKV Write:\n\t[/app/, /app0) (prefix /app/)\n",
 		ctlOK(t, eps, "role", "get", "app"))
+	require.Equal(t, "User nopw created\n", ctlOK(t, eps, "user", "add", "nopw", "--no-password"))
 
 	t.Logf("Step 2: auth enable")
 	require.Equal(t, "Authentication Enabled\n", ctlOK(t, eps, "auth", "enable"))
@@ -263,9 +288,16 @@ func TestAuth_Etcdctl(t *testing.T) {
 	ctlFails(t, eps, "etcdserver: permission denied", "--user", "alice:alicepw", "put", "/other/x", "1")
 	ctlFails(t, eps, "etcdserver: permission denied", "--user", "alice:alicepw", "user", "add", "bob:pw")
 	ctlFails(t, eps, "etcdserver: authentication failed, invalid user ID or password", "--user", "alice:wrong", "get", "/app/a")
+	ctlFails(t, eps, "rpc error: code = Unknown desc = auth: authentication failed, password was given for no password user",
+		"--user", "nopw:x", "get", "/app/a")
 
 	t.Logf("Step 4: root lists users; auth disable")
-	require.Equal(t, "alice\nroot\n", ctlOK(t, eps, "--user", "root:rootpw", "user", "list"))
+	require.Equal(t, "alice\nnopw\nroot\n", ctlOK(t, eps, "--user", "root:rootpw", "user", "list"))
+	// etcd 3.7.3's output: the root role's READWRITE on every key.
+	require.Equal(t, "Role root\nKV Read:\n\t[, <open ended>\nKV Write:\n\t[, <open ended>\n",
+		ctlOK(t, eps, "--user", "root:rootpw", "role", "get", "root"))
+	require.Contains(t, ctlOK(t, eps, "--user", "root:rootpw", "-w", "json", "role", "get", "root"),
+		`"perm":[{"permType":2,"range_end":"AA=="}]}`)
 	require.Equal(t, "Authentication Disabled\n", ctlOK(t, eps, "--user", "root:rootpw", "auth", "disable"))
 	out := ctlOK(t, eps, "get", "/app/a")
 	require.True(t, strings.HasSuffix(out, "1\n"), "get after disable: %q", out)
@@ -305,6 +337,7 @@ func TestAuth_HTTPGateway(t *testing.T) {
 		{"/v3/auth/role/grant", `{"name":"app","perm":{"permType":"READWRITE","key":"` + b64("/app/") + `","range_end":"` + b64("/app0") + `"}}`},
 		{"/v3/auth/user/add", `{"name":"alice","password":"alicepw"}`},
 		{"/v3/auth/user/grant", `{"user":"alice","role":"app"}`},
+		{"/v3/auth/user/add", `{"name":"nopw","options":{"no_password":true}}`},
 		{"/v3/kv/put", `{"key":"` + b64("/other/x") + `","value":"` + b64("secret") + `"}`},
 		{"/v3/auth/enable", `{}`},
 	} {
@@ -319,6 +352,9 @@ func TestAuth_HTTPGateway(t *testing.T) {
 	code, body = gwPost(t, base, "/v3/auth/authenticate", "", `{"name":"alice","password":"wrong"}`)
 	require.Equal(t, 400, code, body)
 	require.Contains(t, body, "etcdserver: authentication failed, invalid user ID or password")
+	code, body = gwPost(t, base, "/v3/auth/authenticate", "", `{"name":"nopw","password":"x"}`)
+	require.Equal(t, 500, code, body) // etcd 3.7.3: code 2 (Unknown), HTTP 500
+	require.Equal(t, `{"code":2,"message":"auth: authentication failed, password was given for no password user"}`, compactJSON(t, body))
 	code, body = gwPost(t, base, "/v3/auth/authenticate", "", `{"name":"alice","password":"alicepw"}`)
 	require.Equal(t, 200, code, body)
 	var auth struct{ Token string }
@@ -363,9 +399,20 @@ func TestAuth_HTTPGateway(t *testing.T) {
 	require.Equal(t, 200, code, body)
 	var rootAuth struct{ Token string }
 	require.NoError(t, json.Unmarshal([]byte(body), &rootAuth))
+	code, body = gwPost(t, base, "/v3/auth/role/get", rootAuth.Token, `{"role":"root"}`)
+	require.Equal(t, 200, code, body)
+	require.Contains(t, compactJSON(t, body), `"perm":[{"permType":"READWRITE","range_end":"AA=="}]`) // as etcd 3.7.3
 	code, body = gwPost(t, base, "/v3/auth/disable", rootAuth.Token, `{}`)
 	require.Equal(t, 200, code, body)
 	code, body = gwPost(t, base, "/v3/kv/range", "", `{"key":"`+b64("/other/x")+`"}`)
 	require.Equal(t, 200, code, body)
 	require.Contains(t, body, `"value":"`+b64("secret")+`"`)
+}
+
+// compactJSON removes insignificant spaces (etcd's gateway writes ", ").
+func compactJSON(t *testing.T, s string) string {
+	t.Helper()
+	var b bytes.Buffer
+	require.NoError(t, json.Compact(&b, []byte(s)), s)
+	return b.String()
 }
