@@ -19,7 +19,7 @@ import (
 // collector works harder as the Go heap nears it.
 const (
 	defaultGCPercent   = 400
-	defaultMemoryLimit = 1 << 30
+	defaultMemoryLimit = 512 << 20
 )
 
 func tuneGC(lg *zap.Logger) {
