@@ -115,6 +115,14 @@ type Snapshot interface {
 type IterOptions struct {
 	Lower, Upper []byte
 	Reverse      bool
+	// SameSuffixedKey is a hint for the Data keyspace, where every key ends
+	// in an 8-byte suffix (mvcc's revision): the caller promises that all
+	// keys in [Lower, Upper) and every Seek target share all their bytes
+	// but those last 8 (the versions of one mvcc key), and positions the
+	// iterator with Seek only. An engine may then skip whole files and
+	// memtables by a bloom filter over that prefix (RocksDB's prefix
+	// mode); what the iterator returns is the same.
+	SameSuffixedKey bool
 }
 
 // Iterator walks keys in one direction (ascending, or descending when

@@ -86,7 +86,9 @@ func scanLiveIter(it engine.Iterator, lower []byte, rev int64,
 // without withValue.
 func newestVersion(r engine.Reader, key []byte, rev int64, withValue bool) (v version, vrev int64, found bool, err error) {
 	prefix := appendEscaped(nil, key)
-	it := r.NewIterator(engine.Data, engine.IterOptions{Lower: prefix, Upper: skipKey(nil, prefix)})
+	// The lookup only seeks among the versions of key: an engine may use a
+	// bloom filter over the key to skip data that does not hold it.
+	it := r.NewIterator(engine.Data, engine.IterOptions{Lower: prefix, Upper: skipKey(nil, prefix), SameSuffixedKey: true})
 	defer it.Close()
 	if !it.Seek(binary.BigEndian.AppendUint64(prefix, ^uint64(rev))) {
 		return version{}, 0, false, it.Err()

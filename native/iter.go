@@ -57,8 +57,11 @@ type Iterator struct {
 
 // NewIterator returns an iterator over cf restricted to lower <= key < upper
 // (nil: unbounded), through snap when it is not nil, walking down when
-// reverse. The bounds are copied into C memory.
-func (db *DB) NewIterator(cf int, snap *Snapshot, lower, upper []byte, reverse bool) *Iterator {
+// reverse. The bounds are copied into C memory. With prefix, the iterator
+// is in RocksDB's prefix mode (see Options.PrefixCF): it visits only keys
+// sharing the prefix of its first seek target, and skips memtables and
+// files whose prefix bloom filter rules that prefix out.
+func (db *DB) NewIterator(cf int, snap *Snapshot, lower, upper []byte, reverse, prefix bool) *Iterator {
 	var s *C.ms_snap
 	if snap != nil {
 		s = snap.c
@@ -66,7 +69,7 @@ func (db *DB) NewIterator(cf int, snap *Snapshot, lower, upper []byte, reverse b
 	c := C.ms_iter_new(db.c, C.int(cf), s,
 		bytesPtr(lower), C.size_t(len(lower)), cbool(lower != nil),
 		bytesPtr(upper), C.size_t(len(upper)), cbool(upper != nil),
-		cbool(reverse))
+		cbool(reverse), cbool(prefix))
 	return &Iterator{c: c}
 }
 

@@ -41,6 +41,12 @@ type Options struct {
 	TotalWriteBufferBytes uint64
 	// DisableFsync makes Write(sync=true) skip the WAL fsync.
 	DisableFsync bool
+	// PrefixCF, when PrefixSuffixLen is 8, is the index (in Open's names)
+	// of the column family whose keys all end in an 8-byte suffix: it gets
+	// a prefix extractor that strips it, and prefix bloom filters, used by
+	// iterators opened with prefix set. -1 or a PrefixSuffixLen of 0: none.
+	PrefixCF        int
+	PrefixSuffixLen int
 }
 
 // DB is an open RocksDB database with its column family handles.
@@ -106,6 +112,13 @@ func Open(dir string, opts Options, want []string) (*DB, error) {
 	}
 	if opts.DisableFsync {
 		cfg.disable_fsync = 1
+	}
+	cfg.prefix_cf = -1
+	if opts.PrefixSuffixLen == 8 {
+		cfg.prefix_cf = C.int(opts.PrefixCF)
+		cfg.prefix_suffix_len = C.int(opts.PrefixSuffixLen)
+	} else if opts.PrefixSuffixLen != 0 {
+		return nil, fmt.Errorf("native: prefix suffix of %d bytes (only 8 is supported)", opts.PrefixSuffixLen)
 	}
 	r := C.ms_open(cdir, &cfg, &cnames[0], C.int(len(names)))
 	if r.err != nil {

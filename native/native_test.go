@@ -176,7 +176,7 @@ func TestFillPagesAndNeed(t *testing.T) {
 	if err := db.Write(&b, false); err != nil {
 		t.Fatal(err)
 	}
-	it := db.NewIterator(0, nil, []byte("b"), []byte("j"), false)
+	it := db.NewIterator(0, nil, []byte("b"), []byte("j"), false, false)
 	defer it.Close()
 
 	t.Logf("Step 1: a 3-entry page")
@@ -212,7 +212,7 @@ func TestFillPagesAndNeed(t *testing.T) {
 	}
 
 	t.Logf("Step 3: reverse seek beyond the upper bound clamps to it")
-	rit := db.NewIterator(0, nil, []byte("b"), []byte("j"), true)
+	rit := db.NewIterator(0, nil, []byte("b"), []byte("j"), true, false)
 	defer rit.Close()
 	p, err = rit.Fill(PosSeek, []byte("z"), page, 1)
 	if k, _, _ := PageRecord(page, 0); err != nil || p.Count != 1 || k[0] != 'i' {
@@ -239,7 +239,7 @@ func TestSnapshotReads(t *testing.T) {
 	if string(v) != "old" {
 		t.Fatalf("snapshot Get = %q", v)
 	}
-	it := db.NewIterator(0, s, nil, nil, false)
+	it := db.NewIterator(0, s, nil, nil, false, false)
 	defer it.Close()
 	page := make([]byte, 64)
 	if _, err := it.Fill(PosFirst, nil, page, 10); err != nil {

@@ -36,9 +36,34 @@ static void ms_free_db(ms_db* d) {
   if (d->wo_sync != NULL) rocksdb_writeoptions_destroy(d->wo_sync);
   if (d->wo_nosync != NULL) rocksdb_writeoptions_destroy(d->wo_nosync);
   if (d->opts != NULL) rocksdb_options_destroy(d->opts);
+  if (d->prefix_opts != NULL) rocksdb_options_destroy(d->prefix_opts);
   if (d->cache != NULL) rocksdb_cache_destroy(d->cache);
   free(d);
 }
+
+// The prefix extractor of prefix_cf: a key without its last N bytes (N is
+// the state). Keys shorter than that are outside its domain.
+static char* ms_strip_transform(void* state, const char* key, size_t len, size_t* dst_len) {
+  *dst_len = len - (size_t)(uintptr_t)state;
+  return (char*)key;
+}
+static unsigned char ms_strip_in_domain(void* state, const char* key, size_t len) {
+  (void)key;
+  return len > (size_t)(uintptr_t)state;
+}
+static unsigned char ms_strip_in_range(void* state, const char* key, size_t len) {
+  (void)state;
+  (void)key;
+  (void)len;
+  return 0;
+}
+static const char* ms_strip_name(void* state) {
+  (void)state;
+  // The name is stored with the SST files: filters built under another
+  // name are ignored, never misread. The suffix length is part of it.
+  return "metastore.StripSuffix.8";
+}
+static void ms_strip_destroy(void* state) { (void)state; }
 
 ms_open_result ms_open(const char* dir, const ms_config* cfg, const char* const* names, int n) {
   ms_open_result r = {NULL, NULL};
@@ -92,6 +117,8 @@ ms_open_result ms_open(const char* dir, const ms_config* cfg, const char* const*
   d->wo_nosync = rocksdb_writeoptions_create();
   rocksdb_writeoptions_set_sync(d->wo_nosync, 0);
   d->ro = rocksdb_readoptions_create();
+  // Every iterator is total-order unless it asks for prefix mode.
+  rocksdb_readoptions_set_total_order_seek(d->ro, 1);
   d->co = rocksdb_compactoptions_create();
   rocksdb_compactoptions_set_exclusive_manual_compaction(d->co, 0);
   // kForceOptimized: rewrite the bottommost level too, so deleted keys
@@ -108,6 +135,18 @@ ms_open_result ms_open(const char* dir, const ms_config* cfg, const char* const*
     return r;
   }
   for (int i = 0; i < n; i++) cfopts[i] = o;
+  if (cfg->prefix_cf >= 0 && cfg->prefix_cf < n && cfg->prefix_suffix_len == 8) {
+    // Options are copied with the table factory (and so share the block
+    // cache); the options take ownership of the transform.
+    d->prefix_opts = rocksdb_options_create_copy(o);
+    rocksdb_options_set_prefix_extractor(
+        d->prefix_opts,
+        rocksdb_slicetransform_create((void*)(uintptr_t)cfg->prefix_suffix_len, ms_strip_destroy,
+                                      ms_strip_transform, ms_strip_in_domain, ms_strip_in_range,
+                                      ms_strip_name));
+    rocksdb_options_set_memtable_prefix_bloom_size_ratio(d->prefix_opts, 0.1);
+    cfopts[cfg->prefix_cf] = d->prefix_opts;
+  }
 
   char* err = NULL;
   d->db = rocksdb_open_column_families(o, dir, n, names, cfopts, d->cfs, &err);
@@ -315,11 +354,15 @@ static char* ms_copy(const char* p, size_t n) {
 
 ms_iter* ms_iter_new(ms_db* d, int cf, ms_snap* snap, const char* lower, size_t lower_len,
                      int has_lower, const char* upper, size_t upper_len, int has_upper,
-                     int reverse) {
+                     int reverse, int prefix_mode) {
   ms_iter* it = calloc(1, sizeof(ms_iter));
   if (it == NULL) return NULL;
   it->reverse = reverse;
   it->ro = rocksdb_readoptions_create();
+  if (prefix_mode)
+    rocksdb_readoptions_set_prefix_same_as_start(it->ro, 1);
+  else
+    rocksdb_readoptions_set_total_order_seek(it->ro, 1);
   if (snap != NULL) rocksdb_readoptions_set_snapshot(it->ro, snap->snap);
   // NB: the read options keep a Slice pointing at the bound bytes, not a
   // copy, so the bounds live in this object until ms_iter_free.

@@ -29,11 +29,18 @@ typedef struct ms_config {
   uint64_t max_total_wal_bytes;
   uint64_t db_write_buffer_bytes;  // total memtable budget over column families (0: none)
   int disable_fsync;  // sync writes do not fsync the WAL
+  // prefix_cf (>= 0) is the index in names of the column family whose keys
+  // end in a prefix_suffix_len-byte suffix: its prefix extractor strips
+  // the suffix, so bloom filters answer "no key with this prefix" for
+  // iterators opened in prefix mode. -1: no such column family.
+  int prefix_cf;
+  int prefix_suffix_len;
 } ms_config;
 
 typedef struct ms_db {
   rocksdb_t* db;
   rocksdb_options_t* opts;
+  rocksdb_options_t* prefix_opts;  // prefix_cf's options, or NULL
   rocksdb_cache_t* cache;
   rocksdb_writeoptions_t* wo_sync;
   rocksdb_writeoptions_t* wo_nosync;
@@ -102,10 +109,13 @@ typedef struct ms_iter {
   int reverse;
 } ms_iter;
 
-// ms_iter_new copies the bounds; snap may be NULL.
+// ms_iter_new copies the bounds; snap may be NULL. With prefix_mode the
+// iterator only visits keys with the prefix of its first seek target
+// (prefix_same_as_start) and may skip files and memtables by their prefix
+// bloom filters; otherwise it is a total-order iterator.
 ms_iter* ms_iter_new(ms_db* db, int cf, ms_snap* snap, const char* lower, size_t lower_len,
                      int has_lower, const char* upper, size_t upper_len, int has_upper,
-                     int reverse);
+                     int reverse, int prefix_mode);
 void ms_iter_free(ms_iter* it);
 
 // Positioning before a page fill.

@@ -3,6 +3,7 @@ package rocksdb
 import (
 	"fmt"
 
+	"github.com/metastore/metastore/engine"
 	"github.com/metastore/metastore/native"
 )
 
@@ -42,12 +43,20 @@ type Config struct {
 	// without fsyncing the WAL: a process crash loses nothing, a machine
 	// crash may lose recent batches.
 	DisableFsync bool
+	// DataPrefixFilter gives the Data keyspace a prefix extractor that
+	// drops the 8-byte revision suffix of its keys, with bloom filters over
+	// the prefix, so that a lookup of one key's newest version
+	// (IterOptions.SameSuffixedKey) skips memtables and files that do not
+	// hold the key. Without it, such a lookup of a key that does not exist
+	// seeks every level: 32% of the server's CPU in etcdctl check perf
+	// after 200,000 other puts.
+	DataPrefixFilter bool
 }
 
 // DefaultConfig returns the recommended settings.
 func DefaultConfig() Config {
 	return Config{
-		BlockCacheBytes:       64 << 20,
+		BlockCacheBytes:       256 << 20,
 		BloomBitsPerKey:       10,
 		Compression:           "lz4",
 		BytesPerSync:          1 << 20,
@@ -56,6 +65,7 @@ func DefaultConfig() Config {
 		MaxWriteBufferNumber:  4,
 		TotalWriteBufferBytes: 128 << 20,
 		MaxTotalWALBytes:      512 << 20,
+		DataPrefixFilter:      true,
 	}
 }
 
@@ -111,5 +121,14 @@ func (c Config) nativeOptions() native.Options {
 		MaxTotalWALBytes:      c.MaxTotalWALBytes,
 		TotalWriteBufferBytes: c.TotalWriteBufferBytes,
 		DisableFsync:          c.DisableFsync,
+		PrefixCF:              int(engine.Data),
+		PrefixSuffixLen:       dataPrefixSuffix(c.DataPrefixFilter),
 	}
+}
+
+func dataPrefixSuffix(on bool) int {
+	if on {
+		return 8
+	}
+	return 0
 }

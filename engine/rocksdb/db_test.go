@@ -82,7 +82,7 @@ func TestConfigValidate(t *testing.T) {
 
 func TestDefaultConfig(t *testing.T) {
 	c := DefaultConfig()
-	require.Equal(t, uint64(64<<20), c.BlockCacheBytes)
+	require.Equal(t, uint64(256<<20), c.BlockCacheBytes)
 	require.Equal(t, 10, c.BloomBitsPerKey)
 	require.Equal(t, "lz4", c.Compression)
 	require.Equal(t, uint64(1<<20), c.BytesPerSync)

@@ -4,12 +4,13 @@
 // Open(dir, cfg) opens or creates the database with one column family per
 // engine.Keyspace (named by Keyspace.String(): data, changelog, raftlog,
 // meta) plus RocksDB's "default"; missing ones are created. Config
-// (DefaultConfig) holds the NVMe-oriented settings: a 64 MiB LRU block cache
-// shared by all column families (SST files are read through the OS page
-// cache, which keeps hot data in memory beyond it), a 10 bits/key whole-key
-// bloom filter, lz4 with zstd at the bottommost level, incremental syncs
-// every 1 MiB, 4 background jobs, 32 MiB memtables with 128 MiB over all
-// column families, dynamic level sizes, and
+// (DefaultConfig) holds the NVMe-oriented settings: a 256 MiB LRU block
+// cache shared by all column families (it also holds the index and filter
+// blocks), a 10 bits/key bloom filter (whole keys, and in the data column
+// family also the key without its 8-byte revision: DataPrefixFilter), lz4
+// with zstd at the bottommost level, incremental syncs every 1 MiB, 4
+// background jobs, 32 MiB memtables with 128 MiB over all column families,
+// dynamic level sizes, and
 // DisableFsync for --unsafe-no-fsync. Open fails with errors wrapping
 // engine.ErrLocked (the LOCK file is held by another DB, in this or another
 // process) or engine.ErrCorrupt (CURRENT or MANIFEST unreadable), on one line

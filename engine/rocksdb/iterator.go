@@ -96,7 +96,8 @@ func (db *DB) newIterator(ks engine.Keyspace, s *snapshot, opts engine.IterOptio
 			return it
 		}
 	}
-	it.n = db.n.NewIterator(int(ks), ns, opts.Lower, opts.Upper, opts.Reverse)
+	prefix := opts.SameSuffixedKey && ks == engine.Data && db.cfg.DataPrefixFilter && !opts.Reverse
+	it.n = db.n.NewIterator(int(ks), ns, opts.Lower, opts.Upper, opts.Reverse, prefix)
 	db.live.Lock()
 	db.live.iters[it] = struct{}{}
 	db.live.Unlock()
