@@ -77,22 +77,10 @@ var _ stateSnapshot = (*server.StateSnapshot)(nil)
 // sendSnapshot streams ss to srv in snapshotChunk blobs, every message with
 // hdr, and closes ss.
 func sendSnapshot(ss stateSnapshot, hdr *pb.ResponseHeader, srv pb.Maintenance_SnapshotServer) error {
-	pr, pw := io.Pipe()
-	written := make(chan struct{})
-	go func() {
-		defer close(written)
-		_, err := ss.WriteTo(pw)
-		pw.CloseWithError(err)
-	}()
-	// NB: ss is closed only once WriteTo has returned: it reads the pinned
-	// engine state until then, also after its last byte was read and when
-	// the stream ends early (closing the pipe's read side first makes its
-	// next write fail, so it returns). As http/maintenance.go does.
-	defer func() {
-		pr.Close()
-		<-written
-		ss.Close()
-	}()
+	// NB: ss is closed by the reader's Close, only once WriteTo has
+	// returned (server.SnapshotReader).
+	pr := server.SnapshotReader(ss)
+	defer pr.Close()
 	h := sha256.New()
 	total, sent := ss.Size(), int64(0)
 	for total-sent > 0 {

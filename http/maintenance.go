@@ -123,21 +123,10 @@ func (h *Handler) gwSnapshot(ctx *fasthttp.RequestCtx) {
 	stop, done := h.streams.c, h.ctx.Done()
 	ctx.SetBodyStreamWriter(func(w *bufio.Writer) {
 		out := streamOut{w: w, conn: conn, timeout: timeout}
-		pr, pw := io.Pipe()
-		written := make(chan struct{})
-		go func() {
-			defer close(written)
-			_, err := ss.WriteTo(pw)
-			pw.CloseWithError(err)
-		}()
-		// NB: the snapshot is closed only once WriteTo has returned (the
-		// pipe's read side closed first makes it return): it reads the
-		// pinned engine state until then.
-		defer func() {
-			pr.Close()
-			<-written
-			ss.Close()
-		}()
+		// NB: the snapshot is closed by the reader's Close, only once its
+		// WriteTo has returned (server.SnapshotReader).
+		pr := server.SnapshotReader(ss)
+		defer pr.Close()
 		hdr := sa.Header(ss.Revision())
 		sum := sha256.New()
 		chunk := make([]byte, snapshotChunk)

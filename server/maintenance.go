@@ -168,6 +168,45 @@ const snapshotAlign = 512
 // Close releases the pinned state.
 func (ss *StateSnapshot) Close() error { return ss.snap.Close() }
 
+// SnapshotReader reads what ss.WriteTo writes, through a pipe: WriteTo
+// runs in its own goroutine. Close closes the pipe's read side (so a
+// WriteTo still writing returns), waits until WriteTo has returned, and
+// only then closes ss, which reads its pinned engine state until then: also
+// after its last byte was read, and when a stream ends early. Both front
+// ends stream snapshots through it.
+func SnapshotReader(ss interface {
+	io.WriterTo
+	io.Closer
+}) io.ReadCloser {
+	pr, pw := io.Pipe()
+	r := &snapshotReader{pr: pr, ss: ss, written: make(chan struct{})}
+	go func() {
+		defer close(r.written)
+		_, err := ss.WriteTo(pw)
+		pw.CloseWithError(err)
+	}()
+	return r
+}
+
+type snapshotReader struct {
+	pr      *io.PipeReader
+	ss      io.Closer
+	written chan struct{}
+	once    sync.Once
+	err     error
+}
+
+func (r *snapshotReader) Read(p []byte) (int, error) { return r.pr.Read(p) }
+
+func (r *snapshotReader) Close() error {
+	r.once.Do(func() {
+		r.pr.Close()
+		<-r.written
+		r.err = r.ss.Close()
+	})
+	return r.err
+}
+
 type countingWriter struct {
 	w io.Writer
 	n int64
