@@ -90,11 +90,11 @@ func serveAction(c *cli.Context) error {
 		return err
 	}
 	defer lg.Sync()
-	tuneGC(lg) // gc.go
 	cfg, clientURLs, peerURLs, err := serveConfig(c, lg)
 	if err != nil {
 		return err
 	}
+	tuneGC(lg) // gc.go: after the flags are checked, so a bad flag's error stays one line
 	mets, err := mhttp.NewMetrics(prometheus.DefaultRegisterer)
 	if err != nil {
 		return err
