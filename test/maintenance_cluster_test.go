@@ -76,8 +76,12 @@ func TestMaintenanceCluster_MoveLeader(t *testing.T) {
 		requireErrIs(t, err, rpctypes.ErrNotLeader, "repeated MoveLeader on the old leader")
 		cur = next
 	}
+	// The three moves can take a few milliseconds in all, less than one
+	// put that was in flight during a transfer: wait until writes are
+	// acknowledged again under the last leader before stopping the load.
+	waitFor(t, 10*time.Second, "writes acknowledged after the moves", func() bool { return load.ackedCount() > 0 })
 	acked := load.finish()
-	t.Logf("Step 5: %d writes acknowledged during the moves; checking all members...", len(acked))
+	t.Logf("Step 5: %d writes acknowledged during and after the moves; checking all members...", len(acked))
 	require.NotEmpty(t, acked)
 	rev := currentRev(t, cli)
 	checkAcked(t, c, acked, rev)
