@@ -2,9 +2,6 @@ package test
 
 import (
 	"crypto/tls"
-	"fmt"
-	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -25,32 +22,13 @@ import (
 // everywhere. It returns the members and the index of a follower.
 func startTLSAuthCluster(t *testing.T, dir string, ca *testCA, cfg *tls.Config, n int) ([]*member, int) {
 	t.Helper()
-	ports := freePorts(t, 2*n)
-	var ms []*member
-	var initial []string
-	for i := 0; i < n; i++ {
-		m := &member{t: t, name: fmt.Sprintf("m%d", i+1), engine: engineMemory,
-			dataDir:   filepath.Join(t.TempDir(), fmt.Sprintf("m%d", i+1)),
-			clientURL: fmt.Sprintf("https://127.0.0.1:%d", ports[2*i]),
-			peerURL:   fmt.Sprintf("http://127.0.0.1:%d", ports[2*i+1])}
-		m.logPath = m.dataDir + ".log"
-		ms = append(ms, m)
-		initial = append(initial, m.name+"="+m.peerURL)
-	}
-	t.Cleanup(func() {
-		for _, m := range ms {
-			m.kill()
-			if t.Failed() {
-				m.dumpLog()
-			}
-		}
-	})
+	ms, initial := newTLSMembers(t, n, "http")
 	for i, m := range ms {
 		f := writeTLSFiles(t, dir, m.name, ca, int64(100+i))
 		m.args = []string{"serve", "--name", m.name, "--data-dir", m.dataDir, "--engine", engineMemory,
 			"--listen-client-urls", m.clientURL, "--advertise-client-urls", m.clientURL,
 			"--listen-peer-urls", m.peerURL, "--initial-advertise-peer-urls", m.peerURL,
-			"--initial-cluster", strings.Join(initial, ","), "--initial-cluster-token", "tls-auth",
+			"--initial-cluster", initial, "--initial-cluster-token", "tls-auth",
 			"--unsafe-no-fsync", "--bcrypt-cost", "4",
 			"--cert-file", f.cert, "--key-file", f.key, "--trusted-ca-file", f.ca, "--client-cert-auth"}
 		m.start()

@@ -351,24 +351,21 @@ func TestTLS_PeerCluster(t *testing.T) {
 	require.True(t, badM.running(), "the bad member keeps trying")
 }
 
-// TestTLS_ClusterForwarding: three members with TLS on both sides and
-// certificate authentication on both; a follower forwards lease requests
-// to the leader's https client URL with its own certificate.
-func TestTLS_ClusterForwarding(t *testing.T) {
-	dir := t.TempDir()
-	ca := newTestCA(t, "cluster CA")
-	const n = 3
+// newTLSMembers prepares n memory members (not started) with https client
+// URLs and peerScheme peer URLs on free ports, killed (their logs dumped
+// on failure) when the test ends; initial is their --initial-cluster.
+func newTLSMembers(t *testing.T, n int, peerScheme string) (ms []*member, initial string) {
+	t.Helper()
 	ports := freePorts(t, 2*n)
-	var ms []*member
-	var initial []string
+	var peers []string
 	for i := 0; i < n; i++ {
 		m := &member{t: t, name: fmt.Sprintf("m%d", i+1), engine: engineMemory,
 			dataDir:   filepath.Join(t.TempDir(), fmt.Sprintf("m%d", i+1)),
 			clientURL: fmt.Sprintf("https://127.0.0.1:%d", ports[2*i]),
-			peerURL:   fmt.Sprintf("https://127.0.0.1:%d", ports[2*i+1])}
+			peerURL:   fmt.Sprintf("%s://127.0.0.1:%d", peerScheme, ports[2*i+1])}
 		m.logPath = m.dataDir + ".log"
 		ms = append(ms, m)
-		initial = append(initial, m.name+"="+m.peerURL)
+		peers = append(peers, m.name+"="+m.peerURL)
 	}
 	t.Cleanup(func() {
 		for _, m := range ms {
@@ -378,6 +375,17 @@ func TestTLS_ClusterForwarding(t *testing.T) {
 			}
 		}
 	})
+	return ms, strings.Join(peers, ",")
+}
+
+// TestTLS_ClusterForwarding: three members with TLS on both sides and
+// certificate authentication on both; a follower forwards lease requests
+// to the leader's https client URL with its own certificate.
+func TestTLS_ClusterForwarding(t *testing.T) {
+	dir := t.TempDir()
+	ca := newTestCA(t, "cluster CA")
+	const n = 3
+	ms, initial := newTLSMembers(t, n, "https")
 
 	t.Logf("Step 1: start 3 members, https client and peer URLs, --client-cert-auth and --peer-client-cert-auth")
 	for i, m := range ms {
@@ -385,7 +393,7 @@ func TestTLS_ClusterForwarding(t *testing.T) {
 		m.args = []string{"serve", "--name", m.name, "--data-dir", m.dataDir, "--engine", engineMemory,
 			"--listen-client-urls", m.clientURL, "--advertise-client-urls", m.clientURL,
 			"--listen-peer-urls", m.peerURL, "--initial-advertise-peer-urls", m.peerURL,
-			"--initial-cluster", strings.Join(initial, ","), "--initial-cluster-token", "tls-fwd", "--unsafe-no-fsync",
+			"--initial-cluster", initial, "--initial-cluster-token", "tls-fwd", "--unsafe-no-fsync",
 			"--cert-file", f.cert, "--key-file", f.key, "--trusted-ca-file", f.ca, "--client-cert-auth",
 			"--peer-cert-file", f.cert, "--peer-key-file", f.key, "--peer-trusted-ca-file", f.ca, "--peer-client-cert-auth"}
 		m.start()
