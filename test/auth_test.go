@@ -232,6 +232,7 @@ func TestAuth_ClientV3(t *testing.T) {
 	require.NoError(t, err)
 
 	t.Logf("Step 11: auth state survives a restart")
+	require.NoError(t, m.stop())
 	m.restart()
 	waitFor(t, 30*time.Second, "the member to serve again", func() bool { _, err := m.status(); return err == nil })
 	alice2, err := newAuthClient(t, "alice", "alicepw", ep)

@@ -210,7 +210,14 @@ func (m *member) signal(sig syscall.Signal) error {
 
 // restart starts the member again from its data directory (after kill or
 // stop). The caller waits for readiness (cluster.waitReady or waitServing).
+// A member still running is a test mistake: the new process could not bind
+// the ports, the test would go on talking to the old one, and the old one
+// would outlive the test (its cleanup kills only the newest process).
 func (m *member) restart() {
+	m.t.Helper()
+	if m.running() {
+		m.t.Fatalf("restart of %s while it still runs: stop or kill it first", m.name)
+	}
 	m.start()
 }
 
