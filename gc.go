@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"runtime/debug"
+	"runtime/metrics"
 
 	"go.uber.org/zap"
 )
@@ -29,13 +30,15 @@ func tuneGC(lg *zap.Logger) {
 	if os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(defaultMemoryLimit)
 	}
-	lg.Info("garbage collector", zap.Int("gc-percent", currentGCPercent()),
-		zap.Int64("memory-limit-bytes", debug.SetMemoryLimit(-1)))
+	percent, limit := gcSettings()
+	lg.Info("garbage collector", zap.Uint64("gc-percent", percent), zap.Uint64("memory-limit-bytes", limit))
 }
 
-// currentGCPercent reads the GC percent without changing it.
-func currentGCPercent() int {
-	p := debug.SetGCPercent(100)
-	debug.SetGCPercent(p)
-	return p
+// gcSettings reads the GC percent and the memory limit in effect, from
+// runtime/metrics (reading them through debug.Set* would change them for a
+// moment).
+func gcSettings() (percent, limit uint64) {
+	samples := []metrics.Sample{{Name: "/gc/gogc:percent"}, {Name: "/gc/gomemlimit:bytes"}}
+	metrics.Read(samples)
+	return samples[0].Value.Uint64(), samples[1].Value.Uint64()
 }

@@ -22,8 +22,9 @@ func TestTuneGC(t *testing.T) {
 	t.Setenv("GOGC", "")
 	t.Setenv("GOMEMLIMIT", "")
 	tuneGC(zap.NewNop())
-	require.Equal(t, defaultGCPercent, currentGCPercent())
-	require.Equal(t, int64(defaultMemoryLimit), debug.SetMemoryLimit(-1))
+	percent, limit := gcSettings()
+	require.Equal(t, uint64(defaultGCPercent), percent)
+	require.Equal(t, uint64(defaultMemoryLimit), limit)
 
 	t.Logf("Step 2: the environment wins")
 	debug.SetGCPercent(55)
@@ -31,6 +32,7 @@ func TestTuneGC(t *testing.T) {
 	t.Setenv("GOGC", "55")
 	t.Setenv("GOMEMLIMIT", "123MiB")
 	tuneGC(zap.NewNop())
-	require.Equal(t, 55, currentGCPercent())
-	require.Equal(t, int64(123<<20), debug.SetMemoryLimit(-1))
+	percent, limit = gcSettings()
+	require.Equal(t, uint64(55), percent)
+	require.Equal(t, uint64(123<<20), limit)
 }
