@@ -37,11 +37,10 @@ func newAuthClient(t *testing.T, user, password string, endpoints ...string) (*c
 	return cli, nil
 }
 
-// setupAuth creates root (with the root role) and alice with read-write
-// on the prefix /app/, writes /other/x, and enables auth.
-func setupAuth(t *testing.T, cli *clientv3.Client) {
+// addRootAndAppRole creates root (password rootpw, with the root role)
+// and the role app with read-write on the prefix /app/.
+func addRootAndAppRole(t *testing.T, ctx context.Context, cli *clientv3.Client) {
 	t.Helper()
-	ctx := ctxT(t, 20*time.Second)
 	_, err := cli.UserAdd(ctx, "root", "rootpw")
 	require.NoError(t, err)
 	_, err = cli.RoleAdd(ctx, "root")
@@ -53,7 +52,15 @@ func setupAuth(t *testing.T, cli *clientv3.Client) {
 	_, err = cli.RoleGrantPermission(ctx, "app", "/app/", clientv3.GetPrefixRangeEnd("/app/"),
 		clientv3.PermissionType(clientv3.PermReadWrite))
 	require.NoError(t, err)
-	_, err = cli.UserAdd(ctx, "alice", "alicepw")
+}
+
+// setupAuth creates root (with the root role) and alice with read-write
+// on the prefix /app/, writes /other/x, and enables auth.
+func setupAuth(t *testing.T, cli *clientv3.Client) {
+	t.Helper()
+	ctx := ctxT(t, 20*time.Second)
+	addRootAndAppRole(t, ctx, cli)
+	_, err := cli.UserAdd(ctx, "alice", "alicepw")
 	require.NoError(t, err)
 	_, err = cli.UserGrantRole(ctx, "alice", "app")
 	require.NoError(t, err)
