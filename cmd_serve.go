@@ -57,6 +57,7 @@ func serveFlags() []cli.Flag {
 		&cli.DurationFlag{Name: "shutdown-timeout", Value: 10 * time.Second, Usage: "how long a graceful stop waits for in-flight requests"},
 		&cli.DurationFlag{Name: "lease-checkpoint-interval", Value: 5 * time.Minute, Usage: "how often the leader checkpoints remaining lease TTLs, so a leader change does not reset them (negative: never)"},
 		&cli.IntFlag{Name: "lease-revoke-rate", Value: 1000, Usage: "expired leases revoked per second at most"},
+		&cli.DurationFlag{Name: "watch-batch-delay", Value: server.DefaultWatchBatchDelay, Usage: "after a watch stream sent 64 responses or more at once, wait this long so the next revisions' events go out merged (0: never wait)"},
 		&cli.DurationFlag{Name: "watch-progress-notify-interval", Value: server.DefaultWatchProgressNotifyInterval, Usage: "how often watches created with progress_notify hear from a quiet stream (at least 100ms)"},
 		&cli.BoolFlag{Name: "unsafe-no-fsync", Usage: "disables fsync of the raft log: unsafe, may lose data (tests only)"},
 		&cli.Uint64Flag{Name: "rocksdb-block-cache-bytes", Value: 256 << 20, Usage: "RocksDB block cache size"},
@@ -297,6 +298,10 @@ func serveConfig(c *cli.Context, lg *zap.Logger) (server.Config, []*url.URL, []*
 		UnsafeNoFsync:          c.Bool("unsafe-no-fsync"), Logger: lg,
 		LeaseCheckpointInterval: c.Duration("lease-checkpoint-interval"), LeaseRevokeRate: c.Int("lease-revoke-rate"),
 		WatchProgressNotifyInterval: c.Duration("watch-progress-notify-interval"),
+		WatchBatchDelay:             c.Duration("watch-batch-delay"),
+	}
+	if cfg.WatchBatchDelay < 0 {
+		return server.Config{}, nil, nil, fmt.Errorf("--watch-batch-delay must not be negative (got %s)", cfg.WatchBatchDelay)
 	}
 	applyOpsFlags(c, &cfg) // cmd_ops.go
 	// cmd_auth.go

@@ -37,7 +37,7 @@ func NewServer(s *server.Server) *grpc.Server {
 	pb.RegisterClusterServer(gs, &clusterServer{s: s})
 	pb.RegisterMaintenanceServer(gs, &maintenanceServer{s: s})
 	pb.RegisterWatchServer(gs, NewWatchServer(s, WatchOptions{MaxRequestBytes: cfg.MaxRequestBytes, MaxWatchersPerStream: cfg.MaxWatchersPerStream,
-		ProgressNotifyInterval: cfg.WatchProgressNotifyInterval}))
+		ProgressNotifyInterval: cfg.WatchProgressNotifyInterval, BatchDelay: cfg.WatchBatchDelay}))
 	pb.RegisterLeaseServer(gs, NewLeaseServer(s))
 	pb.RegisterAuthServer(gs, NewAuthServer(s))
 	hs := health.NewServer()

@@ -56,6 +56,10 @@ type watcher struct {
 	// watcher's responses waiting in its stream's queue. Guarded by
 	// stream.mu.
 	queued int
+	// lastQ is the index of this watcher's last response in its stream's
+	// queue, valid while lastGen is the stream's gen. Guarded by stream.mu.
+	lastQ   int
+	lastGen uint64
 }
 
 // contains reports whether key is in the watcher's range.

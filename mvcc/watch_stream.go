@@ -62,11 +62,18 @@ type WatchStream struct {
 	progressTarget int64 // revision a pending RequestProgress waits for
 	closed         bool
 
-	// mu guards the queue and every watcher's queued count.
+	// mu guards the queue and every watcher's queued, lastQ and lastGen.
 	mu struct {
 		sync.Mutex
 		queue []queued
 		spare []queued // the previous queue, reused by the next Take
+		// gen changes whenever queue indexes stop being valid (Take,
+		// Cancel): a watcher's lastQ counts only when its lastGen is gen.
+		gen uint64
+		// barrier is the queue index merges must not reach below: just
+		// past the last stream-wide response (a progress notification
+		// must not overtake events queued after it).
+		barrier int
 	}
 	ready chan struct{}
 	done  chan struct{}
@@ -76,7 +83,19 @@ type queued struct {
 	w    *watcher // nil for responses not charged to a watcher
 	cost int
 	resp WatchResponse
+	// ownEvents: resp.Events was made by a merge, so it may be appended to
+	// (the fan-out's slices are shared by every watcher of a group).
+	ownEvents bool
+	// bytes estimates resp's events' size once a merge measured it.
+	bytes int
 }
+
+// maxMergedEvents and maxMergedBytes bound what one merged response
+// collects (a single revision may still be larger: it is never split).
+const (
+	maxMergedEvents = 1024
+	maxMergedBytes  = 1 << 20
+)
 
 // NewStream opens a stream. Close it when the client goes away.
 func (h *WatchHub) NewStream() *WatchStream {
@@ -105,6 +124,8 @@ func (ws *WatchStream) Take(dst []WatchResponse) []WatchResponse {
 	ws.mu.Lock()
 	q := ws.mu.queue
 	ws.mu.queue = ws.mu.spare[:0]
+	ws.mu.gen++
+	ws.mu.barrier = 0
 	for i := range q {
 		if q[i].w != nil {
 			q[i].w.queued -= q[i].cost
@@ -123,6 +144,10 @@ func (ws *WatchStream) Take(dst []WatchResponse) []WatchResponse {
 // push queues resp for w (nil: a stream-wide response). Unless force is
 // set it fails when w's buffer cannot take it; a response always fits an
 // empty buffer, so a revision larger than the buffer still goes out whole.
+//
+// Events for a watcher whose last queued response is an event response
+// not yet taken are appended to that response: a sender that falls behind
+// sends one message per watcher for all it missed, not one per revision.
 func (ws *WatchStream) push(w *watcher, resp WatchResponse, force bool) bool {
 	cost := max(len(resp.Events), 1)
 	ws.mu.Lock()
@@ -132,11 +157,19 @@ func (ws *WatchStream) push(w *watcher, resp WatchResponse, force bool) bool {
 			return false
 		}
 		w.queued += cost
+		if ws.mergeLocked(w, &resp, cost) {
+			ws.mu.Unlock()
+			return true // NB: the queue was not empty, a signal is pending
+		}
 		resp.WatchID = w.id
 		resp.PrevKV, resp.Fragment = w.prevKV, w.fragment
+		w.lastQ, w.lastGen = len(ws.mu.queue), ws.mu.gen
 	}
 	wasEmpty := len(ws.mu.queue) == 0
 	ws.mu.queue = append(ws.mu.queue, queued{w: w, cost: cost, resp: resp})
+	if w == nil {
+		ws.mu.barrier = len(ws.mu.queue)
+	}
 	ws.mu.Unlock()
 	if wasEmpty {
 		// NB: a non-empty queue has a signal pending or a Take coming.
@@ -146,6 +179,56 @@ func (ws *WatchStream) push(w *watcher, resp WatchResponse, force bool) bool {
 		}
 	}
 	return true
+}
+
+// mergeLocked appends resp's events to w's last queued response when both
+// are plain event responses and the result stays under maxMergedEvents.
+// The merged response keeps w's order (nothing of w's lies between) and
+// takes resp's header revision.
+// REQUIRES: ws.mu held.
+func (ws *WatchStream) mergeLocked(w *watcher, resp *WatchResponse, cost int) bool {
+	if !resp.eventsOnly() || w.lastGen != ws.mu.gen || w.lastQ < ws.mu.barrier || w.lastQ >= len(ws.mu.queue) {
+		return false
+	}
+	last := &ws.mu.queue[w.lastQ]
+	if last.w != w || !last.resp.eventsOnly() || len(last.resp.Events)+len(resp.Events) > maxMergedEvents {
+		return false
+	}
+	if last.bytes == 0 {
+		last.bytes = eventBytes(last.resp.Events)
+	}
+	n := eventBytes(resp.Events)
+	if last.bytes+n > maxMergedBytes {
+		return false
+	}
+	last.bytes += n
+	if !last.ownEvents {
+		evs := make([]*mvccpb.Event, len(last.resp.Events), 2*(len(last.resp.Events)+len(resp.Events)))
+		copy(evs, last.resp.Events)
+		last.resp.Events, last.ownEvents = evs, true
+	}
+	last.resp.Events = append(last.resp.Events, resp.Events...)
+	last.resp.Revision = max(last.resp.Revision, resp.Revision)
+	last.cost += cost
+	return true
+}
+
+// eventBytes estimates the encoded size of evs.
+func eventBytes(evs []*mvccpb.Event) int {
+	n := 0
+	for _, ev := range evs {
+		n += 32 + len(ev.Kv.Key) + len(ev.Kv.Value)
+		if ev.PrevKv != nil {
+			n += 32 + len(ev.PrevKv.Key) + len(ev.PrevKv.Value)
+		}
+	}
+	return n
+}
+
+// eventsOnly reports whether r carries events and nothing else a client
+// must see in its own message.
+func (r *WatchResponse) eventsOnly() bool {
+	return len(r.Events) > 0 && !r.Created && !r.Canceled && r.CompactRevision == 0 && r.CancelReason == ""
 }
 
 // room is how many events w may still queue (at least 1 when its buffer
@@ -262,6 +345,7 @@ func (ws *WatchStream) Cancel(id int64) error {
 	}
 	clear(ws.mu.queue[len(kept):])
 	ws.mu.queue = kept
+	ws.mu.gen++ // indexes moved
 	w.queued = 0
 	ws.mu.Unlock()
 	ws.push(nil, WatchResponse{WatchID: id, Canceled: true, Revision: h.store.Rev()}, true)

@@ -2,6 +2,7 @@ package mvcc
 
 import (
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -33,7 +34,7 @@ func TestWatch_LiveEventsByRange(t *testing.T) {
 			require.Equal(t, WatchResponse{WatchID: int64(i), Created: true, Revision: 2, PrevKV: i == 3}, c)
 		}
 
-		t.Logf("Step 2: writes; each watch gets exactly its events, one response per revision")
+		t.Logf("Step 2: writes; each watch gets exactly its events (revisions the reader has not taken yet share a response)")
 		put(t, s, "foo", "x")       // 3
 		put(t, s, "foo/bar", "y")   // 4
 		put(t, s, "z", "w")         // 5
@@ -46,19 +47,25 @@ func TestWatch_LiveEventsByRange(t *testing.T) {
 		require.Equal(t, []string{"PUT z@5"}, eventsOf(r.got, 2))
 		require.Equal(t, []string{"PUT foo@3", "PUT foo/bar@4", "PUT z@5", "DELETE foo@6", "PUT a@7"}, eventsOf(r.got, 3))
 		for _, resp := range r.got[4:] {
-			require.Len(t, resp.Events, 1)
-			require.Equal(t, resp.Events[0].Kv.ModRevision, resp.Revision, "header revision of a live response")
+			require.NotEmpty(t, resp.Events)
+			require.Equal(t, resp.Events[len(resp.Events)-1].Kv.ModRevision, resp.Revision, "header revision of a live response")
 		}
 
 		t.Logf("Step 3: live events carry the previous version")
-		last := r.got[len(r.got)-1]
-		require.Equal(t, int64(3), last.WatchID)
-		requireKV(t, kv("a", "2", 2, 7, 2, 0), last.Events[0].Kv)
-		requireKV(t, kv("a", "1", 2, 2, 1, 0), last.Events[0].PrevKv)
+		var lastEv *mvccpb.Event
+		for _, resp := range r.got {
+			if resp.WatchID == 3 && len(resp.Events) > 0 {
+				lastEv = resp.Events[len(resp.Events)-1]
+			}
+		}
+		requireKV(t, kv("a", "2", 2, 7, 2, 0), lastEv.Kv)
+		requireKV(t, kv("a", "1", 2, 2, 1, 0), lastEv.PrevKv)
 		var delEv *mvccpb.Event
 		for _, resp := range r.got {
-			if resp.WatchID == 3 && len(resp.Events) == 1 && resp.Events[0].Type == mvccpb.Event_DELETE {
-				delEv = resp.Events[0]
+			for _, ev := range resp.Events {
+				if resp.WatchID == 3 && ev.Type == mvccpb.Event_DELETE {
+					delEv = ev
+				}
 			}
 		}
 		requireKV(t, &mvccpb.KeyValue{Key: []byte("foo"), ModRevision: 6}, delEv.Kv)
@@ -119,7 +126,11 @@ func TestWatch_PrevKVSameLiveAndReplayed(t *testing.T) {
 		put(t, s, "a", "2")       // 3
 		del(t, s, "a", "", false) // 4
 		put(t, s, "a", "3")       // 5
-		liveEvs := rl.next(4)
+		rl.until("4 events", func(got []WatchResponse) bool { return len(eventsOf(got, 0)) == 4 })
+		var liveEvs []*mvccpb.Event
+		for _, resp := range rl.got[1:] {
+			liveEvs = append(liveEvs, resp.Events...)
+		}
 
 		t.Logf("Step 2: the same history replayed from revision 2")
 		rp := newReader(t, h.NewStream())
@@ -133,12 +144,12 @@ func TestWatch_PrevKVSameLiveAndReplayed(t *testing.T) {
 		}
 
 		wantPrev := []*mvccpb.KeyValue{nil, kv("a", "1", 2, 2, 1, 0), kv("a", "2", 2, 3, 2, 0), nil}
-		for i, resp := range liveEvs {
-			t.Logf("Step 3.%d: event %s", i, evString(resp.Events[0]))
-			requireKV(t, wantPrev[i], resp.Events[0].PrevKv)
+		for i, ev := range liveEvs {
+			t.Logf("Step 3.%d: event %s", i, evString(ev))
+			requireKV(t, wantPrev[i], ev.PrevKv)
 			requireKV(t, wantPrev[i], replayed[i].PrevKv)
-			requireKV(t, resp.Events[0].Kv, replayed[i].Kv)
-			require.Equal(t, resp.Events[0].Type, replayed[i].Type)
+			requireKV(t, ev.Kv, replayed[i].Kv)
+			require.Equal(t, ev.Type, replayed[i].Type)
 		}
 	})
 }
@@ -364,15 +375,17 @@ func TestWatch_UnsyncedWatcherCompacted(t *testing.T) {
 	r := newReader(t, ws)
 	id, _ := ws.Watch(WatchRequest{Key: []byte("k"), End: []byte("l")})
 
-	t.Logf("Step 1: 20 puts unread: created and revisions 2..4 fill the buffer, it needs 5.. from the log")
+	t.Logf("Step 1: 20 puts unread: created and revisions 2..4 fill the buffer (in one merged response), it needs 5.. from the log")
 	puts(t, s, 20, "k%02d") // 2..21
 	waitStats(t, h, "an unsynced watcher", func(st WatchStats) bool { return st.Unsynced == 1 })
 
 	t.Logf("Step 2: compaction at 15 removes what it needs: it is canceled with compact_revision 15")
 	compact(t, s, 15)
-	got := r.next(5)
+	got := r.next(3)
+	require.True(t, got[0].Created)
 	require.Equal(t, seq("k%02d", 2, 3), eventsOf(got, id))
-	require.Equal(t, WatchResponse{WatchID: id, Canceled: true, CompactRevision: 15, Revision: 21}, got[4])
+	require.Equal(t, int64(4), got[1].Revision, "a merged response has its last revision")
+	require.Equal(t, WatchResponse{WatchID: id, Canceled: true, CompactRevision: 15, Revision: 21}, got[2])
 	r.quiet()
 	require.Equal(t, WatchStats{Streams: 1, Watchers: 1}, h.Stats())
 }
@@ -617,4 +630,99 @@ func normEnd(end []byte) []byte {
 		return []byte{}
 	}
 	return end
+}
+
+// A sender that falls behind gets one response per watcher for all the
+// revisions it missed: merged in order, never across a stream-wide
+// response, never past maxMergedEvents, and without touching the event
+// slices other watchers share.
+func TestWatch_QueuedEventsMerge(t *testing.T) {
+	s := openStore(t, engineCases[0], Config{})
+	h := newHub(t, s, WatchConfig{WatcherBuffer: 4 * maxMergedEvents})
+	ws := h.NewStream()
+	r := newReader(t, ws)
+	a, _ := ws.Watch(WatchRequest{Key: []byte("k")})
+	b, _ := ws.Watch(WatchRequest{Key: []byte("k")}) // same key: shares a's event slices
+	c, _ := ws.Watch(WatchRequest{Key: []byte("other")})
+	r.next(3)
+
+	t.Logf("Step 1: three puts to k and one to other while nobody takes")
+	put(t, s, "k", "1")     // 2
+	put(t, s, "k", "2")     // 3
+	put(t, s, "k", "3")     // 4
+	put(t, s, "other", "x") // 5
+	waitQueuedEvents(t, ws, 7)
+
+	t.Logf("Step 2: one response per watcher, its events in order, the header at its last revision")
+	got := r.next(3)
+	for _, resp := range got {
+		switch resp.WatchID {
+		case a, b:
+			require.Equal(t, []string{"PUT k@2", "PUT k@3", "PUT k@4"}, eventsOf([]WatchResponse{resp}, resp.WatchID))
+			require.Equal(t, int64(4), resp.Revision)
+		case c:
+			require.Equal(t, []string{"PUT other@5"}, eventsOf([]WatchResponse{resp}, c))
+			require.Equal(t, int64(5), resp.Revision)
+		}
+	}
+	require.ElementsMatch(t, []int64{a, b, c}, []int64{got[0].WatchID, got[1].WatchID, got[2].WatchID})
+
+	t.Logf("Step 3: a progress notification between two puts keeps them apart")
+	put(t, s, "k", "4") // 6
+	waitQueuedEvents(t, ws, 2)
+	ws.RequestProgress()
+	put(t, s, "k", "5") // 7
+	waitQueuedEvents(t, ws, 4)
+	got = r.next(5)
+	require.Equal(t, []string{"PUT k@6"}, eventsOf(got[:2], a))
+	require.Equal(t, []string{"PUT k@6"}, eventsOf(got[:2], b))
+	require.Equal(t, WatchResponse{WatchID: -1, Revision: 6}, got[2])
+	require.Equal(t, []string{"PUT k@7"}, eventsOf(got[3:], a))
+	require.Equal(t, []string{"PUT k@7"}, eventsOf(got[3:], b))
+
+	t.Logf("Step 4: %d puts unread: responses of at most %d events", maxMergedEvents+10, maxMergedEvents)
+	require.NoError(t, ws.Cancel(b))
+	require.NoError(t, ws.Cancel(c))
+	r.next(2)
+	for i := 0; i < maxMergedEvents+10; i++ {
+		put(t, s, "k", fmt.Sprint(i)) // 8..
+	}
+	waitQueuedEvents(t, ws, maxMergedEvents+10)
+	got = r.next(2)
+	require.Len(t, got[0].Events, maxMergedEvents)
+	require.Len(t, got[1].Events, 10)
+	require.Equal(t, int64(8+maxMergedEvents-1), got[0].Revision)
+	require.Equal(t, int64(8+maxMergedEvents+9), got[1].Revision)
+
+	t.Logf("Step 5: 4 puts of 256 KiB unread: at most %d bytes merge, so 3 and 1", maxMergedBytes)
+	big := strings.Repeat("v", 256<<10)
+	for i := 0; i < 4; i++ {
+		put(t, s, "k", big)
+	}
+	waitQueuedEvents(t, ws, 4)
+	got = r.next(2)
+	require.Len(t, got[0].Events, 3)
+	require.Len(t, got[1].Events, 1)
+	r.quiet()
+}
+
+// waitQueuedEvents polls until ws holds n events not yet taken.
+func waitQueuedEvents(t *testing.T, ws *WatchStream, n int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		ws.mu.Lock()
+		have := 0
+		for _, q := range ws.mu.queue {
+			have += len(q.resp.Events)
+		}
+		ws.mu.Unlock()
+		if have >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %d queued events; have %d", n, have)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
 }

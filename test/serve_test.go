@@ -90,6 +90,7 @@ func TestServe_BadFlags(t *testing.T) {
 		{[]string{"serve", "--initial-cluster-state", "maybe"}, "--initial-cluster-state"},
 		{[]string{"serve", "--heartbeat-interval", "500", "--election-timeout", "1000"}, "--election-timeout"},
 		{[]string{"serve", "--name", "x", "--initial-cluster", "y=http://127.0.0.1:1"}, `no member named "x"`},
+		{[]string{"serve", "--watch-batch-delay", "-1ms"}, "--watch-batch-delay must not be negative"},
 	}
 	for _, tc := range cases {
 		code, _, stderr := runCLI(t, 10*time.Second, tc.args...)
