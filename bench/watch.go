@@ -10,7 +10,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // errMissedEvent counts events a watcher was owed but never received.
@@ -38,9 +41,15 @@ const (
 
 // watcher is one watch and what it is owed.
 type watcher struct {
-	ch       clientv3.WatchChan
 	expected int64
 	received atomic.Int64
+}
+
+// watchStream is one gRPC Watch stream and its watchers; watcher i has the
+// client-chosen watch ID i+1.
+type watchStream struct {
+	stream   pb.Watch_WatchClient
+	watchers []*watcher
 }
 
 func watchBench(ctx context.Context, o Options, workload string) (*Result, error) {
@@ -85,10 +94,14 @@ func watchBench(ctx context.Context, o Options, workload string) (*Result, error
 
 	// Step 1: create the watchers, each stream on its own goroutine, and
 	// wait for each one's created notification.
-	watchers, err := createWatchers(wctx, &o, rec, conns, keys, putsOn)
+	streams, err := createWatchers(wctx, &o, rec, conns, keys, putsOn)
 	if err != nil {
 		rec.close()
 		return nil, err
+	}
+	var watchers []*watcher
+	for _, st := range streams {
+		watchers = append(watchers, st.watchers...)
 	}
 
 	// Step 2: start a receiver per watcher.
@@ -101,11 +114,11 @@ func watchBench(ctx context.Context, o Options, workload string) (*Result, error
 		expected += w.expected
 	}
 	var recv sync.WaitGroup
-	for _, w := range watchers {
+	for _, st := range streams {
 		recv.Add(1)
 		go func() {
 			defer recv.Done()
-			receive(w, rec.probe(), putStart, putEnd, &lastEvent)
+			receive(st, rec.probe(), putStart, putEnd, &lastEvent)
 		}()
 	}
 	popts := o
@@ -160,33 +173,26 @@ func watchBench(ctx context.Context, o Options, workload string) (*Result, error
 	return res, nil
 }
 
-// createWatchers opens Streams watch streams (each its own clientv3
-// Watcher, so its own gRPC stream) with WatchersPerStream watchers each.
-func createWatchers(ctx context.Context, o *Options, rec *recorder, conns []*clientv3.Client, keys []string, putsOn []int64) ([]*watcher, error) {
-	watchers := make([]*watcher, o.Streams*o.WatchersPerStream)
+// createWatchers opens Streams gRPC Watch streams with WatchersPerStream
+// watchers each. The watches are made on the raw stream, not through
+// clientv3's Watcher: its two goroutines and channel hops per response
+// cost the client more than the server's whole fan-out, so at 1,000
+// watchers the client, not the server, would set the pace. Each stream
+// sends its creates at once and then reads the created responses.
+func createWatchers(ctx context.Context, o *Options, rec *recorder, conns []*clientv3.Client, keys []string, putsOn []int64) ([]*watchStream, error) {
+	streams := make([]*watchStream, o.Streams)
 	errc := make(chan error, o.Streams)
 	var wg sync.WaitGroup
 	for s := 0; s < o.Streams; s++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			p := rec.probe()
-			defer p.flush()
-			wc := clientv3.NewWatcher(conns[s%len(conns)])
-			go func() { <-ctx.Done(); wc.Close() }()
-			for j := 0; j < o.WatchersPerStream; j++ {
-				i := s*o.WatchersPerStream + j
-				k := i % len(keys)
-				t0 := time.Now()
-				ch := wc.Watch(ctx, keys[k], clientv3.WithCreatedNotify())
-				err := awaitCreated(ctx, ch, o.RequestTimeout)
-				p.observe(kindCreate, t0, err)
-				if err != nil {
-					errc <- fmt.Errorf("bench: creating watcher %d on %q: %w", i, keys[k], err)
-					return
-				}
-				watchers[i] = &watcher{ch: ch, expected: putsOn[k]}
+			st, err := openWatchStream(ctx, o, rec, conns[s%len(conns)], s, keys, putsOn)
+			if err != nil {
+				errc <- err
+				return
 			}
+			streams[s] = st
 		}()
 	}
 	wg.Wait()
@@ -194,43 +200,96 @@ func createWatchers(ctx context.Context, o *Options, rec *recorder, conns []*cli
 	if err := <-errc; err != nil {
 		return nil, err
 	}
-	return watchers, nil
+	return streams, nil
 }
 
-// awaitCreated waits for the created notification of a new watch.
-func awaitCreated(ctx context.Context, ch clientv3.WatchChan, timeout time.Duration) error {
+// openWatchStream opens stream s and creates its watchers: watcher j
+// (ID j+1) watches keys[(s*WatchersPerStream+j) % len(keys)].
+func openWatchStream(ctx context.Context, o *Options, rec *recorder, c *clientv3.Client, s int, keys []string, putsOn []int64) (*watchStream, error) {
+	p := rec.probe()
+	defer p.flush()
+	stream, err := pb.NewWatchClient(c.ActiveConnection()).Watch(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("bench: opening watch stream %d: %w", s, err)
+	}
+	st := &watchStream{stream: stream, watchers: make([]*watcher, o.WatchersPerStream)}
+	sent := make([]time.Time, o.WatchersPerStream)
+	for j := range st.watchers {
+		k := (s*o.WatchersPerStream + j) % len(keys)
+		st.watchers[j] = &watcher{expected: putsOn[k]}
+		sent[j] = time.Now()
+		req := &pb.WatchRequest{RequestUnion: &pb.WatchRequest_CreateRequest{CreateRequest: &pb.WatchCreateRequest{
+			Key: []byte(keys[k]), WatchId: int64(j + 1)}}}
+		if err := stream.Send(req); err != nil {
+			return nil, fmt.Errorf("bench: creating watcher %d on stream %d: %w", j, s, err)
+		}
+	}
+	for created := 0; created < o.WatchersPerStream; {
+		resp, err := recvBounded(ctx, stream, o.RequestTimeout)
+		if err != nil {
+			return nil, fmt.Errorf("bench: creating watchers on stream %d: %w", s, err)
+		}
+		j := int(resp.WatchId - 1)
+		switch {
+		case resp.Canceled:
+			return nil, fmt.Errorf("bench: creating watcher %d on stream %d: canceled: %s", j, s, resp.CancelReason)
+		case !resp.Created || j < 0 || j >= len(sent):
+			return nil, fmt.Errorf("bench: stream %d: expected created notifications, got a response for watch %d with %d events", s, resp.WatchId, len(resp.Events))
+		}
+		p.observe(kindCreate, sent[j], nil)
+		created++
+	}
+	return st, nil
+}
+
+// recvBounded is stream.Recv failing with DeadlineExceeded after timeout.
+func recvBounded(ctx context.Context, stream pb.Watch_WatchClient, timeout time.Duration) (*pb.WatchResponse, error) {
+	type result struct {
+		resp *pb.WatchResponse
+		err  error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		resp, err := stream.Recv()
+		ch <- result{resp, err}
+	}()
 	tm := time.NewTimer(timeout)
 	defer tm.Stop()
 	select {
-	case resp, ok := <-ch:
-		switch {
-		case !ok:
-			return errors.New("watch channel closed before it was created")
-		case resp.Err() != nil:
-			return resp.Err()
-		case !resp.Created:
-			return fmt.Errorf("first watch response was not the created notification (%d events)", len(resp.Events))
-		}
-		return nil
+	case r := <-ch:
+		return r.resp, r.err
 	case <-tm.C:
-		return context.DeadlineExceeded
+		return nil, context.DeadlineExceeded
 	case <-ctx.Done():
-		return ctx.Err()
+		return nil, ctx.Err()
 	}
 }
 
-// receive counts w's events until it has all it is owed or its channel
-// closes, recording each event's delay after its put returned.
-func receive(w *watcher, p *probe, putStart time.Time, putEnd []atomic.Int64, lastEvent *atomic.Int64) {
+// receive reads st until each of its watchers has all it is owed or the
+// stream fails, recording each event's delay after its put returned.
+func receive(st *watchStream, p *probe, putStart time.Time, putEnd []atomic.Int64, lastEvent *atomic.Int64) {
 	defer p.flush()
-	for w.received.Load() < w.expected {
-		resp, ok := <-w.ch
-		if !ok {
+	var owed int64
+	for _, w := range st.watchers {
+		owed += w.expected
+	}
+	for owed > 0 {
+		resp, err := st.stream.Recv()
+		if err != nil {
+			if !errors.Is(err, context.Canceled) && status.Code(err) != codes.Canceled {
+				p.observe(kindEvent, time.Now(), err)
+			}
 			return
 		}
-		if err := resp.Err(); err != nil {
-			p.observe(kindEvent, time.Now(), err)
-			return
+		j := int(resp.WatchId - 1)
+		if j < 0 || j >= len(st.watchers) {
+			continue // not ours (a progress notification)
+		}
+		w := st.watchers[j]
+		if resp.Canceled {
+			p.observe(kindEvent, time.Now(), fmt.Errorf("bench: watch canceled: %s", resp.CancelReason))
+			owed -= w.expected - w.received.Load()
+			continue
 		}
 		now := time.Now()
 		since := int64(now.Sub(putStart))
@@ -245,8 +304,9 @@ func receive(w *watcher, p *probe, putStart time.Time, putEnd []atomic.Int64, la
 				}
 			}
 			p.record(kindEvent, now, delay, nil)
-			w.received.Add(1)
 		}
+		w.received.Add(int64(len(resp.Events)))
+		owed -= int64(len(resp.Events))
 		for {
 			last := lastEvent.Load()
 			if since <= last || lastEvent.CompareAndSwap(last, since) {
