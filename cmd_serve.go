@@ -60,7 +60,7 @@ func serveFlags() []cli.Flag {
 		&cli.DurationFlag{Name: "watch-batch-delay", Value: server.DefaultWatchBatchDelay, Usage: "after a watch stream sent 64 responses or more at once, wait this long so the next revisions' events go out merged (0: never wait)"},
 		&cli.DurationFlag{Name: "watch-progress-notify-interval", Value: server.DefaultWatchProgressNotifyInterval, Usage: "how often watches created with progress_notify hear from a quiet stream (at least 100ms)"},
 		&cli.BoolFlag{Name: "unsafe-no-fsync", Usage: "disables fsync of the raft log: unsafe, may lose data (tests only)"},
-		&cli.Uint64Flag{Name: "rocksdb-block-cache-bytes", Value: 256 << 20, Usage: "RocksDB block cache size"},
+		&cli.Uint64Flag{Name: "rocksdb-block-cache-bytes", Value: 64 << 20, Usage: "RocksDB block cache size (data blocks and the partitions of index and filter blocks)"},
 		&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
 		&cli.StringFlag{Name: "log-format", Value: "json", Usage: "json or console"},
 	}, append(append(opsFlags(), tlsFlags()...), authFlags()...)...)) // cmd_ops.go, cmd_tls.go, cmd_auth.go

@@ -87,6 +87,17 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			return float64(s.QuotaBytes())
 		}),
 	}
+	for _, kind := range []string{"memtables", "block_cache", "block_cache_pinned", "table_readers"} {
+		cs = append(cs, prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "metastore", Subsystem: "engine",
+			Name: "memory_bytes", Help: "Memory the storage engine (RocksDB) holds outside the Go heap, by kind.",
+			ConstLabels: prometheus.Labels{"kind": kind}},
+			func() float64 {
+				if s := m.srv.Load(); s != nil {
+					return float64(s.EngineMemory()[kind])
+				}
+				return 0
+			}))
+	}
 	for _, c := range cs {
 		if err := reg.Register(c); err != nil {
 			return nil, err

@@ -114,6 +114,35 @@ func (s *Server) DBSizeInUse() int64 {
 	return min(int64(n), s.DBSize())
 }
 
+// EngineMemory is what the storage engine holds in memory outside the Go
+// heap, in bytes by kind: "memtables", "block_cache", "block_cache_pinned"
+// and "table_readers" (index and filter blocks not in the block cache).
+// Empty for engines without such memory (the memory engine's state is Go
+// heap; its raft log's RocksDB counts).
+func (s *Server) EngineMemory() map[string]uint64 {
+	out := map[string]uint64{}
+	for _, e := range s.engines() {
+		pr, ok := e.(propertyReader)
+		if !ok {
+			continue
+		}
+		for ks := engine.Keyspace(0); ks < engine.NumKeyspaces; ks++ {
+			for kind, p := range map[string]string{"memtables": "rocksdb.cur-size-all-mem-tables", "table_readers": "rocksdb.estimate-table-readers-mem"} {
+				if v, err := pr.Property(ks, p); err == nil {
+					out[kind] += v
+				}
+			}
+		}
+		// NB: one block cache serves every column family: read it once.
+		for kind, p := range map[string]string{"block_cache": "rocksdb.block-cache-usage", "block_cache_pinned": "rocksdb.block-cache-pinned-usage"} {
+			if v, err := pr.Property(0, p); err == nil {
+				out[kind] += v
+			}
+		}
+	}
+	return out
+}
+
 // StateSnapshot is a consistent point-in-time copy of the member's state for
 // a backup (Maintenance.Snapshot). Its byte stream is the state snapshot
 // format of snapshot.go, zero-padded to a multiple of 512 bytes; the backup

@@ -257,6 +257,8 @@ func scenarioHTTPOps(t *testing.T, engine string) {
 	require.Greater(t, metricValue(t, body, "etcd_disk_wal_fsync_duration_seconds_count"), 0.0)
 	require.Greater(t, metricValue(t, body, "etcd_disk_backend_commit_duration_seconds_count"), 0.0)
 	require.Greater(t, metricValue(t, body, "etcd_mvcc_db_total_size_in_bytes"), 0.0)
+	require.Greater(t, metricValue(t, body, `metastore_engine_memory_bytes{kind="memtables"}`), 0.0, "the writes are in RocksDB's memtables")
+	metricValue(t, body, `metastore_engine_memory_bytes{kind="block_cache"}`)
 }
 
 // metricValue reads the value of an unlabelled sample from /metrics text.

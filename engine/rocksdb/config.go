@@ -56,7 +56,7 @@ type Config struct {
 // DefaultConfig returns the recommended settings.
 func DefaultConfig() Config {
 	return Config{
-		BlockCacheBytes:       256 << 20,
+		BlockCacheBytes:       64 << 20,
 		BloomBitsPerKey:       10,
 		Compression:           "lz4",
 		BytesPerSync:          1 << 20,

@@ -80,9 +80,34 @@ func TestConfigValidate(t *testing.T) {
 	}
 }
 
+// The table options every column family gets, as RocksDB wrote them into
+// its OPTIONS file: partitioned index and filters with pinned top levels,
+// cached at high priority.
+func TestTableOptionsPartitioned(t *testing.T) {
+	t.Logf("Step 1: open a database")
+	dir := t.TempDir()
+	db := openTest(t, dir)
+	defer db.Close()
+
+	t.Logf("Step 2: read the OPTIONS file RocksDB wrote")
+	files, err := filepath.Glob(filepath.Join(dir, "OPTIONS-*"))
+	require.NoError(t, err)
+	require.NotEmpty(t, files)
+	b, err := os.ReadFile(files[len(files)-1])
+	require.NoError(t, err)
+	opts := string(b)
+
+	t.Logf("Step 3: each column family's table has the partitioned settings")
+	for _, want := range []string{"index_type=kTwoLevelIndexSearch", "partition_filters=true",
+		"pin_top_level_index_and_filter=true", "cache_index_and_filter_blocks_with_high_priority=true",
+		"metadata_block_size=4096"} {
+		require.Equal(t, int(engine.NumKeyspaces)+1, strings.Count(opts, want), "%s in every column family (and default)", want)
+	}
+}
+
 func TestDefaultConfig(t *testing.T) {
 	c := DefaultConfig()
-	require.Equal(t, uint64(256<<20), c.BlockCacheBytes)
+	require.Equal(t, uint64(64<<20), c.BlockCacheBytes)
 	require.Equal(t, 10, c.BloomBitsPerKey)
 	require.Equal(t, "lz4", c.Compression)
 	require.Equal(t, uint64(1<<20), c.BytesPerSync)

@@ -4,9 +4,10 @@
 // Open(dir, cfg) opens or creates the database with one column family per
 // engine.Keyspace (named by Keyspace.String(): data, changelog, raftlog,
 // meta) plus RocksDB's "default"; missing ones are created. Config
-// (DefaultConfig) holds the NVMe-oriented settings: a 256 MiB LRU block
-// cache shared by all column families (it also holds the index and filter
-// blocks), a 10 bits/key bloom filter (whole keys, and in the data column
+// (DefaultConfig) holds the NVMe-oriented settings: a 64 MiB LRU block
+// cache shared by all column families (it also holds the partitions of the
+// index and filter blocks, at high priority; the top levels stay pinned),
+// a 10 bits/key bloom filter (whole keys, and in the data column
 // family also the key without its 8-byte revision: DataPrefixFilter), lz4
 // with zstd at the bottommost level, incremental syncs every 1 MiB, 4
 // background jobs, 32 MiB memtables with 128 MiB over all column families,
