@@ -23,6 +23,8 @@ type Apply struct {
 	// compact is a compaction revision scheduled in this Apply (0 if none).
 	compact int64
 	events  []*mvccpb.Event
+	// eventsDropped: more than MaxApplyEvents events; none are kept.
+	eventsDropped bool
 	// lazyPrev: an event's PrevKv was recorded without its value.
 	lazyPrev bool
 	done     bool
@@ -43,6 +45,10 @@ type Result struct {
 	// lazyPrev: some events' PrevKv lack their value (no watcher wanted
 	// it when they were written); the hub fills it in when one does.
 	lazyPrev bool
+	// EventsDropped: the Apply changed more keys than Config.MaxApplyEvents
+	// and Events is empty; the revisions after the previous Result up to
+	// Rev are in the change log only.
+	EventsDropped bool
 }
 
 // NewApply opens a write batch. It blocks while another Apply is open.
@@ -81,8 +87,8 @@ func (a *Apply) Commit(sync bool) (Result, error) {
 		a.s.compactRev.Store(a.compact)
 		a.s.compactor.schedule(a.compact)
 	}
-	res := Result{Rev: a.rev, Events: a.events, lazyPrev: a.lazyPrev}
-	if a.s.onCommit != nil && len(res.Events) > 0 {
+	res := Result{Rev: a.rev, Events: a.events, lazyPrev: a.lazyPrev, EventsDropped: a.eventsDropped}
+	if a.s.onCommit != nil && (len(res.Events) > 0 || res.EventsDropped) {
 		a.s.onCommit(res)
 	}
 	return res, nil
@@ -249,7 +255,7 @@ func (a *Apply) put(req *pb.PutRequest) (*pb.PutResponse, error) {
 	}
 	kv := &mvccpb.KeyValue{Key: bytes.Clone(req.Key), CreateRevision: v.create, ModRevision: a.w.rev,
 		Version: v.ver, Value: bytes.Clone(v.value), Lease: v.lease}
-	a.events = append(a.events, &mvccpb.Event{Type: mvccpb.Event_PUT, Kv: kv, PrevKv: prev})
+	a.addEvent(&mvccpb.Event{Type: mvccpb.Event_PUT, Kv: kv, PrevKv: prev})
 	resp := &pb.PutResponse{}
 	if req.PrevKv {
 		resp.PrevKv = prev
@@ -257,49 +263,74 @@ func (a *Apply) put(req *pb.PutRequest) (*pb.PutResponse, error) {
 	return resp, nil
 }
 
-// deleteRange writes tombstones for every live key in [key, end).
+// deletePage is how many keys deleteRange reads before it writes their
+// tombstones: a large delete holds one page of keys, not all of them.
+const deletePage = 1024
+
+// deleteRange writes tombstones for every live key in [key, end), a page
+// of keys at a time (the batch is not written while its iterator is open).
 func (a *Apply) deleteRange(key, end []byte, wantPrev bool) (*pb.DeleteRangeResponse, error) {
 	lower, upper := keyBounds(key, end)
 	resp := &pb.DeleteRangeResponse{}
 	if upper != nil && bytes.Compare(lower, upper) >= 0 {
 		return resp, nil
 	}
-	var prevs []*mvccpb.KeyValue
-	var decodeErr error
 	// Values are kept only for a reply or event that needs them: a large
 	// delete would otherwise hold every deleted value in memory at once.
 	withValue := wantPrev || a.s.prevWatchers.Load() > 0
-	err := scanLive(a.b, lower, upper, math.MaxInt64, func(prefix []byte, modRev int64, raw []byte) bool {
-		kv, err := toKV(prefix, modRev, raw, !withValue)
+	var page []*mvccpb.KeyValue
+	var last []byte // the escaped key of the page's last entry
+	for from := lower; ; from = skipKey(from[:0], last) {
+		page = page[:0]
+		var decodeErr error
+		err := scanLive(a.b, from, upper, math.MaxInt64, func(prefix []byte, modRev int64, raw []byte) bool {
+			kv, err := toKV(prefix, modRev, raw, !withValue)
+			if err != nil {
+				decodeErr = err
+				return false
+			}
+			page = append(page, kv)
+			last = append(last[:0], prefix...)
+			return len(page) < deletePage
+		})
+		if err == nil {
+			err = decodeErr
+		}
 		if err != nil {
-			decodeErr = err
-			return false
+			return nil, err
 		}
-		prevs = append(prevs, kv)
-		return true
-	})
-	if err == nil {
-		err = decodeErr
-	}
-	if err != nil {
-		return nil, err
-	}
-	for _, prev := range prevs {
-		a.writeVersion(prev.Key, version{tombstone: true}, kindDelete)
-		if prev.Lease != 0 && a.s.cfg.Leases != nil {
-			a.s.cfg.Leases.Detach(prev.Lease, prev.Key)
+		for _, prev := range page {
+			a.writeVersion(prev.Key, version{tombstone: true}, kindDelete)
+			if prev.Lease != 0 && a.s.cfg.Leases != nil {
+				a.s.cfg.Leases.Detach(prev.Lease, prev.Key)
+			}
+			a.addEvent(&mvccpb.Event{Type: mvccpb.Event_DELETE,
+				Kv: &mvccpb.KeyValue{Key: prev.Key, ModRevision: a.w.rev}, PrevKv: prev})
 		}
-		a.events = append(a.events, &mvccpb.Event{Type: mvccpb.Event_DELETE,
-			Kv: &mvccpb.KeyValue{Key: prev.Key, ModRevision: a.w.rev}, PrevKv: prev})
+		if len(page) > 0 && !withValue {
+			a.lazyPrev = true
+		}
+		resp.Deleted += int64(len(page))
+		if wantPrev {
+			resp.PrevKvs = append(resp.PrevKvs, page...)
+		}
+		if len(page) < deletePage {
+			return resp, nil
+		}
 	}
-	if len(prevs) > 0 && !withValue {
-		a.lazyPrev = true
+}
+
+// addEvent keeps ev for the watch hub, unless the Apply has passed
+// MaxApplyEvents: then it drops them all (Result.EventsDropped).
+func (a *Apply) addEvent(ev *mvccpb.Event) {
+	if a.eventsDropped {
+		return
 	}
-	resp.Deleted = int64(len(prevs))
-	if wantPrev {
-		resp.PrevKvs = prevs
+	if len(a.events) >= a.s.cfg.MaxApplyEvents {
+		a.events, a.eventsDropped = nil, true
+		return
 	}
-	return resp, nil
+	a.events = append(a.events, ev)
 }
 
 // writeVersion adds the version and its change log record to the batch.

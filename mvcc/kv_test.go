@@ -1,6 +1,7 @@
 package mvcc
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -79,6 +80,49 @@ func TestStore_DeleteRange(t *testing.T) {
 		require.Equal(t, int64(2), resp.Deleted)
 		require.Nil(t, resp.PrevKvs)
 		require.Equal(t, []string{"a"}, keysOf(get(t, s, &pb.RangeRequest{Key: []byte{0}, RangeEnd: []byte{0}}).Kvs))
+	})
+}
+
+// A delete of more keys than one page (deletePage) reads and deletes them
+// page by page: every live key goes, in one revision, with prev_kv in key
+// order; keys deleted before, and older versions, do not confuse the
+// page boundaries.
+func TestStore_DeleteRangeManyPages(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, s *Store) {
+		n := 2*deletePage + 300
+		key := func(i int) string { return fmt.Sprintf("k%05d", i) }
+		t.Logf("Step 1: %d keys in one Apply; one page boundary key has two versions, one key is deleted", n)
+		apply(t, s, func(a *Apply) {
+			for i := 0; i < n; i++ {
+				_, err := a.Put(&pb.PutRequest{Key: []byte(key(i)), Value: []byte("v" + key(i))})
+				require.NoError(t, err)
+			}
+		})
+		put(t, s, key(deletePage-1), "second")
+		del(t, s, key(deletePage+5), "", false)
+		before := s.Rev()
+
+		t.Logf("Step 2: delete [k, l) with prev_kv")
+		resp := del(t, s, "k", "l", true)
+
+		t.Logf("Step 3: every live key was deleted once, in one revision, prev_kv in key order")
+		require.Equal(t, int64(n-1), resp.Deleted)
+		require.Equal(t, before+1, resp.Header.Revision)
+		require.Len(t, resp.PrevKvs, n-1)
+		for i, j := 0, 0; i < n; i++ {
+			if i == deletePage+5 {
+				continue
+			}
+			want := "v" + key(i)
+			if i == deletePage-1 {
+				want = "second"
+			}
+			require.Equal(t, key(i), string(resp.PrevKvs[j].Key))
+			require.Equal(t, want, string(resp.PrevKvs[j].Value))
+			j++
+		}
+		require.Empty(t, get(t, s, &pb.RangeRequest{Key: []byte("k"), RangeEnd: []byte("l")}).Kvs)
+		require.Len(t, get(t, s, &pb.RangeRequest{Key: []byte("k"), RangeEnd: []byte("l"), Revision: before}).Kvs, n-1)
 	})
 }
 

@@ -15,6 +15,7 @@ const (
 	DefaultMaxRequestBytes      = 1572864 // 1.5 MiB, etcd's --max-request-bytes
 	DefaultMaxTxnOps            = 128     // etcd's --max-txn-ops
 	DefaultCompactionBatchLimit = 1000    // changes examined per compaction batch
+	DefaultMaxApplyEvents       = 10000   // events one Apply keeps for the watch hub
 	// DefaultCompactionSleepInterval is the pause between compaction
 	// batches (etcd's --compaction-sleep-interval), so that compaction
 	// yields the disk and CPU to writes instead of running back to back.
@@ -44,6 +45,13 @@ type Config struct {
 	// version metadata (latest.go); 0: DefaultLatestCacheBytes; negative:
 	// no cache.
 	LatestCacheBytes int
+	// MaxApplyEvents bounds the events one Apply keeps in memory for the
+	// watch hub (0: DefaultMaxApplyEvents). Past it the Apply keeps none
+	// and its Result says so: watchers then read those revisions back from
+	// the change log, as after any gap. A DeleteRange of a million keys
+	// would otherwise hold a million events (and their previous versions)
+	// until the fan-out had passed them on.
+	MaxApplyEvents int
 }
 
 func (c Config) withDefaults() Config {
@@ -55,6 +63,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.LatestCacheBytes == 0 {
 		c.LatestCacheBytes = DefaultLatestCacheBytes
+	}
+	if c.MaxApplyEvents <= 0 {
+		c.MaxApplyEvents = DefaultMaxApplyEvents
 	}
 	if c.CompactionBatchLimit <= 0 {
 		c.CompactionBatchLimit = DefaultCompactionBatchLimit

@@ -163,14 +163,15 @@ func NewWatchHub(s *Store, cfg WatchConfig) *WatchHub {
 // Notify queues a committed Result for the watchers. It is the store's
 // commit hook: it never blocks on a watcher and returns at once.
 func (h *WatchHub) Notify(res Result) {
-	if len(res.Events) == 0 {
+	if len(res.Events) == 0 && !res.EventsDropped {
 		return
 	}
 	h.in.Lock()
 	switch {
 	case h.in.closed:
-	case h.in.events > 0 && h.in.events+len(res.Events) > h.cfg.PendingEvents:
-		// Full: record a gap instead (one per run of dropped commits).
+	case res.EventsDropped || h.in.events > 0 && h.in.events+len(res.Events) > h.cfg.PendingEvents:
+		// Full, or the Apply kept no events: record a gap instead (one
+		// per run of dropped commits); the change log has them.
 		if n := len(h.in.items); n > 0 && h.in.items[n-1].gap {
 			h.in.items[n-1].res.Rev = res.Rev
 		} else {

@@ -726,3 +726,57 @@ func waitQueuedEvents(t *testing.T, ws *WatchStream, n int) {
 		time.Sleep(2 * time.Millisecond)
 	}
 }
+
+// An Apply that changes more keys than MaxApplyEvents keeps no events
+// (Result.EventsDropped); the hub treats it as a gap and the watchers
+// read those revisions back from the change log, previous values and all.
+func TestWatch_ApplyPastMaxEventsReplaysFromLog(t *testing.T) {
+	for _, ec := range engineCases {
+		t.Run(ec.name, func(t *testing.T) { testApplyPastMaxEvents(t, openStore(t, ec, Config{MaxApplyEvents: 10})) })
+	}
+}
+
+func testApplyPastMaxEvents(t *testing.T, s *Store) {
+	h := newHub(t, s, WatchConfig{})
+	ws := h.NewStream()
+	r := newReader(t, ws)
+	apply(t, s, func(a *Apply) {
+		for i := 0; i < 25; i++ {
+			_, err := a.Put(&pb.PutRequest{Key: []byte(fmt.Sprintf("k%02d", i)), Value: []byte("v")})
+			require.NoError(t, err)
+		}
+	}) // 2..26: 25 events, past the bound
+	keys, _ := ws.Watch(WatchRequest{Key: []byte("k"), End: []byte("l"), PrevKV: true})
+	other, _ := ws.Watch(WatchRequest{Key: []byte("other")})
+	r.next(2)
+
+	t.Logf("Step 1: one Apply deletes 25 keys; it keeps no events")
+	res := apply(t, s, func(a *Apply) {
+		_, err := a.DeleteRange(&pb.DeleteRangeRequest{Key: []byte("k"), RangeEnd: []byte("l")})
+		require.NoError(t, err)
+	})
+	require.True(t, res.EventsDropped)
+	require.Empty(t, res.Events)
+	require.Equal(t, int64(27), res.Rev)
+
+	t.Logf("Step 2: the range watcher still gets all 25 deletes, with their previous values")
+	r.until("25 events", func(got []WatchResponse) bool { return len(eventsOf(got, keys)) == 25 })
+	var deletes []*mvccpb.Event
+	for _, resp := range r.got {
+		if resp.WatchID == keys {
+			deletes = append(deletes, resp.Events...)
+		}
+	}
+	for i, ev := range deletes {
+		require.Equal(t, mvccpb.Event_DELETE, ev.Type)
+		require.Equal(t, fmt.Sprintf("k%02d", i), string(ev.Kv.Key))
+		require.Equal(t, int64(27), ev.Kv.ModRevision)
+		requireKV(t, kv(fmt.Sprintf("k%02d", i), "v", int64(2+i), int64(2+i), 1, 0), ev.PrevKv)
+	}
+
+	t.Logf("Step 3: the other watcher got nothing from it, and still gets its own key")
+	require.Empty(t, eventsOf(r.got, other))
+	put(t, s, "other", "x") // 28
+	r.until("the put on other", func(got []WatchResponse) bool { return len(eventsOf(got, other)) == 1 })
+	require.Equal(t, []string{"PUT other@28"}, eventsOf(r.got, other))
+}
