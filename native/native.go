@@ -364,3 +364,7 @@ func takeError(e *C.char) error {
 	C.free(unsafe.Pointer(e))
 	return newError(msg)
 }
+
+// TrimMalloc hands the C heap's free memory back to the OS (malloc_trim).
+// It walks every malloc arena: call it after large frees, not per request.
+func TrimMalloc() { C.ms_malloc_trim() }

@@ -2,6 +2,7 @@
 // keeps a pointer into Go memory after it returns.
 #include "shim.h"
 
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -535,3 +536,5 @@ char* ms_flush(ms_db* d) {
 int ms_property_int(ms_db* d, int cf, const char* name, uint64_t* out) {
   return rocksdb_property_int_cf(d->db, d->cfs[cf], name, out);
 }
+
+void ms_malloc_trim(void) { malloc_trim(0); }

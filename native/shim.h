@@ -169,6 +169,11 @@ char* ms_flush(ms_db* db);
 // ms_property_int reads an integer property of cf; returns 0 on success.
 int ms_property_int(ms_db* db, int cf, const char* name, uint64_t* out);
 
+// ms_malloc_trim returns the C heap's free memory to the OS (glibc's
+// malloc_trim): RocksDB frees a large memtable after its flush, and glibc
+// keeps freed memory in its arenas otherwise.
+void ms_malloc_trim(void);
+
 // The RocksDB version this package was compiled against (version.cc: the
 // macros live in a C++ header).
 int ms_version_major(void);

@@ -69,7 +69,7 @@ func (ap applier) Apply(entries []*raftpb.Entry) error {
 		s.noopApplied(noopTerm)
 	}
 	if size >= releaseAfterBytes {
-		releaseMemory()
+		releaseMemory(s.engines())
 	}
 	if s.cfg.Engine == EngineMemory {
 		return s.maybeCheckpoint(last)
@@ -104,16 +104,36 @@ const releaseAfterBytes = 64 << 20
 // releasing is set while a release runs: big batches in a row start one.
 var releasing atomic.Bool
 
-// releaseMemory runs a GC and returns the freed memory to the OS, in the
-// background (the apply loop does not wait for it).
-func releaseMemory() {
+// cHeapReleaser is an engine with a C heap to give back (RocksDB).
+type cHeapReleaser interface{ ReleaseFreeMemory() }
+
+// releaseDelay is when the C heap is released a second time after a big
+// batch: by then RocksDB has usually flushed the memtable that took it.
+const releaseDelay = 10 * time.Second
+
+// releaseMemory runs a GC and returns the freed memory of the Go heap and
+// of the engines' C heap to the OS, in the background (the apply loop
+// does not wait for it); the C heap once more after releaseDelay.
+func releaseMemory(engs []engine.Engine) {
 	if !releasing.CompareAndSwap(false, true) {
 		return
 	}
 	go func() {
-		defer releasing.Store(false)
 		debug.FreeOSMemory()
+		releaseCHeap(engs)
+		releasing.Store(false)
+		// NB: malloc_trim does not use the engine: safe after it closed.
+		time.AfterFunc(releaseDelay, func() { releaseCHeap(engs) })
 	}()
+}
+
+func releaseCHeap(engs []engine.Engine) {
+	for _, e := range engs {
+		if r, ok := e.(cHeapReleaser); ok {
+			r.ReleaseFreeMemory()
+			return // NB: one malloc_trim covers the process
+		}
+	}
 }
 
 var errUnknownRequest = errors.New("server: unknown request in log entry")

@@ -127,7 +127,7 @@ func (s *Server) EngineMemory() map[string]uint64 {
 			continue
 		}
 		for ks := engine.Keyspace(0); ks < engine.NumKeyspaces; ks++ {
-			for kind, p := range map[string]string{"memtables": "rocksdb.cur-size-all-mem-tables", "table_readers": "rocksdb.estimate-table-readers-mem"} {
+			for kind, p := range map[string]string{"memtables": "rocksdb.size-all-mem-tables", "table_readers": "rocksdb.estimate-table-readers-mem"} {
 				if v, err := pr.Property(ks, p); err == nil {
 					out[kind] += v
 				}

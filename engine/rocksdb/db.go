@@ -320,3 +320,8 @@ func (db *DB) Property(ks engine.Keyspace, name string) (uint64, error) {
 	}
 	return v, nil
 }
+
+// ReleaseFreeMemory returns memory RocksDB has freed (a flushed memtable,
+// a large batch's copy) from the C heap to the OS; glibc keeps it in its
+// arenas otherwise.
+func (db *DB) ReleaseFreeMemory() { native.TrimMalloc() }
