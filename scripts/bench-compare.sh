@@ -275,7 +275,8 @@ both() {
 }
 
 # check_perf LABEL LOAD: etcdctl check perf on each single member, and the
-# member's RSS right after it.
+# member's RSS right after it and 15 s later (check perf ends by deleting
+# every key it wrote: a server may still be handing that memory back).
 check_perf() {
 	local label=$1 load=$2 server eps pid out res
 	for server in etcd metastore; do
@@ -290,6 +291,8 @@ check_perf() {
 		verdict=$(grep -E '^(PASS|FAIL)$' "$out" | tail -n 1)
 		if [[ -n "$wps" ]]; then
 			res="$wps ${verdict:-?} $(rss_mb "$pid")"
+			sleep 15
+			res+=" $(rss_mb "$pid")"
 		else
 			res="ERR $(grep . "$out" | tail -n 1)"
 		fi
@@ -430,10 +433,11 @@ TABLE=$WORK/table.md
 	echo "| \`etcdctl check perf --load=$([[ $QUICK == 1 ]] && echo s || echo l)\` (60 s) | etcd | MetaStore | ratio |"
 	echo "|---|---|---|---|"
 	if [[ $e != ERR* && $m != ERR* ]]; then
-		read -r ew ev er <<<"$e"
-		read -r mw mv mr <<<"$m"
+		read -r ew ev er er15 <<<"$e"
+		read -r mw mv mr mr15 <<<"$m"
 		echo "| writes/s | $(fmt_int "$ew") ($ev) | $(fmt_int "$mw") ($mv) | $(ratio "$mw" "$ew") |"
-		echo "| server RSS after it, MB | $er | $mr | $(ratio "$mr" "$er") |"
+		echo "| server RSS right after it, MB | $er | $mr | $(ratio "$mr" "$er") |"
+		echo "| server RSS 15 s later, MB | $er15 | $mr15 | $(ratio "$mr15" "$er15") |"
 	else
 		echo "| writes/s, RSS MB | ${e/ERR/failed:} | ${m/ERR/failed:} | n/a |"
 	fi
