@@ -32,6 +32,7 @@ func NewServer(s *server.Server) *grpc.Server {
 		grpc.ChainUnaryInterceptor(cm.unaryInterceptor(), AuthUnaryInterceptor(s)),
 		grpc.ChainStreamInterceptor(cm.streamInterceptor(), AuthStreamInterceptor(s)),
 		grpc.Creds(terminatedTLS{}), // TLS peer info on TLS client listeners: tls.go
+		codecOption(),               // watch_encode.go: pre-encoded watch responses
 	)
 	pb.RegisterKVServer(gs, NewKVServer(s, Limits{MaxRequestBytes: cfg.MaxRequestBytes, MaxTxnOps: cfg.MaxTxnOps}))
 	pb.RegisterClusterServer(gs, &clusterServer{s: s})

@@ -162,6 +162,7 @@ func (s *watchServer) sendLoop(stream pb.Watch_WatchServer, ws *mvcc.WatchStream
 	tick := time.NewTicker(s.interval + rand.N(s.interval/10+1))
 	defer tick.Stop()
 	var buf []mvcc.WatchResponse
+	var enc watchEncoder // watch_encode.go
 	for {
 		select {
 		case <-ws.Ready():
@@ -171,11 +172,12 @@ func (s *watchServer) sendLoop(stream pb.Watch_WatchServer, ws *mvcc.WatchStream
 				if hdr == nil || hdr.Revision != buf[i].Revision {
 					hdr = s.b.Header(buf[i].Revision)
 				}
-				if err := s.send(stream, &buf[i], hdr); err != nil {
+				if err := s.send(stream, &enc, &buf[i], hdr); err != nil {
 					return err
 				}
 			}
 			clear(buf) // drop the events for the collector
+			enc.reset()
 			if len(buf) >= batchMinResponses && s.delay > 0 {
 				time.Sleep(s.delay) // NB: lets the next revisions' events merge in the queue
 			}
@@ -199,9 +201,17 @@ func (s *watchServer) sendLoop(stream pb.Watch_WatchServer, ws *mvcc.WatchStream
 }
 
 // send encodes one response; event responses of a watch created with
-// fragment=true are split as etcd's sendFragments does.
+// fragment=true are split as etcd's sendFragments does, other event
+// responses are assembled by enc from encodings shared in the batch.
 // The header is shared, never changed.
-func (s *watchServer) send(stream pb.Watch_WatchServer, r *mvcc.WatchResponse, hdr *pb.ResponseHeader) error {
+func (s *watchServer) send(stream pb.Watch_WatchServer, enc *watchEncoder, r *mvcc.WatchResponse, hdr *pb.ResponseHeader) error {
+	if len(r.Events) > 0 && !r.Fragment && !r.Created && !r.Canceled && r.CompactRevision == 0 && r.CancelReason == "" {
+		b, err := enc.encode(r, hdr)
+		if err != nil {
+			return err
+		}
+		return stream.SendMsg(&encodedMsg{b: b})
+	}
 	wr := &pb.WatchResponse{Header: hdr, WatchId: r.WatchID,
 		Created: r.Created, Canceled: r.Canceled, CompactRevision: r.CompactRevision,
 		CancelReason: r.CancelReason, Events: mvcc.EventsFor(r.Events, r.PrevKV)}
