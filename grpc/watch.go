@@ -3,7 +3,6 @@ package grpc
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"math/rand/v2"
 	"time"
@@ -15,6 +14,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/metastore/metastore/mvcc"
+	"github.com/metastore/metastore/server"
 )
 
 // Watch service limits as etcd's.
@@ -111,7 +111,7 @@ func (s *watchServer) recvLoop(stream pb.Watch_WatchServer, ws *mvcc.WatchStream
 		switch u := req.RequestUnion.(type) {
 		case *pb.WatchRequest_CreateRequest:
 			if u.CreateRequest != nil && s.authorizeWatch(stream.Context(), ws, u.CreateRequest) { // auth.go
-				s.create(ws, u.CreateRequest)
+				server.CreateWatch(ws, u.CreateRequest, s.maxPer)
 			}
 		case *pb.WatchRequest_CancelRequest:
 			if u.CancelRequest != nil {
@@ -122,38 +122,6 @@ func (s *watchServer) recvLoop(stream pb.Watch_WatchServer, ws *mvcc.WatchStream
 				ws.RequestProgress()
 			}
 		}
-	}
-}
-
-// create applies etcd's rules to a create request: an empty key is "\x00"
-// (the smallest key), a negative start revision is refused as compacted,
-// a refused create is answered created+canceled with watch ID -1 and the
-// reason.
-func (s *watchServer) create(ws *mvcc.WatchStream, c *pb.WatchCreateRequest) {
-	if c.StartRevision < 0 {
-		ws.Reject(rpctypes.ErrCompacted.Error())
-		return
-	}
-	if s.maxPer > 0 && ws.Len() >= s.maxPer {
-		ws.Reject(fmt.Sprintf("too many watchers on this stream (--max-watchers-per-stream %d)", s.maxPer))
-		return
-	}
-	key := c.Key
-	if len(key) == 0 {
-		key = []byte{0}
-	}
-	r := mvcc.WatchRequest{ID: c.WatchId, Key: key, End: c.RangeEnd, StartRev: c.StartRevision,
-		PrevKV: c.PrevKv, Fragment: c.Fragment, ProgressNotify: c.ProgressNotify}
-	for _, f := range c.Filters {
-		switch f {
-		case pb.WatchCreateRequest_NOPUT:
-			r.NoPut = true
-		case pb.WatchCreateRequest_NODELETE:
-			r.NoDelete = true
-		}
-	}
-	if _, err := ws.Watch(r); err != nil && !errors.Is(err, mvcc.ErrWatchStreamClosed) {
-		ws.Reject(err.Error())
 	}
 }
 

@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"math/rand/v2"
 	"net"
@@ -17,7 +16,6 @@ import (
 	"github.com/valyala/fasthttp"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/mvccpb"
-	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/metastore/metastore/etcderr"
@@ -234,7 +232,7 @@ func (h *Handler) gwWatch(ctx *fasthttp.RequestCtx) {
 		switch u := req.RequestUnion.(type) {
 		case *pb.WatchRequest_CreateRequest:
 			if u.CreateRequest != nil && h.authorizeWatch(cctx, ws, u.CreateRequest) {
-				gwCreateWatch(ws, u.CreateRequest, maxPer)
+				server.CreateWatch(ws, u.CreateRequest, maxPer)
 			}
 		case *pb.WatchRequest_CancelRequest:
 			if u.CancelRequest != nil {
@@ -267,39 +265,6 @@ func (h *Handler) authorizeWatch(ctx context.Context, ws *mvcc.WatchStream, c *p
 		return false
 	}
 	return true
-}
-
-// gwCreateWatch applies etcd's rules to a create request, as the gRPC
-// service does: an empty key is "\x00", a negative start revision is
-// refused as compacted, a create past maxPer watchers (when > 0) is
-// refused, a refused create is answered created+canceled with watch ID -1
-// and the reason.
-func gwCreateWatch(ws *mvcc.WatchStream, c *pb.WatchCreateRequest, maxPer int) {
-	if c.StartRevision < 0 {
-		ws.Reject(rpctypes.ErrCompacted.Error())
-		return
-	}
-	if maxPer > 0 && ws.Len() >= maxPer {
-		ws.Reject(fmt.Sprintf("too many watchers on this stream (--max-watchers-per-stream %d)", maxPer))
-		return
-	}
-	key := c.Key
-	if len(key) == 0 {
-		key = []byte{0}
-	}
-	r := mvcc.WatchRequest{ID: c.WatchId, Key: key, End: c.RangeEnd, StartRev: c.StartRevision,
-		PrevKV: c.PrevKv, Fragment: c.Fragment, ProgressNotify: c.ProgressNotify}
-	for _, f := range c.Filters {
-		switch f {
-		case pb.WatchCreateRequest_NOPUT:
-			r.NoPut = true
-		case pb.WatchCreateRequest_NODELETE:
-			r.NoDelete = true
-		}
-	}
-	if _, err := ws.Watch(r); err != nil && !errors.Is(err, mvcc.ErrWatchStreamClosed) {
-		ws.Reject(err.Error())
-	}
 }
 
 // gwWatchEncoder writes each response as {"result":<WatchResponse>} and a

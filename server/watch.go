@@ -1,9 +1,12 @@
 package server
 
 import (
+	"errors"
+	"fmt"
 	"time"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 
 	"github.com/metastore/metastore/mvcc"
 )
@@ -27,4 +30,37 @@ func (s *Server) Header(rev int64) *pb.ResponseHeader {
 	h := &pb.ResponseHeader{Revision: rev}
 	s.fillHeader(h)
 	return h
+}
+
+// CreateWatch applies etcd's rules to a watch create request, for the gRPC
+// service and the JSON gateway alike: an empty key is "\x00" (the smallest
+// key), a negative start revision is refused as compacted, a create past
+// maxPerStream watchers (when > 0) is refused, and a refused create is
+// answered created+canceled with watch ID -1 and the reason.
+func CreateWatch(ws *mvcc.WatchStream, c *pb.WatchCreateRequest, maxPerStream int) {
+	if c.StartRevision < 0 {
+		ws.Reject(rpctypes.ErrCompacted.Error())
+		return
+	}
+	if maxPerStream > 0 && ws.Len() >= maxPerStream {
+		ws.Reject(fmt.Sprintf("too many watchers on this stream (--max-watchers-per-stream %d)", maxPerStream))
+		return
+	}
+	key := c.Key
+	if len(key) == 0 {
+		key = []byte{0}
+	}
+	r := mvcc.WatchRequest{ID: c.WatchId, Key: key, End: c.RangeEnd, StartRev: c.StartRevision,
+		PrevKV: c.PrevKv, Fragment: c.Fragment, ProgressNotify: c.ProgressNotify}
+	for _, f := range c.Filters {
+		switch f {
+		case pb.WatchCreateRequest_NOPUT:
+			r.NoPut = true
+		case pb.WatchCreateRequest_NODELETE:
+			r.NoDelete = true
+		}
+	}
+	if _, err := ws.Watch(r); err != nil && !errors.Is(err, mvcc.ErrWatchStreamClosed) {
+		ws.Reject(err.Error())
+	}
 }
