@@ -173,7 +173,7 @@ func (s *watchServer) sendLoop(stream pb.Watch_WatchServer, ws *mvcc.WatchStream
 // responses are assembled by enc from encodings shared in the batch.
 // The header is shared, never changed.
 func (s *watchServer) send(stream pb.Watch_WatchServer, enc *watchEncoder, r *mvcc.WatchResponse, hdr *pb.ResponseHeader) error {
-	if len(r.Events) > 0 && !r.Fragment && !r.Created && !r.Canceled && r.CompactRevision == 0 && r.CancelReason == "" {
+	if r.EventsOnly() && !r.Fragment {
 		b, err := enc.encode(r, hdr)
 		if err != nil {
 			return err

@@ -187,11 +187,11 @@ func (ws *WatchStream) push(w *watcher, resp WatchResponse, force bool) bool {
 // takes resp's header revision.
 // REQUIRES: ws.mu held.
 func (ws *WatchStream) mergeLocked(w *watcher, resp *WatchResponse, cost int) bool {
-	if !resp.eventsOnly() || w.lastGen != ws.mu.gen || w.lastQ < ws.mu.barrier || w.lastQ >= len(ws.mu.queue) {
+	if !resp.EventsOnly() || w.lastGen != ws.mu.gen || w.lastQ < ws.mu.barrier || w.lastQ >= len(ws.mu.queue) {
 		return false
 	}
 	last := &ws.mu.queue[w.lastQ]
-	if last.w != w || !last.resp.eventsOnly() || len(last.resp.Events)+len(resp.Events) > maxMergedEvents {
+	if last.w != w || !last.resp.EventsOnly() || len(last.resp.Events)+len(resp.Events) > maxMergedEvents {
 		return false
 	}
 	if last.bytes == 0 {
@@ -225,9 +225,9 @@ func eventBytes(evs []*mvccpb.Event) int {
 	return n
 }
 
-// eventsOnly reports whether r carries events and nothing else a client
+// EventsOnly reports whether r carries events and nothing else a client
 // must see in its own message.
-func (r *WatchResponse) eventsOnly() bool {
+func (r *WatchResponse) EventsOnly() bool {
 	return len(r.Events) > 0 && !r.Created && !r.Canceled && r.CompactRevision == 0 && r.CancelReason == ""
 }
 

@@ -709,22 +709,15 @@ func TestWatch_QueuedEventsMerge(t *testing.T) {
 // waitQueuedEvents polls until ws holds n events not yet taken.
 func waitQueuedEvents(t *testing.T, ws *WatchStream, n int) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	require.Eventually(t, func() bool {
 		ws.mu.Lock()
+		defer ws.mu.Unlock()
 		have := 0
 		for _, q := range ws.mu.queue {
 			have += len(q.resp.Events)
 		}
-		ws.mu.Unlock()
-		if have >= n {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %d queued events; have %d", n, have)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+		return have >= n
+	}, 5*time.Second, 2*time.Millisecond, "%d queued events", n)
 }
 
 // An Apply that changes more keys than MaxApplyEvents keeps no events
