@@ -87,17 +87,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			return float64(s.QuotaBytes())
 		}),
 	}
-	for _, kind := range []string{"memtables", "block_cache", "block_cache_pinned", "table_readers"} {
-		cs = append(cs, prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "metastore", Subsystem: "engine",
-			Name: "memory_bytes", Help: "Memory the storage engine (RocksDB) holds outside the Go heap, by kind.",
-			ConstLabels: prometheus.Labels{"kind": kind}},
-			func() float64 {
-				if s := m.srv.Load(); s != nil {
-					return float64(s.EngineMemory()[kind])
-				}
-				return 0
-			}))
-	}
+	cs = append(cs, engineMemoryCollector{m: m})
 	for _, c := range cs {
 		if err := reg.Register(c); err != nil {
 			return nil, err
@@ -199,4 +189,27 @@ func (m *httpMetrics) Collect(ch chan<- prometheus.Metric) {
 // adaptor is fine here.
 func metricsHandler(g prometheus.Gatherer) fasthttp.RequestHandler {
 	return fasthttpadaptor.NewFastHTTPHandler(promhttp.HandlerFor(g, promhttp.HandlerOpts{}))
+}
+
+// engineMemoryDesc is metastore_engine_memory_bytes{kind}.
+var engineMemoryDesc = prometheus.NewDesc("metastore_engine_memory_bytes",
+	"Memory the storage engine (RocksDB) holds outside the Go heap, by kind.", []string{"kind"}, nil)
+
+// engineMemoryKinds are the kinds always reported (0 for an engine without them).
+var engineMemoryKinds = []string{"memtables", "block_cache", "block_cache_pinned", "table_readers"}
+
+// engineMemoryCollector reads the engine's memory once per scrape for
+// every kind (each read is a few cgo calls per column family).
+type engineMemoryCollector struct{ m *Metrics }
+
+func (c engineMemoryCollector) Describe(ch chan<- *prometheus.Desc) { ch <- engineMemoryDesc }
+
+func (c engineMemoryCollector) Collect(ch chan<- prometheus.Metric) {
+	var mem map[string]uint64
+	if s := c.m.srv.Load(); s != nil {
+		mem = s.EngineMemory()
+	}
+	for _, kind := range engineMemoryKinds {
+		ch <- prometheus.MustNewConstMetric(engineMemoryDesc, prometheus.GaugeValue, float64(mem[kind]), kind)
+	}
 }
