@@ -186,7 +186,7 @@ func (w benchWorkload) command() *cli.Command {
 			return fmt.Errorf("bench %s: %w (see 'metastore bench %s --help')", w.name, err, w.name)
 		},
 		Action: func(c *cli.Context) error {
-			loadGeneratorGC() // gc.go
+			defaultGCPercentUnlessSet() // gc.go
 			o := d
 			o.Endpoints = []string{c.String("endpoints")}
 			o.Conns, o.Clients = c.Int("conns"), c.Int("clients")
