@@ -10,6 +10,7 @@ import (
 	"go.etcd.io/etcd/api/v3/mvccpb"
 
 	"github.com/metastore/metastore/engine"
+	"github.com/metastore/metastore/engine/enginetest"
 )
 
 func compact(t *testing.T, s *Store, rev int64) {
@@ -18,18 +19,6 @@ func compact(t *testing.T, s *Store, rev int64) {
 		_, err := a.Compact(rev)
 		require.NoError(t, err)
 	})
-}
-
-// countEntries counts the raw records of a keyspace.
-func countEntries(t *testing.T, e engine.Engine, ks engine.Keyspace) int {
-	it := e.NewIterator(ks, engine.IterOptions{})
-	defer it.Close()
-	n := 0
-	for ok := it.First(); ok; ok = it.Next() {
-		n++
-	}
-	require.NoError(t, it.Err())
-	return n
 }
 
 func TestStore_Compact(t *testing.T) {
@@ -41,7 +30,7 @@ func TestStore_Compact(t *testing.T) {
 		del(t, s, "gone", "", false) // 5
 		put(t, s, "keep", "y")       // 6
 		put(t, s, "k", "3")          // 7
-		require.Equal(t, 6, countEntries(t, s.Engine(), engine.Data))
+		require.Equal(t, 6, enginetest.CountEntries(t, s.Engine(), engine.Data))
 
 		t.Logf("Step 2: compact at 5")
 		compact(t, s, 5)
@@ -57,8 +46,8 @@ func TestStore_Compact(t *testing.T) {
 		requireKVs(t, []*mvccpb.KeyValue{kv("k", "3", 2, 7, 3, 0)}, get(t, s, &pb.RangeRequest{Key: []byte("k")}).Kvs)
 
 		t.Logf("Step 4: physically, k@2, gone@3 and the gone tombstone@5 are deleted: 3 versions left")
-		require.Equal(t, 3, countEntries(t, s.Engine(), engine.Data))
-		require.Equal(t, 3, countEntries(t, s.Engine(), engine.ChangeLog), "change records below 5 are deleted, 5..7 kept")
+		require.Equal(t, 3, enginetest.CountEntries(t, s.Engine(), engine.Data))
+		require.Equal(t, 3, enginetest.CountEntries(t, s.Engine(), engine.ChangeLog), "change records below 5 are deleted, 5..7 kept")
 
 		t.Logf("Step 5: compacting again at or below 5 fails; above the current revision too")
 		a := s.NewApply()
@@ -82,7 +71,7 @@ func TestStore_CompactInManyBatchesWhileWriting(t *testing.T) {
 				put(t, s, fmt.Sprintf("k%02d", i%20), fmt.Sprint("after", i))
 			}
 			s.WaitCompaction(201)
-			require.Equal(t, 20+50, countEntries(t, s.Engine(), engine.Data))
+			require.Equal(t, 20+50, enginetest.CountEntries(t, s.Engine(), engine.Data))
 			resp := get(t, s, &pb.RangeRequest{Key: []byte("k"), RangeEnd: []byte("l"), Revision: 201})
 			require.Equal(t, int64(20), resp.Count)
 			require.Equal(t, "199", string(resp.Kvs[19].Value))

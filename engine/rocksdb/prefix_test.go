@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/metastore/metastore/engine"
+	"github.com/metastore/metastore/engine/enginetest"
 )
 
 // dataKey builds a Data key the way mvcc does: a prefix, then an 8-byte
@@ -54,16 +55,7 @@ func TestDataPrefixFilter_SameAnswers(t *testing.T) {
 			require.NoError(t, db.Flush())
 		}
 	}
-	scan := func(r engine.Reader) int {
-		it := r.NewIterator(engine.Data, engine.IterOptions{})
-		defer it.Close()
-		n := 0
-		for ok := it.First(); ok; ok = it.Next() {
-			n++
-		}
-		require.NoError(t, it.Err())
-		return n
-	}
+	scan := func(r engine.Reader) int { return enginetest.CountEntries(t, r, engine.Data) }
 	want = scan(db)
 	require.Greater(t, want, 300)
 
