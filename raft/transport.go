@@ -55,6 +55,15 @@ const (
 	snapshotTimeout = 10 * time.Minute
 )
 
+// Fixed gRPC flow-control windows on both ends of a peer connection. gRPC's
+// default window grows by estimating the bandwidth-delay product, which costs
+// a ping and its ack on each side for every round of messages; a fixed window
+// larger than a batch needs none.
+const (
+	peerStreamWindow = 2 * maxBatchBytes
+	peerConnWindow   = 4 * maxBatchBytes
+)
+
 var peerServiceDesc = grpc.ServiceDesc{
 	ServiceName: peerService,
 	HandlerType: (*any)(nil),
@@ -147,7 +156,8 @@ func NewTLSTransport(lg *zap.Logger, peerTLS TLSInfo) (*Transport, error) {
 	t := &Transport{lg: lg, closec: make(chan struct{})}
 	t.mu.peers = make(map[uint64]*peer)
 	t.mu.handlers = make(map[string]PeerHandler)
-	opts := []grpc.ServerOption{grpc.ForceServerCodecV2(rawCodec{}), grpc.MaxRecvMsgSize(maxFrameSize + maxBatchBytes)}
+	opts := []grpc.ServerOption{grpc.ForceServerCodecV2(rawCodec{}), grpc.MaxRecvMsgSize(maxFrameSize + maxBatchBytes),
+		grpc.InitialWindowSize(peerStreamWindow), grpc.InitialConnWindowSize(peerConnWindow)}
 	if peerTLS.Enabled() {
 		sc, err := peerTLS.ServerConfig("h2")
 		if err != nil {
@@ -590,7 +600,8 @@ func (p *peer) clientConn() (*grpc.ClientConn, error) {
 	c, err := grpc.NewClient(hostOf(p.urls[0]),
 		grpc.WithTransportCredentials(creds),
 		grpc.WithDefaultCallOptions(grpc.ForceCodecV2(rawCodec{}), grpc.MaxCallRecvMsgSize(maxFrameSize)),
-		grpc.WithConnectParams(grpc.ConnectParams{Backoff: bc, MinConnectTimeout: time.Second}))
+		grpc.WithConnectParams(grpc.ConnectParams{Backoff: bc, MinConnectTimeout: time.Second}),
+		grpc.WithInitialWindowSize(peerStreamWindow), grpc.WithInitialConnWindowSize(peerConnWindow))
 	if err != nil {
 		return nil, err
 	}
