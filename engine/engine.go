@@ -122,6 +122,12 @@ type IterOptions struct {
 	// iterator with Seek only. An engine may then skip whole files and
 	// memtables by a bloom filter over that prefix (RocksDB's prefix
 	// mode); what the iterator returns is the same.
+	//
+	// Without Upper, each Seek target sets the prefix: the iterator
+	// returns the first key at or after the target as usual when that key
+	// has the target's prefix; past the last key with that prefix it may
+	// stop or go on to other keys. Callers compare the prefix themselves
+	// (IndexedBatch.SeekVersion reuses one such iterator for many keys).
 	SameSuffixedKey bool
 }
 

@@ -49,7 +49,10 @@ type IndexedBatch struct {
 	tombs   [NumKeyspaces][]span // replaced, never mutated in place
 	arena   arena
 	victim  []ovEntry // DeleteRange scratch
-	closed  bool
+	// versions is the base iterator SeekVersion reuses: opened on first
+	// use, closed by Reset and Close.
+	versions Iterator
+	closed   bool
 }
 
 var (
@@ -225,6 +228,14 @@ func (b *IndexedBatch) Reset() {
 	}
 	b.readers = [NumKeyspaces]int{}
 	b.arena.reset()
+	b.closeVersions()
+}
+
+func (b *IndexedBatch) closeVersions() {
+	if b.versions != nil {
+		b.versions.Close()
+		b.versions = nil
+	}
 }
 
 // Close releases the batch; Close is idempotent.
@@ -233,6 +244,7 @@ func (b *IndexedBatch) Close() error {
 		return nil
 	}
 	b.closed = true
+	b.closeVersions()
 	b.points = [NumKeyspaces]*btree.BTreeG[ovEntry]{}
 	b.tombs = [NumKeyspaces][]span{}
 	b.arena.reset()
@@ -301,6 +313,69 @@ func (b *IndexedBatch) NewIterator(ks Keyspace, opts IterOptions) Iterator {
 		b.readers[ks]++
 	}
 	return m
+}
+
+// dataSuffixLen is the length of the suffix (mvcc's revision) that ends
+// every key of the Data keyspace (IterOptions.SameSuffixedKey).
+const dataSuffixLen = 8
+
+// SeekVersion returns the first entry of the Data keyspace at or after key
+// among the keys that share all of key's bytes but the last 8 (the versions
+// of one mvcc key; see IterOptions.SameSuffixedKey), with the pending writes
+// applied: what Seek(key) returns on an iterator bounded to those keys. ok is
+// false when there is none. The slices are valid until the next call, Reset
+// or Close.
+//
+// The batch opens one base iterator for all its SeekVersion calls instead of
+// one per lookup: with random keys, opening a RocksDB iterator for each put's
+// lookup of the key's previous version (pinning the memtables and files and
+// building their merged view) cost about as much as the seek itself. The
+// reused iterator reads the base as it was when it was opened, which is the
+// base this batch reads as long as it is the only writer (as NewIterator
+// assumes). Keys with pending writes, or any pending DeleteRange in Data, take
+// a merged iterator as NewIterator does.
+func (b *IndexedBatch) SeekVersion(key []byte) (k, v []byte, ok bool, err error) {
+	if b.closed {
+		return nil, nil, false, ErrClosed
+	}
+	if len(key) < dataSuffixLen {
+		return nil, nil, false, fmt.Errorf("engine: version key %q is shorter than its %d-byte suffix", key, dataSuffixLen)
+	}
+	prefix := key[:len(key)-dataSuffixLen]
+	same := func(k []byte) bool { return len(k) == len(key) && bytes.HasPrefix(k, prefix) }
+	if b.pendingVersions(prefix) {
+		it := b.NewIterator(Data, IterOptions{Lower: prefix, SameSuffixedKey: true})
+		defer it.Close()
+		if !it.Seek(key) || !same(it.Key()) {
+			return nil, nil, false, it.Err()
+		}
+		return bytes.Clone(it.Key()), bytes.Clone(it.Value()), true, nil
+	}
+	if b.versions == nil {
+		b.versions = b.base.NewIterator(Data, IterOptions{SameSuffixedKey: true})
+	}
+	if !b.versions.Seek(key) || !same(b.versions.Key()) {
+		return nil, nil, false, b.versions.Err()
+	}
+	return b.versions.Key(), b.versions.Value(), true, nil
+}
+
+// pendingVersions reports whether the batch holds a write that may change
+// what SeekVersion finds among the keys that start with prefix.
+func (b *IndexedBatch) pendingVersions(prefix []byte) bool {
+	if len(b.tombs[Data]) > 0 {
+		return true
+	}
+	t := b.points[Data]
+	if t == nil || t.Len() == 0 {
+		return false
+	}
+	pending := false
+	t.Ascend(ovEntry{key: prefix}, func(e ovEntry) bool {
+		pending = bytes.HasPrefix(e.key, prefix)
+		return false
+	})
+	return pending
 }
 
 // arena hands out copies of keys and values from shared chunks, so that a

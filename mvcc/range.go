@@ -80,24 +80,39 @@ func scanLiveIter(it engine.Iterator, lower []byte, rev int64,
 	return it.Err()
 }
 
+// versionSeeker finds the newest version of a key at or below a revision in
+// one call (engine.IndexedBatch: the apply path's reads).
+type versionSeeker interface {
+	SeekVersion(target []byte) (k, v []byte, ok bool, err error)
+}
+
 // newestVersion returns the newest version at or below rev of key, with its
 // revision; found is false when the key has no version at or below rev. A
 // tombstone is returned as such. The version's value is a copy, or nil
 // without withValue.
 func newestVersion(r engine.Reader, key []byte, rev int64, withValue bool) (v version, vrev int64, found bool, err error) {
 	prefix := appendEscaped(nil, key)
-	// The lookup only seeks among the versions of key: an engine may use a
-	// bloom filter over the key to skip data that does not hold it.
-	it := r.NewIterator(engine.Data, engine.IterOptions{Lower: prefix, Upper: skipKey(nil, prefix), SameSuffixedKey: true})
-	defer it.Close()
-	if !it.Seek(binary.BigEndian.AppendUint64(prefix, ^uint64(rev))) {
-		return version{}, 0, false, it.Err()
+	target := binary.BigEndian.AppendUint64(prefix, ^uint64(rev))
+	var k, raw []byte
+	if s, ok := r.(versionSeeker); ok {
+		if k, raw, found, err = s.SeekVersion(target); !found {
+			return version{}, 0, false, err
+		}
+	} else {
+		// The lookup only seeks among the versions of key: an engine may use
+		// a bloom filter over the key to skip data that does not hold it.
+		it := r.NewIterator(engine.Data, engine.IterOptions{Lower: prefix, Upper: skipKey(nil, prefix), SameSuffixedKey: true})
+		defer it.Close()
+		if !it.Seek(target) {
+			return version{}, 0, false, it.Err()
+		}
+		k, raw = it.Key(), it.Value()
 	}
-	_, vrev, err = splitDataKey(it.Key())
+	_, vrev, err = splitDataKey(k)
 	if err != nil {
 		return version{}, 0, false, err
 	}
-	v, err = decodeVersion(it.Value())
+	v, err = decodeVersion(raw)
 	if err != nil {
 		return version{}, 0, false, err
 	}

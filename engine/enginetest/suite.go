@@ -37,6 +37,7 @@ func Run(t *testing.T, f Factory) {
 	cases = append(cases, batchCases...)
 	cases = append(cases, iterCases...)
 	cases = append(cases, lifecycleCases...)
+	cases = append(cases, versionCases...)
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			c.fn(t, &harness{f: f})
