@@ -50,6 +50,13 @@ type Server struct {
 	// durable is the index of the last memory-engine checkpoint.
 	durable         atomic.Uint64
 	checkpointEvery uint64
+	// checkpointing is set while a background checkpoint runs (apply.go);
+	// checkpoints tracks it, for the synchronous checkpoints to wait on.
+	checkpointing atomic.Bool
+	checkpoints   sync.WaitGroup
+	// nextCheckpoint is the earliest time (Unix ns) the next background
+	// checkpoint may start.
+	nextCheckpoint atomic.Int64
 }
 
 // New opens the member's data directory (creating it) and its engines. It
@@ -199,6 +206,7 @@ func (s *Server) Stop() {
 	if s.tr != nil {
 		s.tr.Close()
 	}
+	s.checkpoints.Wait() // a background checkpoint reads the engine: apply.go
 	if s.cfg.Engine == EngineMemory && s.applied.Load() > s.durable.Load() {
 		if err := s.checkpoint(s.applied.Load()); err != nil {
 			s.lg.Error("final checkpoint of the memory state failed", zap.Error(err))
