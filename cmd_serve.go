@@ -95,7 +95,7 @@ func serveAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	tuneGC(lg) // gc.go: after the flags are checked, so a bad flag's error stays one line
+	tuneGC(lg, cfg.Engine) // gc.go: after the flags are checked, so a bad flag's error stays one line
 	mets, err := mhttp.NewMetrics(prometheus.DefaultRegisterer)
 	if err != nil {
 		return err
