@@ -68,10 +68,6 @@ type watchServer struct {
 	delay    time.Duration
 }
 
-// batchMinResponses is the size of a sent batch past which the sender
-// pauses for BatchDelay (see WatchOptions).
-const batchMinResponses = 64
-
 // NewWatchServer returns etcd's Watch service over b.
 func NewWatchServer(b WatchBackend, opts WatchOptions) pb.WatchServer {
 	iv := opts.ProgressNotifyInterval
@@ -146,7 +142,7 @@ func (s *watchServer) sendLoop(stream pb.Watch_WatchServer, ws *mvcc.WatchStream
 			}
 			clear(buf) // drop the events for the collector
 			enc.reset()
-			if len(buf) >= batchMinResponses && s.delay > 0 {
+			if len(buf) >= server.WatchBatchMinResponses && s.delay > 0 {
 				time.Sleep(s.delay) // NB: lets the next revisions' events merge in the queue
 			}
 		case <-tick.C:

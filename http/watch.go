@@ -100,9 +100,9 @@ func (h *Handler) StopStreams() {
 // that the stream is over after it.
 type watchEncoder func(dst []byte, r *mvcc.WatchResponse) (out []byte, end bool)
 
-// watchLimits are the server's --watch-progress-notify-interval and
-// --max-watchers-per-stream (0: no limit).
-func (h *Handler) watchLimits() (progress time.Duration, maxPerStream int) {
+// watchLimits are the server's --watch-progress-notify-interval,
+// --max-watchers-per-stream (0: no limit) and --watch-batch-delay.
+func (h *Handler) watchLimits() (progress time.Duration, maxPerStream int, batchDelay time.Duration) {
 	progress = server.DefaultWatchProgressNotifyInterval
 	if c, ok := h.kv.(interface{ Config() server.Config }); ok {
 		cfg := c.Config()
@@ -110,13 +110,17 @@ func (h *Handler) watchLimits() (progress time.Duration, maxPerStream int) {
 			progress = cfg.WatchProgressNotifyInterval
 		}
 		maxPerStream = cfg.MaxWatchersPerStream
+		batchDelay = max(cfg.WatchBatchDelay, 0)
 	}
-	return max(progress, minProgressInterval), maxPerStream
+	return max(progress, minProgressInterval), maxPerStream, batchDelay
 }
 
 // serveStream answers with a streaming body that carries ws's responses,
-// encoded by enc; it owns ws from here on and closes it.
-func (h *Handler) serveStream(ctx *fasthttp.RequestCtx, ws *mvcc.WatchStream, keepAlive []byte, progress time.Duration, enc watchEncoder) {
+// encoded by enc; it owns ws from here on and closes it. After writing
+// server.WatchBatchMinResponses responses or more at once it waits
+// batchDelay (0: never), as gRPC watch streams do, so that the events
+// committed meanwhile go out merged, one response per watcher.
+func (h *Handler) serveStream(ctx *fasthttp.RequestCtx, ws *mvcc.WatchStream, keepAlive []byte, progress, batchDelay time.Duration, enc watchEncoder) {
 	timeout := h.cfg.WriteTimeout
 	conn := ctx.Conn()
 	// NB: marks the write deadline as the handler's, so fasthttp does not
@@ -161,6 +165,9 @@ func (h *Handler) serveStream(ctx *fasthttp.RequestCtx, ws *mvcc.WatchStream, ke
 				}
 				if end {
 					return
+				}
+				if len(resps) >= server.WatchBatchMinResponses && batchDelay > 0 {
+					time.Sleep(batchDelay) // NB: lets the next revisions' events merge in the queue
 				}
 			case <-keep.C:
 				if !wrote && out.write(keepAlive) != nil {
@@ -226,7 +233,7 @@ func (h *Handler) gwWatch(ctx *fasthttp.RequestCtx) {
 	if !ok {
 		return
 	}
-	progress, maxPer := h.watchLimits()
+	progress, maxPer, batchDelay := h.watchLimits()
 	ws := wa.WatchHub().NewStream()
 	for _, req := range reqs {
 		switch u := req.RequestUnion.(type) {
@@ -246,7 +253,7 @@ func (h *Handler) gwWatch(ctx *fasthttp.RequestCtx) {
 	}
 	ctx.SetStatusCode(fasthttp.StatusOK)
 	ctx.SetContentType(contentJSON)
-	h.serveStream(ctx, ws, gwKeepAlive, progress, gwWatchEncoder(wa))
+	h.serveStream(ctx, ws, gwKeepAlive, progress, batchDelay, gwWatchEncoder(wa))
 }
 
 // authorizeWatch refuses a watch on a range the caller may not read, as
@@ -418,7 +425,7 @@ func (h *Handler) restWatch(ctx *fasthttp.RequestCtx) {
 		writeError(ctx, toAPIError(err))
 		return
 	}
-	h.serveStream(ctx, ws, sseKeepAlive, 0, sseEncoder(start, forceBase64))
+	h.serveStream(ctx, ws, sseKeepAlive, 0, 0, sseEncoder(start, forceBase64))
 }
 
 // sseEncoder writes hub responses as Server-Sent Events (see restWatch).

@@ -13,15 +13,20 @@ import (
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 
 	"github.com/metastore/metastore/mvcc"
+	"github.com/metastore/metastore/server"
 )
 
-// watchKV is storeKV with a watch hub over its store.
+// watchKV is storeKV with a watch hub over its store, and the member
+// configuration the watch handlers read (the zero value: defaults).
 type watchKV struct {
 	*storeKV
 	hub *mvcc.WatchHub
+	srv server.Config
 }
 
 func (w *watchKV) WatchHub() *mvcc.WatchHub { return w.hub }
+
+func (w *watchKV) Config() server.Config { return w.srv }
 
 func (w *watchKV) Header(rev int64) *pb.ResponseHeader {
 	return &pb.ResponseHeader{ClusterId: 1, MemberId: 7, Revision: rev, RaftTerm: 2}
@@ -132,4 +137,46 @@ func TestWatchStream_StopStreams(t *testing.T) {
 	_, err = r.ReadString('\n')
 	require.Error(t, err) // the body ends: io.EOF
 	require.Eventually(t, func() bool { return kv.hub.Stats().Streams == 0 }, 5*time.Second, 10*time.Millisecond)
+}
+
+// A gateway stream that just wrote 64 responses or more waits
+// --watch-batch-delay, and what committed meanwhile goes out merged: one
+// response per watcher with every new revision's event.
+func TestWatchStream_GatewayBatchDelay(t *testing.T) {
+	const watchers, puts, delay = 100, 5, 300 * time.Millisecond
+	base, kv, _ := serveWatchHandler(t, Config{})
+	kv.srv.WatchBatchDelay = delay
+
+	t.Logf("Step 1: one gateway stream with %d watchers on key a", watchers)
+	body := strings.Repeat(`{"create_request":{"key":"YQ=="}}`+"\n", watchers)
+	resp, err := nethttp.Post(base+"/v3/watch", "application/json", strings.NewReader(body))
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	r := bufio.NewReader(resp.Body)
+	for i := 0; i < watchers; i++ {
+		require.Contains(t, readLine(t, r, true), `"created":true`)
+	}
+
+	t.Logf("Step 2: one put: %d responses at once, then the stream waits %s", watchers, delay)
+	_, err = kv.Put(context.Background(), &pb.PutRequest{Key: []byte("a"), Value: []byte("0")})
+	require.NoError(t, err)
+	for i := 0; i < watchers; i++ {
+		require.Contains(t, readLine(t, r, true), `"mod_revision":"2"`)
+	}
+	sent := time.Now()
+
+	t.Logf("Step 3: %d more puts while it waits", puts)
+	for i := 1; i <= puts; i++ {
+		_, err = kv.Put(context.Background(), &pb.PutRequest{Key: []byte("a"), Value: []byte{byte('0' + i)}})
+		require.NoError(t, err)
+	}
+
+	t.Logf("Step 4: after the delay, each watcher gets all %d revisions in one response", puts)
+	for i := 0; i < watchers; i++ {
+		line := readLine(t, r, true)
+		if i == 0 {
+			require.GreaterOrEqual(t, time.Since(sent), delay-100*time.Millisecond, "the stream did not wait")
+		}
+		require.Equal(t, puts, strings.Count(line, `"mod_revision"`), "watcher response %d: %s", i, line)
+	}
 }

@@ -61,9 +61,10 @@ type Config struct {
 	// per watch stream (0: no limit).
 	MaxConcurrentStreams uint32
 	MaxWatchersPerStream int
-	// WatchBatchDelay is how long a gRPC watch stream that just sent 64
-	// responses or more waits before sending again, so that what commits
-	// meanwhile goes out as one response per watcher (0: never waits).
+	// WatchBatchDelay is how long a watch stream (gRPC, or the JSON
+	// gateway's) that just sent 64 responses or more waits before sending
+	// again, so that what commits meanwhile goes out as one response per
+	// watcher (0: never waits).
 	WatchBatchDelay time.Duration
 	// RequestTimeout bounds how long a request waits when its context has
 	// no deadline (etcd: 5 s plus twice the election timeout).

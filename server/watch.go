@@ -20,6 +20,11 @@ const DefaultWatchProgressNotifyInterval = 10 * time.Minute
 // under 15 ms (docs/BENCHMARKS.md).
 const DefaultWatchBatchDelay = 5 * time.Millisecond
 
+// WatchBatchMinResponses is the size of a batch of watch responses, sent at
+// once, after which a stream waits Config.WatchBatchDelay (the gRPC Watch
+// service and the JSON gateway's /v3/watch).
+const WatchBatchMinResponses = 64
+
 // WatchHub is the member's watch hub: every committed Apply is handed to
 // it (the store's commit hook) and front ends open streams on it.
 func (s *Server) WatchHub() *mvcc.WatchHub { return s.watch }
