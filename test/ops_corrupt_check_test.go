@@ -141,18 +141,7 @@ func TestOpsCorruptCheck_DivergedMemberRaisesCorrupt(t *testing.T) {
 	require.Empty(t, alarms.Alarms, "no alarm while the data is equal")
 
 	t.Logf("Step 4: m3 (different values at the same revision) joins; the leader raises CORRUPT for it...")
-	start := time.Now()
-	m3.start()
-	m3ID := memberID(t, m3)
-	waitFor(t, 15*time.Second, "a CORRUPT alarm", func() bool {
-		a, err := cli.AlarmList(ctxT(t, 5*time.Second))
-		return err == nil && len(a.Alarms) > 0
-	})
-	t.Logf("CORRUPT raised %v after m3 started", time.Since(start).Round(time.Millisecond))
-	alarms, err = cli.AlarmList(ctxT(t, 5*time.Second))
-	require.NoError(t, err)
-	require.Equal(t, []*pb.AlarmMember{{MemberID: m3ID, Alarm: pb.AlarmType_CORRUPT}}, stripAlarms(alarms.Alarms))
-	require.True(t, logContains(t, lead, "member's hash differs from the leader's"), "the leader logged the mismatch")
+	m3ID := startCorruptMember(t, cli, lead, m3)
 	st, err := lead.status()
 	require.NoError(t, err)
 	require.Equal(t, st.Header.MemberId, st.Leader, "the leader did not change")
@@ -258,6 +247,26 @@ func TestOpsCorruptCheck_EqualDataNoAlarm(t *testing.T) {
 
 // enableRootAuth creates root (root role) and enables auth, as an operator
 // does, and returns a client logged in as root.
+// startCorruptMember starts m, whose values differ from the others' at the
+// same revision, waits for the leader to raise CORRUPT for it (as cli sees
+// the alarms), and returns m's ID.
+func startCorruptMember(t *testing.T, cli *clientv3.Client, lead, m *member) uint64 {
+	t.Helper()
+	start := time.Now()
+	m.start()
+	id := memberID(t, m)
+	waitFor(t, 15*time.Second, "a CORRUPT alarm", func() bool {
+		a, err := cli.AlarmList(ctxT(t, 5*time.Second))
+		return err == nil && len(a.Alarms) > 0
+	})
+	t.Logf("CORRUPT raised %v after %s started", time.Since(start).Round(time.Millisecond), m.name)
+	alarms, err := cli.AlarmList(ctxT(t, 5*time.Second))
+	require.NoError(t, err)
+	require.Equal(t, []*pb.AlarmMember{{MemberID: id, Alarm: pb.AlarmType_CORRUPT}}, stripAlarms(alarms.Alarms))
+	require.True(t, logContains(t, lead, "member's hash differs from the leader's"), "the leader logged the mismatch")
+	return id
+}
+
 func enableRootAuth(t *testing.T, eps ...string) *clientv3.Client {
 	t.Helper()
 	anon := newClient(t, eps...)
@@ -297,18 +306,7 @@ func TestOpsCorruptCheck_AuthDivergedMemberRaisesCorrupt(t *testing.T) {
 	require.Empty(t, alarms.Alarms, "no alarm while the data is equal")
 
 	t.Logf("Step 5: m3 (different values at the same revision) joins; the leader raises CORRUPT for it...")
-	start := time.Now()
-	m3.start()
-	m3ID := memberID(t, m3)
-	waitFor(t, 15*time.Second, "a CORRUPT alarm", func() bool {
-		a, err := root.AlarmList(ctxT(t, 5*time.Second))
-		return err == nil && len(a.Alarms) > 0
-	})
-	t.Logf("CORRUPT raised %v after m3 started", time.Since(start).Round(time.Millisecond))
-	alarms, err = root.AlarmList(ctxT(t, 5*time.Second))
-	require.NoError(t, err)
-	require.Equal(t, []*pb.AlarmMember{{MemberID: m3ID, Alarm: pb.AlarmType_CORRUPT}}, stripAlarms(alarms.Alarms))
-	require.True(t, logContains(t, lead, "member's hash differs from the leader's"), "the leader logged the mismatch")
+	startCorruptMember(t, root, lead, m3)
 
 	t.Logf("Step 6: root's writes fail with etcd's corrupt cluster error; reads still answer...")
 	_, err = root.Put(ctxT(t, 5*time.Second), "after", "1")
