@@ -73,38 +73,8 @@ if [[ $ETCD == 1 && ( -z "$ETCD_BIN" || ! -x "$ETCD_BIN/etcd" ) ]]; then
 fi
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/bench-defrag.XXXXXX")
-PIDS=()
-stop_pids() {
-	local p n
-	for p in "$@"; do kill -TERM "$p" 2>/dev/null; done
-	for p in "$@"; do
-		for ((n = 0; n < 300; n++)); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-		kill -KILL "$p" 2>/dev/null
-		wait "$p" 2>/dev/null
-	done
-}
-cleanup() {
-	local rc=$?
-	trap - EXIT INT TERM
-	if ((${#PIDS[@]})); then stop_pids "${PIDS[@]}"; fi
-	if [[ "${KEEP_WORK:-0}" == 1 ]]; then log "work dir kept: $WORK"; else rm -rf "$WORK"; fi
-	exit $rc
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-declare -A TAKEN=()
-free_port() {
-	local p
-	while :; do
-		p=$((20000 + RANDOM % 12768))
-		[[ -n "${TAKEN[$p]:-}" ]] && continue
-		ss -Htan "( sport = :$p or dport = :$p )" 2>/dev/null | grep -q . && continue
-		TAKEN[$p]=1
-		echo "$p"
-		return
-	done
-}
+# shellcheck source=scripts/bench-lib.sh
+source "$ROOT/scripts/bench-lib.sh" # PIDS, stop_pids, cleanup on exit, free_port
 now() { date +%s.%N; }
 load() { cut -d' ' -f1-3 /proc/loadavg; }
 
