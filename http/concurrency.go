@@ -232,15 +232,9 @@ func (h *Handler) gwObserve(ctx *fasthttp.RequestCtx) {
 		keep := time.NewTicker(streamKeepAlive)
 		defer keep.Stop()
 		var buf []byte
-		send := func(m *epb.LeaderResponse) error {
-			buf = append(buf[:0], `{"result":`...)
-			b, err := gwMarshal.MarshalAppend(buf, m)
-			if err != nil {
-				_ = out.write(appendErrorChunk(buf[:0], toAPIError(err)))
-				return err
-			}
-			buf = append(b, "}\n"...)
-			return out.write(buf)
+		send := func(m *epb.LeaderResponse) (err error) {
+			buf, err = out.writeResult(buf, m)
+			return err
 		}
 		wrote := false
 		if first != nil {

@@ -132,14 +132,9 @@ func (h *Handler) gwSnapshot(ctx *fasthttp.RequestCtx) {
 		chunk := make([]byte, snapshotChunk)
 		var buf []byte
 		send := func(m *pb.SnapshotResponse) bool {
-			buf = append(buf[:0], `{"result":`...)
-			b, err := gwMarshal.MarshalAppend(buf, m)
-			if err != nil {
-				_ = out.write(appendErrorChunk(buf[:0], toAPIError(err)))
-				return false
-			}
-			buf = append(b, "}\n"...)
-			return out.write(buf) == nil
+			var err error
+			buf, err = out.writeResult(buf, m)
+			return err == nil
 		}
 		total, sent := ss.Size(), int64(0)
 		for total-sent > 0 {

@@ -195,6 +195,20 @@ type streamOut struct {
 	timeout time.Duration
 }
 
+// writeResult writes m as one chunk of a gateway stream, {"result":m} and
+// a newline, encoded into buf; a message that does not encode ends the
+// stream with an error chunk instead. It returns buf for the next chunk.
+func (o *streamOut) writeResult(buf []byte, m proto.Message) ([]byte, error) {
+	buf = append(buf[:0], `{"result":`...)
+	b, err := gwMarshal.MarshalAppend(buf, m)
+	if err != nil {
+		_ = o.write(appendErrorChunk(buf[:0], toAPIError(err)))
+		return buf, err
+	}
+	buf = append(b, "}\n"...)
+	return buf, o.write(buf)
+}
+
 func (o *streamOut) write(b []byte) error {
 	if o.conn != nil && o.timeout > 0 {
 		// NB: net.Conn deadlines may be set from any goroutine; fasthttp
