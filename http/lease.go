@@ -83,12 +83,7 @@ func (h *Handler) gwLeaseKeepAlive(ctx *fasthttp.RequestCtx) {
 		writeError(ctx, errNotFound)
 		return
 	}
-	reqs, err := decodeJSONStream[pb.LeaseKeepAliveRequest](ctx.PostBody())
-	if err != nil {
-		writeError(ctx, badRequest(err.Error()))
-		return
-	}
-	cctx, ok := h.requestContext(ctx) // auth.go
+	reqs, cctx, ok := gwStreamRequests[pb.LeaseKeepAliveRequest](h, ctx)
 	if !ok {
 		return
 	}

@@ -238,12 +238,7 @@ func (h *Handler) gwWatch(ctx *fasthttp.RequestCtx) {
 		writeError(ctx, errNotFound)
 		return
 	}
-	reqs, err := decodeJSONStream[pb.WatchRequest](ctx.PostBody())
-	if err != nil {
-		writeError(ctx, badRequest(err.Error()))
-		return
-	}
-	cctx, ok := h.requestContext(ctx) // auth.go
+	reqs, cctx, ok := gwStreamRequests[pb.WatchRequest](h, ctx)
 	if !ok {
 		return
 	}
@@ -324,6 +319,22 @@ func appendErrorChunk(dst []byte, e apiError) []byte {
 // decodeJSONStream decodes a body of JSON objects one after another (what
 // grpc-gateway reads for a client-streaming call), each as protojson into
 // a new P. An empty body is no request.
+// gwStreamRequests decodes a gateway body of T requests (a JSON stream)
+// and returns them with the request's context (auth.go); on a malformed
+// body or a bad token it has written the error and returns false.
+func gwStreamRequests[T any, P interface {
+	*T
+	proto.Message
+}](h *Handler, ctx *fasthttp.RequestCtx) ([]P, context.Context, bool) {
+	reqs, err := decodeJSONStream[T, P](ctx.PostBody())
+	if err != nil {
+		writeError(ctx, badRequest(err.Error()))
+		return nil, nil, false
+	}
+	cctx, ok := h.requestContext(ctx)
+	return reqs, cctx, ok
+}
+
 func decodeJSONStream[T any, P interface {
 	*T
 	proto.Message
