@@ -142,9 +142,7 @@ func (s *watchServer) sendLoop(stream pb.Watch_WatchServer, ws *mvcc.WatchStream
 			}
 			clear(buf) // drop the events for the collector
 			enc.reset()
-			if len(buf) >= server.WatchBatchMinResponses && s.delay > 0 {
-				time.Sleep(s.delay) // NB: lets the next revisions' events merge in the queue
-			}
+			server.PauseAfterWatchBatch(len(buf), s.delay)
 		case <-tick.C:
 			ws.ProgressTick()
 		case err := <-errc:

@@ -116,10 +116,9 @@ func (h *Handler) watchLimits() (progress time.Duration, maxPerStream int, batch
 }
 
 // serveStream answers with a streaming body that carries ws's responses,
-// encoded by enc; it owns ws from here on and closes it. After writing
-// server.WatchBatchMinResponses responses or more at once it waits
-// batchDelay (0: never), as gRPC watch streams do, so that the events
-// committed meanwhile go out merged, one response per watcher.
+// encoded by enc; it owns ws from here on and closes it. After each write
+// it paces as gRPC watch streams do (server.PauseAfterWatchBatch with
+// batchDelay).
 func (h *Handler) serveStream(ctx *fasthttp.RequestCtx, ws *mvcc.WatchStream, keepAlive []byte, progress, batchDelay time.Duration, enc watchEncoder) {
 	timeout := h.cfg.WriteTimeout
 	conn := ctx.Conn()
@@ -166,9 +165,7 @@ func (h *Handler) serveStream(ctx *fasthttp.RequestCtx, ws *mvcc.WatchStream, ke
 				if end {
 					return
 				}
-				if len(resps) >= server.WatchBatchMinResponses && batchDelay > 0 {
-					time.Sleep(batchDelay) // NB: lets the next revisions' events merge in the queue
-				}
+				server.PauseAfterWatchBatch(len(resps), batchDelay)
 			case <-keep.C:
 				if !wrote && out.write(keepAlive) != nil {
 					return // the client is gone

@@ -20,10 +20,20 @@ const DefaultWatchProgressNotifyInterval = 10 * time.Minute
 // under 15 ms (docs/BENCHMARKS.md).
 const DefaultWatchBatchDelay = 5 * time.Millisecond
 
-// WatchBatchMinResponses is the size of a batch of watch responses, sent at
-// once, after which a stream waits Config.WatchBatchDelay (the gRPC Watch
-// service and the JSON gateway's /v3/watch).
-const WatchBatchMinResponses = 64
+// watchBatchMinResponses is the size of a batch of watch responses, sent
+// at once, after which a stream waits Config.WatchBatchDelay.
+const watchBatchMinResponses = 64
+
+// PauseAfterWatchBatch is called by a watch stream's sender (the gRPC Watch
+// service, the JSON gateway's /v3/watch) after it sent n responses at once:
+// past watchBatchMinResponses it waits delay (0: never), so that the events
+// of the revisions committed meanwhile merge in the stream's queue, one
+// response per watcher. A quiet or small stream never waits.
+func PauseAfterWatchBatch(n int, delay time.Duration) {
+	if n >= watchBatchMinResponses && delay > 0 {
+		time.Sleep(delay)
+	}
+}
 
 // WatchHub is the member's watch hub: every committed Apply is handed to
 // it (the store's commit hook) and front ends open streams on it.
