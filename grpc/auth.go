@@ -166,8 +166,8 @@ func tokenFrom(ctx context.Context) string {
 // for admin methods.
 func authorize(g AuthGate, ctx context.Context, method string) (context.Context, error) {
 	tok := tokenFrom(ctx)
-	if cn, ok := ClientCommonName(ctx); ok && tok == "" {
-		ctx = g.AuthContextUser(ctx, cn) // tls.go
+	if user, ok := certUser(ctx); ok && tok == "" {
+		ctx = g.AuthContextUser(ctx, user)
 	} else {
 		var err error
 		if ctx, err = g.AuthContext(ctx, tok); err != nil {

@@ -2,6 +2,9 @@ package grpc
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/hex"
 	"net"
 	"time"
 
@@ -30,9 +33,9 @@ import (
 // listener (bufconn), not the advertised client URL: that URL may need TLS
 // client certificates we do not have, and a loopback round trip through
 // the kernel buys nothing. Its calls pass through the same interceptors as
-// any client's, so each inner call carries the outer call's auth token
-// (outgoing); the inner calls are then checked with the caller's
-// permissions, as in etcd.
+// any client's, so each inner call carries the outer call's identity, its
+// auth token or its certificate's common name (outgoing); the inner calls
+// are then checked with the caller's permissions, as in etcd.
 
 // inprocBufSize is the in-memory connection's buffer per direction.
 const inprocBufSize = 1 << 20
@@ -130,22 +133,55 @@ func (c *inprocClient) session(ctx context.Context, lease int64) (*concurrency.S
 	return s, nil
 }
 
-// outgoing carries the caller's auth token onto the inner calls.
+// outgoing carries the caller's identity onto the inner calls: its auth
+// token, or, for a caller known only by its verified client certificate,
+// that certificate's common name (inprocUserKey, vouched for by
+// inprocSecret: the in-memory connection has no certificate of its own).
 func outgoing(ctx context.Context) context.Context {
-	md, ok := metadata.FromIncomingContext(ctx)
-	if !ok {
-		return ctx
-	}
 	var kv []string
-	for _, k := range []string{rpctypes.TokenFieldNameGRPC, "authorization"} {
-		for _, v := range md.Get(k) {
-			kv = append(kv, k, v)
+	if md, ok := metadata.FromIncomingContext(ctx); ok {
+		for _, k := range []string{rpctypes.TokenFieldNameGRPC, "authorization"} {
+			for _, v := range md.Get(k) {
+				kv = append(kv, k, v)
+			}
 		}
+	}
+	if cn, ok := ClientCommonName(ctx); ok && len(kv) == 0 {
+		kv = append(kv, inprocUserKey, cn, inprocSecretKey, inprocSecret)
 	}
 	if len(kv) == 0 {
 		return ctx
 	}
 	return metadata.AppendToOutgoingContext(ctx, kv...)
+}
+
+// The metadata of an inner call made for a caller known by its client
+// certificate. inprocSecret is random per process and travels only over
+// the in-memory connection, so a remote client cannot claim a user this
+// way: without the secret the user key is ignored.
+const (
+	inprocUserKey   = "metastore-inproc-user"
+	inprocSecretKey = "metastore-inproc-secret"
+)
+
+var inprocSecret = func() string {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		panic("grpc: no randomness for the in-process secret: " + err.Error())
+	}
+	return hex.EncodeToString(b)
+}()
+
+// inprocUser is the certificate user an inner call carries, if it carries
+// one with the right secret.
+func inprocUser(ctx context.Context) (string, bool) {
+	sec := metadata.ValueFromIncomingContext(ctx, inprocSecretKey)
+	user := metadata.ValueFromIncomingContext(ctx, inprocUserKey)
+	if len(sec) != 1 || len(user) != 1 ||
+		subtle.ConstantTimeCompare([]byte(sec[0]), []byte(inprocSecret)) != 1 {
+		return "", false
+	}
+	return user[0], true
 }
 
 type lockServer struct {

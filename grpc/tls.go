@@ -68,6 +68,24 @@ type plainInfo struct{ credentials.CommonAuthInfo }
 
 func (plainInfo) AuthType() string { return "insecure" }
 
+// certUser is the user a request without a token runs as when auth is
+// enabled, if it has one: the common name of its verified client
+// certificate, or, on the in-memory connection of Lock and Election's
+// inner calls, the one their caller had (inprocUser, lock.go).
+func certUser(ctx context.Context) (string, bool) {
+	p, ok := peer.FromContext(ctx)
+	if !ok {
+		return "", false
+	}
+	if cn, ok := verifiedCommonName(p); ok {
+		return cn, true
+	}
+	if p.Addr != nil && p.Addr.Network() == "bufconn" {
+		return inprocUser(ctx)
+	}
+	return "", false
+}
+
 // ClientCommonName is the common name of the verified client certificate
 // of the request's connection: ok only when the connection is TLS and the
 // certificate was verified against --trusted-ca-file (--client-cert-auth).
@@ -76,6 +94,10 @@ func ClientCommonName(ctx context.Context) (string, bool) {
 	if !ok {
 		return "", false
 	}
+	return verifiedCommonName(p)
+}
+
+func verifiedCommonName(p *peer.Peer) (string, bool) {
 	ti, ok := p.AuthInfo.(credentials.TLSInfo)
 	if !ok || len(ti.State.VerifiedChains) == 0 || len(ti.State.VerifiedChains[0]) == 0 {
 		return "", false

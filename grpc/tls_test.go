@@ -10,6 +10,7 @@ import (
 	"crypto/x509/pkix"
 	"math/big"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -19,6 +20,8 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
 )
 
 // wrappedConn stands for the client mux's sniffed connection: it hides the
@@ -121,4 +124,34 @@ func TestClientCommonName(t *testing.T) {
 		go gs.Serve(l)
 		require.Equal(t, seen{"", false}, check(l.Addr().String(), insecure.NewCredentials()))
 	})
+}
+
+type fakeAddr string
+
+func (a fakeAddr) Network() string { return string(a) }
+func (a fakeAddr) String() string  { return "x" }
+
+func TestCertUser_InprocUserNeedsSecretAndInMemoryConn(t *testing.T) {
+	t.Logf("Step 1: prepare the incoming metadata of an inner call for root, with the right and a wrong secret")
+	in := func(network string, kv ...string) context.Context {
+		ctx := peer.NewContext(context.Background(), &peer.Peer{Addr: fakeAddr(network), AuthInfo: plainInfo{}})
+		return metadata.NewIncomingContext(ctx, metadata.Pairs(kv...))
+	}
+	right := []string{inprocUserKey, "root", inprocSecretKey, inprocSecret}
+	wrong := []string{inprocUserKey, "root", inprocSecretKey, strings.Repeat("0", len(inprocSecret))}
+
+	t.Logf("Step 2: on the in-memory connection with the secret the call runs as root")
+	user, ok := certUser(in("bufconn", right...))
+	require.True(t, ok)
+	require.Equal(t, "root", user)
+
+	t.Logf("Step 3: a wrong or missing secret, or a TCP connection, gives no user")
+	for name, ctx := range map[string]context.Context{
+		"wrong secret":   in("bufconn", wrong...),
+		"no secret":      in("bufconn", inprocUserKey, "root"),
+		"tcp connection": in("tcp", right...),
+	} {
+		_, ok := certUser(ctx)
+		require.False(t, ok, name)
+	}
 }

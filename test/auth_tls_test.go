@@ -2,19 +2,22 @@ package test
 
 import (
 	"crypto/tls"
+	"fmt"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	epb "go.etcd.io/etcd/server/v3/etcdserver/api/v3election/v3electionpb"
+	"go.etcd.io/etcd/server/v3/etcdserver/api/v3lock/v3lockpb"
 	"go.uber.org/zap"
 )
 
 // With --client-cert-auth and auth enabled, a request without a token runs
 // as the common name of its verified client certificate (etcd's
 // AuthInfoFromTLS): a certificate whose CN is a user gets that user's
-// permissions without a password.
+// permissions without a password, Lock and Election included.
 
 // startTLSAuthCluster starts n memory members with https client URLs,
 // --client-cert-auth and the CA's certificate for each (CN = member name),
@@ -159,4 +162,24 @@ func TestAuth_TLSCommonName(t *testing.T) {
 	got, err = cli.Get(ctx, "/other/x")
 	require.NoError(t, err)
 	require.Equal(t, "secret", string(got.Kvs[0].Value))
+
+	t.Logf("Step 9: Lock and Election run as the alice certificate: her prefix works, another is refused")
+	lc := v3lockpb.NewLockClient(alice.ActiveConnection())
+	lk, err := lc.Lock(ctx, &v3lockpb.LockRequest{Name: []byte("/app/lk"), Lease: int64(g.ID)})
+	require.NoError(t, err)
+	require.Equal(t, fmt.Sprintf("/app/lk/%x", int64(g.ID)), string(lk.Key))
+	_, err = lc.Unlock(ctx, &v3lockpb.UnlockRequest{Key: lk.Key})
+	require.NoError(t, err)
+	_, err = lc.Lock(ctx, &v3lockpb.LockRequest{Name: []byte("/other/lk"), Lease: int64(g.ID)})
+	require.ErrorContains(t, err, rpctypes.ErrPermissionDenied.Error())
+	ec := epb.NewElectionClient(alice.ActiveConnection())
+	camp, err := ec.Campaign(ctx, &epb.CampaignRequest{Name: []byte("/app/el"), Lease: int64(g.ID), Value: []byte("alice")})
+	require.NoError(t, err)
+	ld, err := ec.Leader(ctx, &epb.LeaderRequest{Name: []byte("/app/el")})
+	require.NoError(t, err)
+	require.Equal(t, "alice", string(ld.Kv.Value))
+	_, err = ec.Resign(ctx, &epb.ResignRequest{Leader: camp.Leader})
+	require.NoError(t, err)
+	_, err = ec.Campaign(ctx, &epb.CampaignRequest{Name: []byte("/other/el"), Lease: int64(g.ID), Value: []byte("alice")})
+	require.ErrorContains(t, err, rpctypes.ErrPermissionDenied.Error())
 }
