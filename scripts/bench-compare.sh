@@ -17,6 +17,9 @@
 #                ../shared/peers/etcd/bin, else /tmp/etcdpeer/bin
 #   MS_BIN       the metastore binary (default bin/metastore; `make build`)
 #   QUICK=1      a tenth of the operations and check perf --load=s (a trial run)
+#   ROUNDS       rounds of each put, range and txn case (default 3, QUICK 1):
+#                etcd then MetaStore in every round; the table has the
+#                median of each side and the ratio of every round
 #   CASE_TIMEOUT seconds any one client run may take (default 300)
 #   OUT_MD       the markdown file to update (default docs/BENCHMARKS.md)
 #   PLOT_DIR     where plots and raw outputs go (default docs/bench)
@@ -35,6 +38,8 @@ if [[ -z "${ETCD_BIN:-}" ]]; then
 fi
 ETCD_BIN=${ETCD_BIN:-}
 QUICK=${QUICK:-0}
+ROUNDS=${ROUNDS:-$([[ $QUICK == 1 ]] && echo 1 || echo 3)}
+[[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || { echo "bench-compare: ROUNDS must be a positive integer" >&2; exit 1; }
 CASE_TIMEOUT=${CASE_TIMEOUT:-300}
 OUT_MD=${OUT_MD:-$ROOT/docs/BENCHMARKS.md}
 PLOT_DIR=${PLOT_DIR:-$ROOT/docs/bench}
@@ -60,6 +65,7 @@ rm -f "$PLOT_DIR"/*.png # generated: this run's plots replace the last run's
 source "$ROOT/scripts/bench-lib.sh" # PIDS, stop_pids, cleanup on exit, free_port
 
 scale() { if [[ "$QUICK" == 1 ]]; then echo $(($1 / 10)); else echo "$1"; fi; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 == 0) print "n/a"; else printf "%.2f", a / b }'; }
 
 # start_cluster KIND N -> sets EPS (comma list), EP1 (first endpoint), SPIDS.
 # KIND is etcd or metastore; the members get identical flags.
@@ -166,10 +172,12 @@ record() {
 # run_client LABEL SERVER ENDPOINTS TITLE SHAPE WORKLOAD POSITIONAL -- FLAGS...
 # Runs one case with the chosen client. FLAGS are the workload's flags in
 # etcd benchmark spelling (--conns/--clients/--target-leader included).
+# With ROUND set (both) the result goes to RR[label|server|round] instead
+# of the table, and the raw output file is named after the round.
 run_client() {
 	local label=$1 server=$2 eps=$3 title=$4 shape=$5 workload=$6 pos=$7
 	shift 8
-	local out="$RAW/$server-$label.txt"
+	local out="$RAW/$server-$label${ROUND:+-r$ROUND}.txt"
 	local res="" globals=() sub=()
 	local a
 	for a in "$@"; do
@@ -189,13 +197,18 @@ run_client() {
 			res=$(parse_benchmark "$out")
 		fi
 	else
-		run_ms "$label" "$server" "$eps" "$workload" "$pos" "${globals[@]}" "${sub[@]}"
-		return
+		run_ms_raw "$label${ROUND:+-r$ROUND}" "$server" "$eps" "$workload" "$pos" "${globals[@]}" "${sub[@]}"
+		res=$MS_RES
 	fi
 	if [[ -z "${res:-}" ]]; then
 		res="ERR $(tail -n 3 "$RAW/$server-$label.err" "$out" 2>/dev/null | grep -v '^==>' | grep . | tail -n 1)"
 	else
 		rm -f "$RAW/$server-$label.err" # gRPC's INFO log, once the run worked
+	fi
+	if [[ -n "${ROUND:-}" ]]; then
+		RR["$label|$server|$ROUND"]=$res
+		log "  $server $label round $ROUND: $res"
+		return
 	fi
 	record "$label" "$server" "$title" "$shape" "$res"
 }
@@ -230,13 +243,37 @@ run_ms() {
 }
 
 # both LABEL TITLE SHAPE WORKLOAD POSITIONAL FLAGS...: the case on etcd, then
-# on MetaStore, with the same client.
+# on MetaStore, with the same client, ROUNDS times; the table gets each
+# side's median run (by req/s) and the ratio of every round. A side with a
+# failed round is recorded as failed.
+declare -A RR=() RATIOS=()
 both() {
-	local label=$1 title=$2 shape=$3 workload=$4 pos=$5
+	local label=$1 title=$2 shape=$3 workload=$4 pos=$5 r server res e m
 	shift 5
 	CUR_TITLE=$title CUR_SHAPE=$shape
-	run_client "$label" etcd "$ETCD_EPS" "$title" "$shape" "$workload" "$pos" -- "$@"
-	run_client "$label" metastore "$MS_EPS" "$title" "$shape" "$workload" "$pos" -- "$@"
+	for ((r = 1; r <= ROUNDS; r++)); do
+		ROUND=$r run_client "$label" etcd "$ETCD_EPS" "$title" "$shape" "$workload" "$pos" -- "$@"
+		ROUND=$r run_client "$label" metastore "$MS_EPS" "$title" "$shape" "$workload" "$pos" -- "$@"
+	done
+	RATIOS[$label]=""
+	for ((r = 1; r <= ROUNDS; r++)); do
+		e=${RR["$label|etcd|$r"]} m=${RR["$label|metastore|$r"]}
+		[[ $e == ERR* || $m == ERR* ]] && continue
+		RATIOS[$label]+="${RATIOS[$label]:+, }$(ratio "${m%% *}" "${e%% *}")"
+	done
+	for server in etcd metastore; do
+		res=""
+		for ((r = 1; r <= ROUNDS; r++)); do
+			if [[ ${RR["$label|$server|$r"]} == ERR* ]]; then
+				res=${RR["$label|$server|$r"]}
+				break
+			fi
+			res+="${RR["$label|$server|$r"]}"$'\n'
+		done
+		# The median run by req/s (the middle line; the upper middle of an even count).
+		[[ $res != ERR* ]] && res=$(grep . <<<"$res" | sort -n -k1,1 | awk '{l[NR] = $0} END {print l[int(NR / 2) + 1]}')
+		record "$label" "$server" "$title" "$shape" "$res"
+	done
 }
 
 # check_perf LABEL LOAD: etcdctl check perf on each single member, and the
@@ -364,7 +401,6 @@ ms_commit() {
 	fi
 	echo "$c"
 }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 == 0) print "n/a"; else printf "%.2f", a / b }'; }
 fmt_int() { awk -v a="$1" 'BEGIN { s = sprintf("%.0f", a); n = length(s); o = ""; for (i = 1; i <= n; i++) { o = o substr(s, i, 1); if ((n - i) % 3 == 0 && i < n) o = o "," } print o }'; }
 TABLE=$WORK/table.md
 {
@@ -373,11 +409,13 @@ TABLE=$WORK/table.md
 	echo "load average $LOAD_START (1/5/15 min) at the start and $(cut -d' ' -f1-3 /proc/loadavg) at the end,"
 	echo "client \`$CLIENT\`$([[ $CLIENT == etcd-benchmark ]] && echo " (etcd's bin/benchmark --precise)"), etcd $("$ETCD_BIN/etcd" --version 2>/dev/null | awk '/etcd Version/ {print $3}'),"
 	echo "MetaStore on RocksDB; both with fsync, default raft timing, loopback only.$([[ $QUICK == 1 ]] && echo " QUICK run: a tenth of the operations.")"
-	echo "One run per case, etcd first then MetaStore, on a machine shared with other work: take"
-	echo "single ratios as ±15%. Ratios are MetaStore/etcd: above 1 is better for req/s, below 1 for p99."
+	echo "Put, range and txn cases: $ROUNDS round(s), etcd then MetaStore in each; each side's cells are its"
+	echo "median run by req/s, and the last column has the req/s ratio of every round. The other"
+	echo "cases: one run each. The machine is shared with other work: take a single run's ratio as ±15%."
+	echo "Ratios are MetaStore/etcd: above 1 is better for req/s, below 1 for p99."
 	echo
-	echo "| case | conns/clients | etcd req/s | MetaStore req/s | req/s ratio | etcd p99 ms | MetaStore p99 ms | p99 ratio |"
-	echo "|---|---|---|---|---|---|---|---|"
+	echo "| case | conns/clients | etcd req/s | MetaStore req/s | req/s ratio | etcd p99 ms | MetaStore p99 ms | p99 ratio | req/s ratio per round |"
+	echo "|---|---|---|---|---|---|---|---|---|"
 	for label in "${ORDER[@]}"; do
 		[[ $label == check-perf ]] && continue
 		e=${R["$label|etcd"]:-ERR not run} m=${R["$label|metastore"]:-ERR not run}
@@ -386,12 +424,12 @@ TABLE=$WORK/table.md
 			mcell=$([[ $m == ERR* ]] && echo "failed: ${m#ERR }" || fmt_int "${m%% *}")
 			ep99=$([[ $e == ERR* ]] && echo - || awk '{print $3}' <<<"$e")
 			mp99=$([[ $m == ERR* ]] && echo - || awk '{print $3}' <<<"$m")
-			echo "| ${TITLE[$label]} | ${SHAPE[$label]} | $ecell | $mcell | n/a | $ep99 | $mp99 | n/a |"
+			echo "| ${TITLE[$label]} | ${SHAPE[$label]} | $ecell | $mcell | n/a | $ep99 | $mp99 | n/a | ${RATIOS[$label]:--} |"
 			continue
 		fi
 		read -r er _ ep <<<"$e"
 		read -r mr _ mp <<<"$m"
-		echo "| ${TITLE[$label]} | ${SHAPE[$label]} | $(fmt_int "$er") | $(fmt_int "$mr") | $(ratio "$mr" "$er") | $ep | $mp | $(ratio "$mp" "$ep") |"
+		echo "| ${TITLE[$label]} | ${SHAPE[$label]} | $(fmt_int "$er") | $(fmt_int "$mr") | $(ratio "$mr" "$er") | $ep | $mp | $(ratio "$mp" "$ep") | ${RATIOS[$label]:--} |"
 	done
 	e=${R["check-perf|etcd"]:-ERR not run} m=${R["check-perf|metastore"]:-ERR not run}
 	echo
