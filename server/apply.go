@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"runtime/debug"
 	"sync/atomic"
@@ -185,10 +184,11 @@ func readAppliedIndex(r engine.Reader) (uint64, error) {
 // checkpoint is logged and retried at the next batch; durable stays, so the
 // raft log keeps every entry since the last good one.
 //
-// A checkpoint rewrites the whole state, so under a steady load they would
-// run back to back; the next one starts no sooner after the last one ended
-// than that one took, which keeps checkpointing to at most about half of a
-// core.
+// A checkpoint writes the changes since the last one (a delta file) while
+// those stay under half the full state's size, and then a full checkpoint
+// (engine/memory/persist.go). The next one starts no sooner after the last
+// one ended than that one took, which keeps checkpointing to at most about
+// half of a core even when each is a full one.
 func (s *Server) maybeCheckpoint(index uint64) {
 	if index < s.durable.Load()+s.checkpointEvery || time.Now().UnixNano() < s.nextCheckpoint.Load() ||
 		!s.checkpointing.CompareAndSwap(false, true) {
@@ -218,26 +218,22 @@ func (s *Server) checkpoint(index uint64) error {
 	return s.writeCheckpoint(index)
 }
 
+// statePersister is the memory engine's Persist (engine/memory/persist.go):
+// it brings the state directory up to date, with a file of the changes
+// since the last call when those are small, else with a new full
+// checkpoint swapped in.
+type statePersister interface {
+	Persist(dir string) error
+}
+
 func (s *Server) writeCheckpoint(index uint64) error {
-	dir := filepath.Join(s.cfg.DataDir, "state")
-	tmp := dir + ".tmp"
-	if err := os.RemoveAll(tmp); err != nil {
-		return err
+	p, ok := s.eng.(statePersister)
+	if !ok {
+		return fmt.Errorf("server: the %s engine keeps no state directory", s.eng.Name())
 	}
-	if err := s.eng.Checkpoint(tmp); err != nil {
+	if err := p.Persist(filepath.Join(s.cfg.DataDir, "state")); err != nil {
 		return fmt.Errorf("server: checkpointing the memory state: %w", err)
 	}
-	old := dir + ".old"
-	_ = os.RemoveAll(old)
-	if _, err := os.Stat(dir); err == nil {
-		if err := os.Rename(dir, old); err != nil {
-			return err
-		}
-	}
-	if err := os.Rename(tmp, dir); err != nil {
-		return err
-	}
-	_ = os.RemoveAll(old)
 	s.durable.Store(index)
 	return nil
 }

@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -87,7 +86,9 @@ func New(c Config) (*Server, error) {
 		if err != nil {
 			return nil, err
 		}
-		state, err := openMemoryState(cfg.DataDir)
+		// Persist's state directory (memory.Open takes back state.old if a
+		// swap of a new base was interrupted).
+		state, err := memory.Open(filepath.Join(cfg.DataDir, "state"))
 		if err != nil {
 			logDB.Close()
 			return nil, err
@@ -130,21 +131,6 @@ func New(c Config) (*Server, error) {
 	s.watch = mvcc.NewWatchHub(s.store, mvcc.WatchConfig{})
 	s.store.SetCommitHook(s.watch.Notify) // before raft starts applying
 	return s, nil
-}
-
-// openMemoryState loads the last checkpoint of a memory member, if any.
-// A checkpoint swap interrupted by a crash leaves the previous one as
-// state.old, which is used then.
-func openMemoryState(dataDir string) (*memory.DB, error) {
-	dir := filepath.Join(dataDir, "state")
-	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
-		if _, err := os.Stat(dir + ".old"); err == nil {
-			if err := os.Rename(dir+".old", dir); err != nil {
-				return nil, err
-			}
-		}
-	}
-	return memory.Open(dir)
 }
 
 // Start starts raft, serving peer traffic on peerListener.

@@ -50,7 +50,11 @@ func (db *DB) Checkpoint(dir string) error {
 	if db.closed.Load() {
 		return engine.ErrClosed
 	}
-	st := db.cur.Load()
+	return checkpointState(dir, db.cur.Load())
+}
+
+// checkpointState writes st into dir as Checkpoint does.
+func checkpointState(dir string, st *state) error {
 	if _, err := os.Lstat(dir); err == nil {
 		return fmt.Errorf("memory: checkpoint: %s: %w", dir, fs.ErrExist)
 	}

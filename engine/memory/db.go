@@ -52,7 +52,12 @@ type DB struct {
 	cur    atomic.Pointer[state]
 	closed atomic.Bool
 
-	// mu serialises writers (Commit, Close). Lock order: mu is the only lock.
+	// pmu serialises Persist; persisted is what the state directory of the
+	// last Persist (or Open) holds, nil when unknown (persist.go).
+	pmu       sync.Mutex
+	persisted *persisted
+
+	// mu serialises writers (Commit, Close). Lock order: pmu before mu.
 	mu struct {
 		sync.Mutex
 		// w are the writer's private trees; published trees are clones.
@@ -66,18 +71,21 @@ var _ engine.Engine = (*DB)(nil)
 
 // Open returns an in-memory engine. With dir == "" it starts empty and lives
 // purely in RAM. Otherwise, if dir holds a checkpoint file (CheckpointFile)
-// written by Checkpoint, the engine starts from its contents; a checkpoint
-// that fails its checksum or cannot be parsed yields an error wrapping
-// engine.ErrCorrupt. A missing dir or checkpoint file means an empty engine.
-// The memory engine never writes to dir by itself.
+// written by Checkpoint or Persist, the engine starts from its contents and
+// then Persist's deltas, in order; a file that fails its checksum or cannot
+// be parsed, or a missing delta, yields an error wrapping engine.ErrCorrupt.
+// A missing dir or checkpoint file means an empty engine. If dir is missing
+// but dir.old exists (Persist swapping in a new base was interrupted),
+// dir.old is renamed back to dir first; apart from that the memory engine
+// writes to dir only in Persist.
 func Open(dir string) (*DB, error) {
 	db := &DB{dir: dir}
 	var trees [engine.NumKeyspaces]*tree
 	var sizes [engine.NumKeyspaces]int64
+	var p *persisted
 	if dir != "" {
 		var err error
-		trees, sizes, err = loadCheckpointDir(dir)
-		if err != nil {
+		if p, err = loadStateDir(dir, &trees, &sizes); err != nil {
 			return nil, err
 		}
 	}
@@ -89,6 +97,10 @@ func Open(dir string) (*DB, error) {
 	db.mu.w = trees
 	db.mu.bytes = sizes
 	db.publishLocked(^uint64(0))
+	if p != nil {
+		p.st = db.cur.Load()
+		db.persisted = p
+	}
 	return db, nil
 }
 

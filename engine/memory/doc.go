@@ -12,8 +12,9 @@
 //
 // Durability: nothing is written to disk except by Checkpoint, which stores
 // the whole state in one CRC-32C-checksummed file (see CheckpointFile for the
-// format). Open(dir) loads that file if dir holds one; Open("") is RAM only.
-// Commit's sync flag is ignored.
+// format), and Persist, which keeps a state directory up to date with such a
+// file plus checksummed files of the changes since (persist.go). Open(dir)
+// loads what dir holds; Open("") is RAM only. Commit's sync flag is ignored.
 //
 // Sizes: DiskSize and ApproximateSize report live key plus value bytes.
 // Compact is a no-op.
