@@ -98,46 +98,84 @@ func syncDir(dir string) error {
 	return err
 }
 
-func writeCheckpoint(f io.Writer, st *state) error {
-	crc := crc32.New(crcTable)
-	w := bufio.NewWriterSize(io.MultiWriter(f, crc), 1<<16)
+// ckWriter writes a checkpoint or delta file: a buffered writer whose
+// bytes are hashed for the CRC trailer, and counted.
+type ckWriter struct {
+	f       io.Writer
+	w       *bufio.Writer
+	crc     hash.Hash32
+	n       int64
+	scratch [binary.MaxVarintLen64]byte
+}
+
+// newCkWriter writes the header both formats share (magic, version, the
+// number of keyspaces) followed by extra.
+func newCkWriter(f io.Writer, magic string, version uint32, extra []byte) (*ckWriter, error) {
+	c := &ckWriter{f: f, crc: crc32.New(crcTable)}
+	c.w = bufio.NewWriterSize(io.MultiWriter(f, c.crc), 1<<16)
 	var hdr [16]byte
-	copy(hdr[:8], checkpointMagic)
-	binary.LittleEndian.PutUint32(hdr[8:], checkpointVersion)
+	copy(hdr[:8], magic)
+	binary.LittleEndian.PutUint32(hdr[8:], version)
 	binary.LittleEndian.PutUint32(hdr[12:], uint32(engine.NumKeyspaces))
-	if _, err := w.Write(hdr[:]); err != nil {
+	if err := c.raw(hdr[:]); err != nil {
+		return nil, err
+	}
+	return c, c.raw(extra)
+}
+
+func (c *ckWriter) raw(b []byte) error {
+	n, err := c.w.Write(b)
+	c.n += int64(n)
+	return err
+}
+
+func (c *ckWriter) count(n uint64) error {
+	binary.LittleEndian.PutUint64(c.scratch[:8], n)
+	return c.raw(c.scratch[:8])
+}
+
+// field writes b as uvarint len(b), b.
+func (c *ckWriter) field(b []byte) error {
+	n := binary.PutUvarint(c.scratch[:], uint64(len(b)))
+	if err := c.raw(c.scratch[:n]); err != nil {
 		return err
 	}
-	var scratch [binary.MaxVarintLen64]byte
-	var werr error
+	return c.raw(b)
+}
+
+// finish flushes and appends the CRC trailer.
+func (c *ckWriter) finish() error {
+	if err := c.w.Flush(); err != nil {
+		return err
+	}
+	var sum [4]byte
+	binary.LittleEndian.PutUint32(sum[:], c.crc.Sum32())
+	_, err := c.f.Write(sum[:])
+	c.n += 4
+	return err
+}
+
+func writeCheckpoint(f io.Writer, st *state) error {
+	c, err := newCkWriter(f, checkpointMagic, checkpointVersion, nil)
+	if err != nil {
+		return err
+	}
 	for _, tr := range st.trees {
-		binary.LittleEndian.PutUint64(scratch[:8], uint64(tr.Len()))
-		if _, err := w.Write(scratch[:8]); err != nil {
+		if err := c.count(uint64(tr.Len())); err != nil {
 			return err
 		}
+		var werr error
 		tr.Scan(func(it item) bool {
-			for _, b := range [2][]byte{it.key, it.value} {
-				n := binary.PutUvarint(scratch[:], uint64(len(b)))
-				if _, werr = w.Write(scratch[:n]); werr != nil {
-					return false
-				}
-				if _, werr = w.Write(b); werr != nil {
-					return false
-				}
+			if werr = c.field(it.key); werr == nil {
+				werr = c.field(it.value)
 			}
-			return true
+			return werr == nil
 		})
 		if werr != nil {
 			return werr
 		}
 	}
-	if err := w.Flush(); err != nil {
-		return err
-	}
-	var sum [4]byte
-	binary.LittleEndian.PutUint32(sum[:], crc.Sum32())
-	_, err := f.Write(sum[:])
-	return err
+	return c.finish()
 }
 
 // loadCheckpointDir loads dir/CheckpointFile; a missing file yields nil trees.
@@ -208,26 +246,55 @@ func (c *ckReader) uvarint() (uint64, error) {
 	return 0, corruptf("bad varint")
 }
 
+func newCkReader(f io.Reader, size int64) *ckReader {
+	return &ckReader{r: bufio.NewReaderSize(f, 1<<16), crc: crc32.New(crcTable), left: size - 4}
+}
+
+// header reads and checks the header newCkWriter wrote, with len(extra)
+// bytes of extra, and returns the number of keyspaces.
+func (c *ckReader) header(magic string, version uint32, extra []byte) (uint32, error) {
+	var hdr [16]byte
+	if err := c.full(hdr[:]); err != nil {
+		return 0, err
+	}
+	if string(hdr[:8]) != magic {
+		return 0, corruptf("bad magic %q", hdr[:8])
+	}
+	if v := binary.LittleEndian.Uint32(hdr[8:]); v != version {
+		return 0, corruptf("unsupported version %d", v)
+	}
+	nks := binary.LittleEndian.Uint32(hdr[12:])
+	if nks > uint32(engine.NumKeyspaces) {
+		return 0, corruptf("%d keyspaces, this build knows %d", nks, engine.NumKeyspaces)
+	}
+	return nks, c.full(extra)
+}
+
+// trailer checks that the body ended where the CRC starts, and the CRC.
+func (c *ckReader) trailer() error {
+	if c.left != 0 {
+		return corruptf("%d trailing bytes", c.left)
+	}
+	var sum [4]byte
+	if _, err := io.ReadFull(c.r, sum[:]); err != nil {
+		return corruptf("missing checksum")
+	}
+	if got, want := c.crc.Sum32(), binary.LittleEndian.Uint32(sum[:]); got != want {
+		return corruptf("checksum mismatch: computed %08x, stored %08x", got, want)
+	}
+	return nil
+}
+
 func readCheckpoint(f io.Reader, size int64) ([engine.NumKeyspaces]*tree, [engine.NumKeyspaces]int64, error) {
 	var trees [engine.NumKeyspaces]*tree
 	var sizes [engine.NumKeyspaces]int64
 	if size < 16+4 {
 		return trees, sizes, corruptf("file too short (%d bytes)", size)
 	}
-	c := &ckReader{r: bufio.NewReaderSize(f, 1<<16), crc: crc32.New(crcTable), left: size - 4}
-	var hdr [16]byte
-	if err := c.full(hdr[:]); err != nil {
+	c := newCkReader(f, size)
+	nks, err := c.header(checkpointMagic, checkpointVersion, nil)
+	if err != nil {
 		return trees, sizes, err
-	}
-	if string(hdr[:8]) != checkpointMagic {
-		return trees, sizes, corruptf("bad magic %q", hdr[:8])
-	}
-	if v := binary.LittleEndian.Uint32(hdr[8:]); v != checkpointVersion {
-		return trees, sizes, corruptf("unsupported version %d", v)
-	}
-	nks := binary.LittleEndian.Uint32(hdr[12:])
-	if nks > uint32(engine.NumKeyspaces) {
-		return trees, sizes, corruptf("%d keyspaces, this build knows %d", nks, engine.NumKeyspaces)
 	}
 	for ks := uint32(0); ks < nks; ks++ {
 		tr := newTree()
@@ -275,15 +342,8 @@ func readCheckpoint(f io.Reader, size int64) ([engine.NumKeyspaces]*tree, [engin
 		}
 		trees[ks] = tr
 	}
-	if c.left != 0 {
-		return trees, sizes, corruptf("%d trailing bytes", c.left)
-	}
-	var sum [4]byte
-	if _, err := io.ReadFull(c.r, sum[:]); err != nil {
-		return trees, sizes, corruptf("missing checksum")
-	}
-	if got, want := c.crc.Sum32(), binary.LittleEndian.Uint32(sum[:]); got != want {
-		return trees, sizes, corruptf("checksum mismatch: computed %08x, stored %08x", got, want)
+	if err := c.trailer(); err != nil {
+		return trees, sizes, err
 	}
 	return trees, sizes, nil
 }

@@ -1,12 +1,10 @@
 package memory
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"io"
 	"io/fs"
 	"os"
@@ -170,69 +168,42 @@ func writeDelta(dir string, seq uint64, prev, cur *state) (int64, error) {
 	return n, nil
 }
 
-// countingWriter counts the bytes written through it.
-type countingWriter struct {
-	w io.Writer
-	n int64
-}
-
-func (c *countingWriter) Write(b []byte) (int, error) {
-	n, err := c.w.Write(b)
-	c.n += int64(n)
-	return n, err
-}
-
 func encodeDelta(f io.Writer, seq uint64, prev, cur *state) (int64, error) {
-	cw := &countingWriter{w: f}
-	crc := crc32.New(crcTable)
-	w := bufio.NewWriterSize(io.MultiWriter(cw, crc), 1<<16)
-	var hdr [24]byte
-	copy(hdr[:8], deltaMagic)
-	binary.LittleEndian.PutUint32(hdr[8:], deltaVersion)
-	binary.LittleEndian.PutUint32(hdr[12:], uint32(engine.NumKeyspaces))
-	binary.LittleEndian.PutUint64(hdr[16:], seq)
-	if _, err := w.Write(hdr[:]); err != nil {
+	var seqb [8]byte
+	binary.LittleEndian.PutUint64(seqb[:], seq)
+	c, err := newCkWriter(f, deltaMagic, deltaVersion, seqb[:])
+	if err != nil {
 		return 0, err
 	}
 	// Records are gathered per keyspace first: the count comes before them.
 	var recs []deltaRec
-	var scratch [binary.MaxVarintLen64]byte
 	for ks := range cur.trees {
 		recs = diffTrees(recs[:0], prev.trees[ks], cur.trees[ks])
-		binary.LittleEndian.PutUint64(scratch[:8], uint64(len(recs)))
-		if _, err := w.Write(scratch[:8]); err != nil {
+		if err := c.count(uint64(len(recs))); err != nil {
 			return 0, err
 		}
 		for _, r := range recs {
-			op := byte(opRecDelete)
-			fields := [][]byte{r.it.key}
+			op := []byte{opRecDelete}
 			if r.put {
-				op = opRecPut
-				fields = append(fields, r.it.value)
+				op[0] = opRecPut
 			}
-			if err := w.WriteByte(op); err != nil {
+			if err := c.raw(op); err != nil {
 				return 0, err
 			}
-			for _, b := range fields {
-				n := binary.PutUvarint(scratch[:], uint64(len(b)))
-				if _, err := w.Write(scratch[:n]); err != nil {
-					return 0, err
-				}
-				if _, err := w.Write(b); err != nil {
+			if err := c.field(r.it.key); err != nil {
+				return 0, err
+			}
+			if r.put {
+				if err := c.field(r.it.value); err != nil {
 					return 0, err
 				}
 			}
 		}
 	}
-	if err := w.Flush(); err != nil {
+	if err := c.finish(); err != nil {
 		return 0, err
 	}
-	var sum [4]byte
-	binary.LittleEndian.PutUint32(sum[:], crc.Sum32())
-	if _, err := cw.Write(sum[:]); err != nil {
-		return 0, err
-	}
-	return cw.n, nil
+	return c.n, nil
 }
 
 // deltaRec is one record of a delta: a put of it, or a delete of it.key.
@@ -381,22 +352,13 @@ func readDelta(f io.Reader, size int64, seq uint64, trees *[engine.NumKeyspaces]
 	if size < 24+4 {
 		return corruptf("delta too short (%d bytes)", size)
 	}
-	c := &ckReader{r: bufio.NewReaderSize(f, 1<<16), crc: crc32.New(crcTable), left: size - 4}
-	var hdr [24]byte
-	if err := c.full(hdr[:]); err != nil {
+	c := newCkReader(f, size)
+	var seqb [8]byte
+	nks, err := c.header(deltaMagic, deltaVersion, seqb[:])
+	if err != nil {
 		return err
 	}
-	if string(hdr[:8]) != deltaMagic {
-		return corruptf("bad delta magic %q", hdr[:8])
-	}
-	if v := binary.LittleEndian.Uint32(hdr[8:]); v != deltaVersion {
-		return corruptf("unsupported delta version %d", v)
-	}
-	nks := binary.LittleEndian.Uint32(hdr[12:])
-	if nks > uint32(engine.NumKeyspaces) {
-		return corruptf("%d keyspaces, this build knows %d", nks, engine.NumKeyspaces)
-	}
-	if got := binary.LittleEndian.Uint64(hdr[16:]); got != seq {
+	if got := binary.LittleEndian.Uint64(seqb[:]); got != seq {
 		return corruptf("delta numbered %d in a file named %d", got, seq)
 	}
 	var recs [engine.NumKeyspaces][]deltaRec
@@ -448,15 +410,8 @@ func readDelta(f io.Reader, size int64, seq uint64, trees *[engine.NumKeyspaces]
 			recs[ks] = append(recs[ks], deltaRec{it: item{key: key, value: buf[klen:]}, put: op[0] == opRecPut})
 		}
 	}
-	if c.left != 0 {
-		return corruptf("%d trailing bytes", c.left)
-	}
-	var sum [4]byte
-	if _, err := io.ReadFull(c.r, sum[:]); err != nil {
-		return corruptf("missing checksum")
-	}
-	if got, want := c.crc.Sum32(), binary.LittleEndian.Uint32(sum[:]); got != want {
-		return corruptf("checksum mismatch: computed %08x, stored %08x", got, want)
+	if err := c.trailer(); err != nil {
+		return err
 	}
 	for ks := range recs {
 		if len(recs[ks]) > 0 && trees[ks] == nil {

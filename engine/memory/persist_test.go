@@ -99,13 +99,21 @@ func applyRandom(t *testing.T, rng *rand.Rand, db *DB, m model, n int) {
 	require.NoError(t, b.Commit(false))
 }
 
-func TestPersist_DeltasThenNewBase(t *testing.T) {
-	t.Logf("Step 1: prepare: an engine on an empty state directory, 300 keys, persisted once (a base, no deltas)")
+// newStateDB opens an engine on a new, empty state directory, with a
+// random source seeded with seed and an empty model. The engine is closed
+// at the end of the test unless the test closes it first.
+func newStateDB(t *testing.T, seed int64) (*rand.Rand, string, *DB, model) {
+	t.Helper()
 	dir := filepath.Join(t.TempDir(), "state")
 	db, err := Open(dir)
 	require.NoError(t, err)
-	defer db.Close()
-	m := newModel()
+	t.Cleanup(func() { db.Close() })
+	return rand.New(rand.NewSource(seed)), dir, db, newModel()
+}
+
+func TestPersist_DeltasThenNewBase(t *testing.T) {
+	t.Logf("Step 1: prepare: an engine on an empty state directory, 300 keys, persisted once (a base, no deltas)")
+	_, dir, db, m := newStateDB(t, 1)
 	b := db.NewBatch()
 	for i := 0; i < 300; i++ {
 		k, v := fmt.Sprintf("k%03d", i), bytes.Repeat([]byte{'x'}, 100)
@@ -164,12 +172,7 @@ func TestPersist_DeltasThenNewBase(t *testing.T) {
 
 func TestPersist_RandomOperationsAgainstModel(t *testing.T) {
 	t.Logf("Step 1: prepare: an engine on an empty state directory and a model")
-	rng := rand.New(rand.NewSource(7))
-	dir := filepath.Join(t.TempDir(), "state")
-	db, err := Open(dir)
-	require.NoError(t, err)
-	defer db.Close()
-	m := newModel()
+	rng, dir, db, m := newStateDB(t, 7)
 
 	var deltas, bases int
 	for round := 0; round < 40; round++ {
@@ -194,11 +197,7 @@ func TestPersist_RandomOperationsAgainstModel(t *testing.T) {
 
 func TestPersist_ReopenedEngineContinuesWithDeltas(t *testing.T) {
 	t.Logf("Step 1: prepare: a state directory with a base and one delta")
-	rng := rand.New(rand.NewSource(11))
-	dir := filepath.Join(t.TempDir(), "state")
-	db, err := Open(dir)
-	require.NoError(t, err)
-	m := newModel()
+	rng, dir, db, m := newStateDB(t, 11)
 	applyRandom(t, rng, db, m, 400)
 	require.NoError(t, db.Persist(dir))
 	applyRandom(t, rng, db, m, 5)
@@ -207,11 +206,11 @@ func TestPersist_ReopenedEngineContinuesWithDeltas(t *testing.T) {
 	require.Equal(t, []string{deltaName(1)}, deltaFiles(t, dir))
 
 	t.Logf("Step 2: act: reopen, change a little, Persist")
-	db, err = Open(dir)
+	db2, err := Open(dir)
 	require.NoError(t, err)
-	defer db.Close()
-	applyRandom(t, rng, db, m, 5)
-	require.NoError(t, db.Persist(dir))
+	defer db2.Close()
+	applyRandom(t, rng, db2, m, 5)
+	require.NoError(t, db2.Persist(dir))
 
 	t.Logf("Step 3: verify: the reopened engine wrote delta 2 on top, and the directory holds the model")
 	require.Equal(t, []string{deltaName(1), deltaName(2)}, deltaFiles(t, dir))
@@ -220,12 +219,7 @@ func TestPersist_ReopenedEngineContinuesWithDeltas(t *testing.T) {
 
 func TestPersist_FailedDeltaForcesNewBase(t *testing.T) {
 	t.Logf("Step 1: prepare: a persisted engine")
-	rng := rand.New(rand.NewSource(3))
-	dir := filepath.Join(t.TempDir(), "state")
-	db, err := Open(dir)
-	require.NoError(t, err)
-	defer db.Close()
-	m := newModel()
+	rng, dir, db, m := newStateDB(t, 3)
 	applyRandom(t, rng, db, m, 300)
 	require.NoError(t, db.Persist(dir))
 
@@ -244,12 +238,7 @@ func TestPersist_FailedDeltaForcesNewBase(t *testing.T) {
 func TestOpen_StateDirectoryDamage(t *testing.T) {
 	// persisted builds a state directory with a base and two deltas.
 	persisted := func(t *testing.T) (string, model) {
-		rng := rand.New(rand.NewSource(5))
-		dir := filepath.Join(t.TempDir(), "state")
-		db, err := Open(dir)
-		require.NoError(t, err)
-		defer db.Close()
-		m := newModel()
+		rng, dir, db, m := newStateDB(t, 5)
 		applyRandom(t, rng, db, m, 300)
 		require.NoError(t, db.Persist(dir))
 		for i := 0; i < 2; i++ {
@@ -272,22 +261,16 @@ func TestOpen_StateDirectoryDamage(t *testing.T) {
 		_, err = Open(dir)
 		require.ErrorIs(t, err, engine.ErrCorrupt)
 	})
-	t.Run("missing delta", func(t *testing.T) {
-		t.Logf("Step 1: prepare a base and two deltas; remove delta 1")
-		dir, _ := persisted(t)
-		require.NoError(t, os.Remove(filepath.Join(dir, deltaName(1))))
-		t.Logf("Step 2: verify: Open fails with ErrCorrupt")
-		_, err := Open(dir)
-		require.ErrorIs(t, err, engine.ErrCorrupt)
-	})
-	t.Run("deltas without a base", func(t *testing.T) {
-		t.Logf("Step 1: prepare a base and two deltas; remove the base")
-		dir, _ := persisted(t)
-		require.NoError(t, os.Remove(filepath.Join(dir, CheckpointFile)))
-		t.Logf("Step 2: verify: Open fails with ErrCorrupt")
-		_, err := Open(dir)
-		require.ErrorIs(t, err, engine.ErrCorrupt)
-	})
+	for name, file := range map[string]string{"missing delta": deltaName(1), "deltas without a base": CheckpointFile} {
+		t.Run(name, func(t *testing.T) {
+			t.Logf("Step 1: prepare a base and two deltas; remove %s", file)
+			dir, _ := persisted(t)
+			require.NoError(t, os.Remove(filepath.Join(dir, file)))
+			t.Logf("Step 2: verify: Open fails with ErrCorrupt")
+			_, err := Open(dir)
+			require.ErrorIs(t, err, engine.ErrCorrupt)
+		})
+	}
 	t.Run("unfinished delta", func(t *testing.T) {
 		t.Logf("Step 1: prepare a base and two deltas; leave a half-written delta 3 under its .tmp name")
 		dir, m := persisted(t)
