@@ -100,6 +100,7 @@ fuzz: deps ## run each fuzz target for FUZZTIME (make test runs their seed corpo
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeConfChange$$' -fuzztime $(FUZZTIME) ./raft
 	$(GO) test -run '^$$' -fuzz '^FuzzSnapshotStream$$' -fuzztime $(FUZZTIME) ./raft
 	$(GO) test -run '^$$' -fuzz '^FuzzRestoreSnapshot$$' -fuzztime $(FUZZTIME) ./server
+	$(GO) test -run '^$$' -fuzz '^FuzzReadDelta$$' -fuzztime $(FUZZTIME) ./engine/memory
 
 bench-compare: build ## MetaStore vs etcd side by side; table into docs/BENCHMARKS.md, plots into docs/bench/
 	./scripts/bench-compare.sh
