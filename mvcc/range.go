@@ -80,6 +80,25 @@ func scanLiveIter(it engine.Iterator, lower []byte, rev int64,
 	return it.Err()
 }
 
+// seekNewest is scanLiveIter for the one user key whose escaped form is
+// prefix, on an iterator over its versions: one Seek to its newest version
+// at or below rev (IterOptions.SameSuffixedKey allows nothing else).
+func seekNewest(it engine.Iterator, prefix []byte, rev int64,
+	fn func(prefix []byte, modRev int64, raw []byte) bool) error {
+	target := binary.BigEndian.AppendUint64(append([]byte(nil), prefix...), ^uint64(rev))
+	if !it.Seek(target) {
+		return it.Err()
+	}
+	p, vrev, err := splitDataKey(it.Key())
+	if err != nil {
+		return err
+	}
+	if bytes.Equal(p, prefix) && !isTombstone(it.Value()) {
+		fn(p, vrev, it.Value())
+	}
+	return nil
+}
+
 // versionSeeker finds the newest version of a key at or below a revision in
 // one call (engine.IndexedBatch: the apply path's reads).
 type versionSeeker interface {
@@ -164,7 +183,17 @@ func rangeOn(r engine.Reader, req *pb.RangeRequest, curRev int64, compactRev fun
 	}
 	lower, upper := keyBounds(req.Key, req.RangeEnd)
 	resp := &pb.RangeResponse{Header: &pb.ResponseHeader{Revision: curRev}}
-	it := r.NewIterator(engine.Data, engine.IterOptions{Lower: lower, Upper: upper})
+	// One key: a single seek in a prefix-mode iterator (seekNewest), which
+	// may skip every file and memtable whose bloom filter rules the key out.
+	// A total-order scan seeks in every level: on a member with a few
+	// hundred thousand writes behind it, that made a one-key range's seek
+	// 11% of the member's CPU instead of 5%.
+	single := len(req.RangeEnd) == 0
+	scan := scanLiveIter
+	if single {
+		scan = seekNewest
+	}
+	it := r.NewIterator(engine.Data, engine.IterOptions{Lower: lower, Upper: upper, SameSuffixedKey: single})
 	defer it.Close()
 	if rev < compactRev() {
 		return nil, ErrCompacted
@@ -184,7 +213,7 @@ func rangeOn(r engine.Reader, req *pb.RangeRequest, curRev int64, compactRev fun
 	var scanErr error
 	// Values are needed to sort by value even when only keys are returned.
 	dropValues := req.KeysOnly && req.SortTarget != pb.RangeRequest_VALUE
-	err := scanLiveIter(it, lower, rev, func(prefix []byte, modRev int64, raw []byte) bool {
+	err := scan(it, lower, rev, func(prefix []byte, modRev int64, raw []byte) bool {
 		count++
 		if req.CountOnly || (pushLimit && int64(len(resp.Kvs)) >= req.Limit) {
 			return true

@@ -1,11 +1,15 @@
 package mvcc
 
 import (
+	"fmt"
+	"math/rand"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/mvccpb"
+
+	"github.com/metastore/metastore/engine"
 )
 
 // seedRange writes a..e at revisions 2..6, then rewrites c (7) and a (8):
@@ -112,4 +116,77 @@ func TestStore_RangeSeesNoLaterRevision(t *testing.T) {
 		require.Equal(t, "v2", string(resp.Kvs[0].Value))
 		require.Equal(t, int64(3), resp.Header.Revision)
 	})
+}
+
+// TestStore_RangeOneKeyAgainstHistory checks the one-key range (one seek in
+// a prefix-mode iterator) against a model at every revision: keys that are
+// prefixes of one another, deletes, re-creates, and on RocksDB versions
+// spread over memtables and files.
+func TestStore_RangeOneKeyAgainstHistory(t *testing.T) {
+	for _, ec := range engineCases {
+		t.Run(ec.name, func(t *testing.T) {
+			t.Logf("Step 1: prepare a store and a model of every revision")
+			e := ec.open(t, t.TempDir())
+			s, err := Open(e, Config{})
+			require.NoError(t, err)
+			t.Cleanup(func() {
+				require.NoError(t, s.Close())
+				require.NoError(t, e.Close())
+			})
+			keys := []string{"a", "a\x00", "ab", "b", "\x00", "a\xff"}
+			type kv struct {
+				value       string
+				create, ver int64
+			}
+			history := map[int64]map[string]kv{} // revision -> live keys
+			cur := map[string]kv{}
+			rng := rand.New(rand.NewSource(9))
+
+			t.Logf("Step 2: act: 300 random puts and deletes of those keys; on RocksDB, flush to files twice on the way")
+			for i := 0; i < 300; i++ {
+				k := keys[rng.Intn(len(keys))]
+				if _, ok := cur[k]; ok && rng.Intn(4) == 0 {
+					if del(t, s, k, "", false).Deleted == 1 {
+						delete(cur, k)
+					}
+				} else {
+					v := fmt.Sprintf("v%d", i)
+					rev := put(t, s, k, v).Header.Revision
+					old, ok := cur[k]
+					if !ok {
+						old = kv{create: rev}
+					}
+					cur[k] = kv{value: v, create: old.create, ver: old.ver + 1}
+				}
+				snap := map[string]kv{}
+				for k, v := range cur {
+					snap[k] = v
+				}
+				history[s.Rev()] = snap
+				if i == 100 || i == 200 {
+					require.NoError(t, e.Compact(engine.Data, nil, nil))
+				}
+			}
+
+			t.Logf("Step 3: verify: a one-key range of every key at every revision answers as the model")
+			for rev, live := range history {
+				for _, k := range keys {
+					resp := get(t, s, &pb.RangeRequest{Key: []byte(k), Revision: rev})
+					want, ok := live[k]
+					if !ok {
+						require.Empty(t, resp.Kvs, "key %q at %d", k, rev)
+						require.Zero(t, resp.Count)
+						continue
+					}
+					require.Len(t, resp.Kvs, 1, "key %q at %d", k, rev)
+					got := resp.Kvs[0]
+					require.Equal(t, k, string(got.Key))
+					require.Equal(t, want.value, string(got.Value), "key %q at %d", k, rev)
+					require.Equal(t, want.create, got.CreateRevision, "key %q at %d", k, rev)
+					require.Equal(t, want.ver, got.Version, "key %q at %d", k, rev)
+					require.Equal(t, int64(1), resp.Count)
+				}
+			}
+		})
+	}
 }
