@@ -28,6 +28,10 @@ type Apply struct {
 	// lazyPrev: an event's PrevKv was recorded without its value.
 	lazyPrev bool
 	done     bool
+	// written are the keys this Apply wrote, for the read cache; past
+	// readCacheBarrier of them, writtenOverflow instead (readcache.go).
+	written         [][]byte
+	writtenOverflow bool
 
 	// w is the write in progress: one request or txn, one main revision.
 	w struct {
@@ -78,6 +82,10 @@ func (a *Apply) Commit(sync bool) (Result, error) {
 	if a.rev != a.start {
 		a.b.Put(engine.Meta, metaCurrentRev, encodeInt64(a.rev))
 	}
+	// The read cache marks the written keys before the revision is
+	// published and settles them after (readcache.go).
+	a.s.reads.markWritten(a.written, a.writtenOverflow)
+	defer a.s.reads.settleWritten(a.written, a.writtenOverflow)
 	if err := a.b.Commit(sync); err != nil {
 		a.s.latest.reset() // it holds this batch's writes: latest.go
 		return Result{}, err
@@ -347,4 +355,11 @@ func (a *Apply) writeVersion(key []byte, v version, kind byte) {
 	a.b.PutUnindexed(engine.ChangeLog, a.buf[:n], a.buf[n:])
 	a.w.sub++
 	a.noteWrite(key, v)
+	if !a.writtenOverflow {
+		if len(a.written) >= readCacheBarrier {
+			a.written, a.writtenOverflow = nil, true
+		} else {
+			a.written = append(a.written, bytes.Clone(key))
+		}
+	}
 }

@@ -20,7 +20,20 @@ func (s *Store) Range(req *pb.RangeRequest) (*pb.RangeResponse, error) {
 	if err := CheckRange(req); err != nil {
 		return nil, err
 	}
-	return rangeOn(s.eng, req, s.currentRev.Load(), s.compactRev.Load)
+	cur := s.currentRev.Load()
+	if !cacheable(req, cur) {
+		return rangeOn(s.eng, req, cur, s.compactRev.Load)
+	}
+	// One key at the current revision: the read cache (readcache.go).
+	e, gen := s.reads.lookup(req.Key, cur)
+	if e != nil {
+		return e.rangeResponse(req, cur), nil
+	}
+	resp, err := rangeOn(s.eng, req, cur, s.compactRev.Load)
+	if err == nil && len(resp.Kvs) == 1 && !req.KeysOnly {
+		s.reads.fill(resp.Kvs[0], gen, cur, s.currentRev.Load)
+	}
+	return resp, err
 }
 
 // keyBounds returns the data keyspace bounds [lower, upper) holding every

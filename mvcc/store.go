@@ -45,6 +45,10 @@ type Config struct {
 	// version metadata (latest.go); 0: DefaultLatestCacheBytes; negative:
 	// no cache.
 	LatestCacheBytes int
+	// ReadCacheBytes bounds the cache of keys' newest versions that
+	// one-key ranges at the current revision read (readcache.go); 0:
+	// DefaultReadCacheBytes; negative: no cache.
+	ReadCacheBytes int
 	// MaxApplyEvents bounds the events one Apply keeps in memory for the
 	// watch hub (0: DefaultMaxApplyEvents). Past it the Apply keeps none
 	// and its Result says so: watchers then read those revisions back from
@@ -63,6 +67,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.LatestCacheBytes == 0 {
 		c.LatestCacheBytes = DefaultLatestCacheBytes
+	}
+	if c.ReadCacheBytes == 0 {
+		c.ReadCacheBytes = DefaultReadCacheBytes
 	}
 	if c.MaxApplyEvents <= 0 {
 		c.MaxApplyEvents = DefaultMaxApplyEvents
@@ -113,6 +120,9 @@ type Store struct {
 	// latest caches the newest version's metadata of keys for the apply
 	// path only (latest.go); guarded by applyMu.
 	latest *latestCache
+	// reads caches keys' newest live versions for one-key ranges
+	// (readcache.go).
+	reads *readCache
 }
 
 // SetCommitHook registers fn to be called after each committed Apply that
@@ -124,6 +134,7 @@ func (s *Store) SetCommitHook(fn func(Result)) { s.onCommit = fn }
 func Open(eng engine.Engine, cfg Config) (*Store, error) {
 	s := &Store{eng: eng, cfg: cfg.withDefaults()}
 	s.latest = newLatestCache(s.cfg.LatestCacheBytes)
+	s.reads = newReadCache(s.cfg.ReadCacheBytes)
 	rev, err := readMetaInt(eng, metaCurrentRev, 1)
 	if err != nil {
 		return nil, err
@@ -209,7 +220,9 @@ func (s *Store) Reload() error {
 		return err
 	}
 	s.latest.reset()
+	s.reads.clear()
 	s.currentRev.Store(rev)
+	s.reads.clear() // reads between the two saw the old revision
 	s.compactRev.Store(scheduled)
 	s.finishedRev.Store(finished)
 	if scheduled > finished {

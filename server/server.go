@@ -96,8 +96,14 @@ func New(c Config) (*Server, error) {
 		s.eng, s.log = state, logDB
 	}
 	s.leases.lessor = newLessor(cfg)
+	// The read cache saves a one-key range its RocksDB iterator; the memory
+	// engine's reads cost less than keeping a second copy of the values.
+	readCache := 0
+	if cfg.Engine == EngineMemory {
+		readCache = -1
+	}
 	s.store, err = mvcc.Open(s.eng, mvcc.Config{MaxRequestBytes: cfg.MaxRequestBytes, MaxTxnOps: cfg.MaxTxnOps,
-		Leases: s.leases.lessor})
+		Leases: s.leases.lessor, ReadCacheBytes: readCache})
 	if err != nil {
 		s.closeEngines()
 		return nil, err

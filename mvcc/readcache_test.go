@@ -1,0 +1,212 @@
+package mvcc
+
+import (
+	"fmt"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+)
+
+// uncached is the answer the engine gives to req at the current revision,
+// bypassing the read cache.
+func uncached(t *testing.T, s *Store, req *pb.RangeRequest) *pb.RangeResponse {
+	t.Helper()
+	resp, err := rangeOn(s.eng, req, s.Rev(), s.compactRev.Load)
+	require.NoError(t, err)
+	return resp
+}
+
+func TestReadCache_AnswersAsTheEngine(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, s *Store) {
+		t.Logf("Step 1: prepare: k written twice, j once")
+		put(t, s, "k", "v1")
+		put(t, s, "j", "j1")
+		put(t, s, "k", "v2")
+
+		t.Logf("Step 2: act: read k (fills the cache), then read it again in every form")
+		get(t, s, &pb.RangeRequest{Key: []byte("k")})
+		_, cached := s.reads.m["k"]
+		require.True(t, cached, "a one-key read at the current revision fills the cache")
+
+		t.Logf("Step 3: verify: each answer from the cache equals the engine's")
+		for _, req := range []*pb.RangeRequest{
+			{Key: []byte("k")},
+			{Key: []byte("k"), KeysOnly: true},
+			{Key: []byte("k"), CountOnly: true},
+			{Key: []byte("k"), Limit: 1},
+			{Key: []byte("k"), Serializable: true},
+			{Key: []byte("k"), Revision: s.Rev()},
+		} {
+			got := get(t, s, req)
+			want := uncached(t, s, req)
+			require.Equal(t, want.Header.Revision, got.Header.Revision, "%v", req)
+			require.Equal(t, want.Count, got.Count, "%v", req)
+			require.Equal(t, want.More, got.More, "%v", req)
+			requireKVs(t, want.Kvs, got.Kvs)
+		}
+		t.Logf("Step 4: verify: a read at an older revision is not answered from the cache")
+		old := get(t, s, &pb.RangeRequest{Key: []byte("k"), Revision: 2})
+		require.Equal(t, "v1", string(old.Kvs[0].Value))
+	})
+}
+
+func TestReadCache_WritesAreSeenAtOnce(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, s *Store) {
+		t.Logf("Step 1: prepare: k cached")
+		put(t, s, "k", "v1")
+		require.Equal(t, "v1", string(get(t, s, &pb.RangeRequest{Key: []byte("k")}).Kvs[0].Value))
+
+		t.Logf("Step 2: act and verify: a put, a txn put, a delete, a delete range, each read right after it")
+		put(t, s, "k", "v2")
+		require.Equal(t, "v2", string(get(t, s, &pb.RangeRequest{Key: []byte("k")}).Kvs[0].Value))
+		txn(t, s, &pb.TxnRequest{Success: []*pb.RequestOp{{Request: &pb.RequestOp_RequestPut{
+			RequestPut: &pb.PutRequest{Key: []byte("k"), Value: []byte("v3")}}}}})
+		require.Equal(t, "v3", string(get(t, s, &pb.RangeRequest{Key: []byte("k")}).Kvs[0].Value))
+		del(t, s, "k", "", false)
+		require.Empty(t, get(t, s, &pb.RangeRequest{Key: []byte("k")}).Kvs)
+		put(t, s, "k", "v4")
+		require.Equal(t, "v4", string(get(t, s, &pb.RangeRequest{Key: []byte("k")}).Kvs[0].Value))
+		del(t, s, "a", "z", false)
+		require.Empty(t, get(t, s, &pb.RangeRequest{Key: []byte("k")}).Kvs)
+
+		t.Logf("Step 3: act and verify: one Apply writing more keys than readCacheBarrier, then the cached key")
+		put(t, s, "k", "v5")
+		require.Equal(t, "v5", string(get(t, s, &pb.RangeRequest{Key: []byte("k")}).Kvs[0].Value))
+		apply(t, s, func(a *Apply) {
+			for i := 0; i <= readCacheBarrier; i++ {
+				_, err := a.Put(&pb.PutRequest{Key: []byte(fmt.Sprintf("b%06d", i)), Value: []byte("x")})
+				require.NoError(t, err)
+			}
+			_, err := a.Put(&pb.PutRequest{Key: []byte("k"), Value: []byte("v6")})
+			require.NoError(t, err)
+		})
+		require.False(t, s.reads.barrier)
+		require.Equal(t, "v6", string(get(t, s, &pb.RangeRequest{Key: []byte("k")}).Kvs[0].Value))
+
+		t.Logf("Step 4: act and verify: a key cached, then written twice in one Apply: the byte count stays true")
+		put(t, s, "k", "v7")
+		get(t, s, &pb.RangeRequest{Key: []byte("k")})
+		require.Positive(t, s.reads.bytes)
+		apply(t, s, func(a *Apply) {
+			for _, v := range []string{"v8", "v9"} {
+				_, err := a.Put(&pb.PutRequest{Key: []byte("k"), Value: []byte(v)})
+				require.NoError(t, err)
+			}
+		})
+		require.Zero(t, s.reads.bytes)
+		require.Empty(t, s.reads.m)
+		require.Equal(t, "v9", string(get(t, s, &pb.RangeRequest{Key: []byte("k")}).Kvs[0].Value))
+
+		t.Logf("Step 5: act and verify: Reload empties the cache")
+		require.NoError(t, s.Reload())
+		require.Empty(t, s.reads.m)
+	})
+}
+
+// TestReadCache_ConcurrentReadsMatchHistory has one writer putting and
+// deleting a few keys while readers read them; every answer must be the
+// key's state at the answer's revision.
+func TestReadCache_ConcurrentReadsMatchHistory(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, s *Store) {
+		t.Logf("Step 1: prepare: 4 keys and a history of their values by revision")
+		keys := []string{"k0", "k1", "k2", "k3"}
+		type state map[string]string // live keys' values
+		var mu sync.Mutex
+		history := map[int64]state{s.Rev(): {}}
+		cur := state{}
+
+		t.Logf("Step 2: act: 1 writer (2,000 puts and deletes) and 4 readers reading until it ends")
+		type answer struct {
+			key   string
+			rev   int64
+			value string
+			found bool
+		}
+		done := make(chan struct{})
+		answers := make([][]answer, 4)
+		var wg sync.WaitGroup
+		for r := range answers {
+			wg.Add(1)
+			go func(r int) {
+				defer wg.Done()
+				for i := 0; ; i++ {
+					select {
+					case <-done:
+						return
+					default:
+					}
+					k := keys[(i+r)%len(keys)]
+					resp, err := s.Range(&pb.RangeRequest{Key: []byte(k)})
+					if err != nil {
+						t.Errorf("range %s: %v", k, err)
+						return
+					}
+					a := answer{key: k, rev: resp.Header.Revision}
+					if len(resp.Kvs) == 1 {
+						a.value, a.found = string(resp.Kvs[0].Value), true
+					}
+					answers[r] = append(answers[r], a)
+				}
+			}(r)
+		}
+		for i := 0; i < 2000; i++ {
+			k := keys[i%len(keys)]
+			if i%7 == 3 {
+				del(t, s, k, "", false)
+				delete(cur, k)
+			} else {
+				v := fmt.Sprintf("v%d", i)
+				put(t, s, k, v)
+				cur[k] = v
+			}
+			snap := state{}
+			for kk, vv := range cur {
+				snap[kk] = vv
+			}
+			mu.Lock()
+			history[s.Rev()] = snap
+			mu.Unlock()
+		}
+		close(done)
+		wg.Wait()
+
+		t.Logf("Step 3: verify: every answer is the key's state at its revision")
+		var n, hits int
+		for _, as := range answers {
+			for _, a := range as {
+				want, ok := history[a.rev][a.key]
+				require.Equal(t, ok, a.found, "key %s at %d", a.key, a.rev)
+				require.Equal(t, want, a.value, "key %s at %d", a.key, a.rev)
+				n++
+			}
+		}
+		hits = len(s.reads.m)
+		t.Logf("%d answers checked (%d keys cached at the end)", n, hits)
+		require.Positive(t, n)
+	})
+}
+
+// A fill must not outlive a clear between its lookup and itself, even when
+// the revision is the same (Reload of an engine replaced at that revision).
+func TestReadCache_FillAfterClearIsDropped(t *testing.T) {
+	t.Logf("Step 1: prepare: a lookup misses at revision 5")
+	c := newReadCache(1 << 20)
+	current := func() int64 { return 5 }
+	e, gen := c.lookup([]byte("k"), 5)
+	require.Nil(t, e)
+
+	t.Logf("Step 2: act: the cache is cleared, then the reader fills what it read before")
+	c.clear()
+	c.fill(kv("k", "old", 1, 2, 1, 0), gen, 5, current)
+
+	t.Logf("Step 3: verify: nothing was cached; a fill with a fresh lookup is")
+	e, _ = c.lookup([]byte("k"), 5)
+	require.Nil(t, e)
+	_, gen = c.lookup([]byte("k"), 5)
+	c.fill(kv("k", "new", 1, 3, 2, 0), gen, 5, current)
+	e, _ = c.lookup([]byte("k"), 5)
+	require.NotNil(t, e)
+	require.Equal(t, "new", string(e.value))
+}
