@@ -355,7 +355,7 @@ func (a *Apply) writeVersion(key []byte, v version, kind byte) {
 	a.b.PutUnindexed(engine.ChangeLog, a.buf[:n], a.buf[n:])
 	a.w.sub++
 	a.noteWrite(key, v)
-	if !a.writtenOverflow {
+	if a.s.reads.on() && !a.writtenOverflow {
 		if len(a.written) >= readCacheBarrier {
 			a.written, a.writtenOverflow = nil, true
 		} else {

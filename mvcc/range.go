@@ -21,7 +21,7 @@ func (s *Store) Range(req *pb.RangeRequest) (*pb.RangeResponse, error) {
 		return nil, err
 	}
 	cur := s.currentRev.Load()
-	if !cacheable(req, cur) {
+	if !s.reads.on() || !cacheable(req, cur) {
 		return rangeOn(s.eng, req, cur, s.compactRev.Load)
 	}
 	// One key at the current revision: the read cache (readcache.go).

@@ -33,8 +33,8 @@ const readCacheBarrier = 10000
 //   - every key an Apply writes is marked in the cache (cached entry
 //     replaced by a marker) before the Apply publishes its revision
 //     (Apply.Commit: markWritten before currentRev.Store), and the marker
-//     is replaced by the written version, or dropped for a delete, after
-//     (settleWritten). A marker is never served and never evicted.
+//     is dropped after (settleWritten): the next read fills the key again.
+//     A marker is never served and never evicted.
 //   - a reader loads R before it looks the key up, so any write published
 //     at or before R has marked the key by then.
 //   - a reader fills a miss with what it read from the engine at R only if,
@@ -72,6 +72,9 @@ func newReadCache(max int) *readCache {
 	return &readCache{m: make(map[string]*cachedKV), max: max}
 }
 
+// on reports whether the cache is in use (Config.ReadCacheBytes > 0).
+func (c *readCache) on() bool { return c.max > 0 }
+
 func (c *readCache) cost(key string, e *cachedKV) int {
 	return len(key) + len(e.value) + readCacheEntryOverhead
 }
@@ -94,7 +97,7 @@ func (c *readCache) lookup(key []byte, rev int64) (*cachedKV, uint64) {
 // fill caches kv, read from the engine at rev, if nothing changed since
 // the lookup that returned gen and rev is still current().
 func (c *readCache) fill(kv *mvccpb.KeyValue, gen uint64, rev int64, current func() int64) {
-	if c.max <= 0 || len(kv.Value) > readCacheMaxValue {
+	if len(kv.Value) > readCacheMaxValue {
 		return
 	}
 	e := &cachedKV{mod: kv.ModRevision, create: kv.CreateRevision, ver: kv.Version, lease: kv.Lease, value: kv.Value}
@@ -145,7 +148,7 @@ func (c *readCache) markWritten(keys [][]byte, overflow bool)   { c.written(keys
 func (c *readCache) settleWritten(keys [][]byte, overflow bool) { c.written(keys, overflow, true) }
 
 func (c *readCache) written(keys [][]byte, overflow, settle bool) {
-	if c.max <= 0 {
+	if !c.on() || (len(keys) == 0 && !overflow) {
 		return
 	}
 	c.mu.Lock()

@@ -210,3 +210,28 @@ func TestReadCache_FillAfterClearIsDropped(t *testing.T) {
 	require.NotNil(t, e)
 	require.Equal(t, "new", string(e.value))
 }
+
+// With ReadCacheBytes < 0 (memory-engine members) nothing is cached and
+// the Apply collects no written keys.
+func TestReadCache_Off(t *testing.T) {
+	for _, ec := range engineCases {
+		t.Run(ec.name, func(t *testing.T) {
+			t.Logf("Step 1: prepare a store with the read cache off")
+			s := openStore(t, ec, Config{ReadCacheBytes: -1})
+
+			t.Logf("Step 2: act: put, read, put again, read")
+			put(t, s, "k", "v1")
+			require.Equal(t, "v1", string(get(t, s, &pb.RangeRequest{Key: []byte("k")}).Kvs[0].Value))
+			a := s.NewApply()
+			_, err := a.Put(&pb.PutRequest{Key: []byte("k"), Value: []byte("v2")})
+			require.NoError(t, err)
+			require.Empty(t, a.written)
+			_, err = a.Commit(false)
+			require.NoError(t, err)
+
+			t.Logf("Step 3: verify: reads see each write; the cache holds nothing")
+			require.Equal(t, "v2", string(get(t, s, &pb.RangeRequest{Key: []byte("k")}).Kvs[0].Value))
+			require.Empty(t, s.reads.m)
+		})
+	}
+}

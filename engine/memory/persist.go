@@ -55,8 +55,7 @@ import (
 // directory fsynced. A delta that fails its checks, or a gap in the
 // numbering, makes Open fail with engine.ErrCorrupt.
 //
-// Persist calls must not overlap each other (the server runs one at a
-// time); commits may run concurrently.
+// Persist calls are serialised (pmu); commits may run concurrently.
 func (db *DB) Persist(dir string) error {
 	if db.closed.Load() {
 		return engine.ErrClosed
