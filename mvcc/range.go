@@ -30,8 +30,12 @@ func (s *Store) Range(req *pb.RangeRequest) (*pb.RangeResponse, error) {
 		return e.rangeResponse(req, cur), nil
 	}
 	resp, err := rangeOn(s.eng, req, cur, s.compactRev.Load)
-	if err == nil && len(resp.Kvs) == 1 && !req.KeysOnly {
+	switch {
+	case err != nil:
+	case len(resp.Kvs) == 1 && !req.KeysOnly:
 		s.reads.fill(resp.Kvs[0], gen, cur, s.currentRev.Load)
+	case resp.Count == 0:
+		s.reads.fillAbsent(req.Key, gen, cur, s.currentRev.Load)
 	}
 	return resp, err
 }

@@ -23,13 +23,17 @@ const readCacheEntryOverhead = 128
 const readCacheBarrier = 10000
 
 // readCache keeps the newest live version of keys that one-key ranges at
-// the current revision read, so that the next such range is answered
-// without an engine iterator. On RocksDB the iterator (open, seek, close)
-// was a quarter of a one-key range's CPU on a member with some history.
+// the current revision read, or that they found no live version, so that
+// the next such range is answered without an engine iterator. On RocksDB
+// the iterator (open, seek, close) was a quarter of a one-key range's CPU
+// on a member with some history; a read of a key that does not exist costs
+// the same seek (clients poll for keys that are not there yet: locks,
+// leader keys, config).
 //
-// The invariant: an entry for key k with ModRevision m serves a read at
-// revision R only if m <= R and no write of k at a revision in (m, R] is
-// visible at R. It holds because:
+// The invariant: an entry for key k with revision m (the ModRevision of a
+// live version, or for an absent key the revision at which the engine
+// showed no live version) serves a read at revision R only if m <= R and
+// no write of k at a revision in (m, R] is visible at R. It holds because:
 //   - every key an Apply writes is marked in the cache (cached entry
 //     replaced by a marker) before the Apply publishes its revision
 //     (Apply.Commit: markWritten before currentRev.Store), and the marker
@@ -57,10 +61,11 @@ type readCache struct {
 	max     int
 }
 
-// cachedKV is a key's newest live version, or a marker (pending) while a
+// cachedKV is a key's newest live version; or, absent, the fact that the
+// key had no live version at revision mod; or a marker (pending) while a
 // write of the key commits.
 type cachedKV struct {
-	pending                 bool
+	pending, absent         bool
 	mod, create, ver, lease int64
 	value                   []byte
 }
@@ -100,16 +105,26 @@ func (c *readCache) fill(kv *mvccpb.KeyValue, gen uint64, rev int64, current fun
 	if len(kv.Value) > readCacheMaxValue {
 		return
 	}
-	e := &cachedKV{mod: kv.ModRevision, create: kv.CreateRevision, ver: kv.Version, lease: kv.Lease, value: kv.Value}
+	c.fillEntry(kv.Key, &cachedKV{mod: kv.ModRevision, create: kv.CreateRevision, ver: kv.Version,
+		lease: kv.Lease, value: kv.Value}, gen, rev, current)
+}
+
+// fillAbsent caches that key had no live version at rev, under fill's
+// conditions.
+func (c *readCache) fillAbsent(key []byte, gen uint64, rev int64, current func() int64) {
+	c.fillEntry(key, &cachedKV{absent: true, mod: rev}, gen, rev, current)
+}
+
+func (c *readCache) fillEntry(key []byte, e *cachedKV, gen uint64, rev int64, current func() int64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.barrier || c.gen != gen || current() != rev {
 		return
 	}
-	if _, ok := c.m[string(kv.Key)]; ok {
+	if _, ok := c.m[string(key)]; ok {
 		return
 	}
-	c.insertLocked(string(kv.Key), e)
+	c.insertLocked(string(key), e)
 }
 
 // insertLocked adds e under key, evicting entries that are not markers
@@ -191,6 +206,9 @@ func (c *readCache) clearLocked() {
 
 // rangeResponse answers a plain one-key range from e.
 func (e *cachedKV) rangeResponse(req *pb.RangeRequest, rev int64) *pb.RangeResponse {
+	if e.absent {
+		return &pb.RangeResponse{Header: &pb.ResponseHeader{Revision: rev}}
+	}
 	resp := &pb.RangeResponse{Header: &pb.ResponseHeader{Revision: rev}, Count: 1}
 	if req.CountOnly {
 		return resp

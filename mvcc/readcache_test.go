@@ -52,6 +52,53 @@ func TestReadCache_AnswersAsTheEngine(t *testing.T) {
 	})
 }
 
+func TestReadCache_AbsentKeys(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, s *Store) {
+		t.Logf("Step 1: prepare: \"gone\" written and deleted, \"never\" never written")
+		put(t, s, "gone", "v1")
+		del(t, s, "gone", "", false)
+		put(t, s, "other", "o1")
+
+		t.Logf("Step 2: act: read both (fills the cache with their absence)")
+		for _, k := range []string{"gone", "never"} {
+			resp := get(t, s, &pb.RangeRequest{Key: []byte(k)})
+			require.Empty(t, resp.Kvs, k)
+			e := s.reads.m[k]
+			require.NotNil(t, e, "a read that finds no key caches that")
+			require.True(t, e.absent, k)
+			require.Equal(t, s.Rev(), e.mod, k)
+		}
+
+		t.Logf("Step 3: verify: each answer from the cache equals the engine's, in every form")
+		for _, k := range []string{"gone", "never"} {
+			for _, req := range []*pb.RangeRequest{
+				{Key: []byte(k)},
+				{Key: []byte(k), KeysOnly: true},
+				{Key: []byte(k), CountOnly: true},
+				{Key: []byte(k), Limit: 1},
+				{Key: []byte(k), Revision: s.Rev()},
+			} {
+				got := get(t, s, req)
+				want := uncached(t, s, req)
+				require.Equal(t, want.Header.Revision, got.Header.Revision, "%v", req)
+				require.Equal(t, want.Count, got.Count, "%v", req)
+				require.Equal(t, want.More, got.More, "%v", req)
+				requireKVs(t, want.Kvs, got.Kvs)
+			}
+		}
+		old := get(t, s, &pb.RangeRequest{Key: []byte("gone"), Revision: 2})
+		require.Equal(t, "v1", string(old.Kvs[0].Value), "a read before the delete is not answered from the cache")
+
+		t.Logf("Step 4: act and verify: a put and a txn put of the absent keys are seen at once")
+		put(t, s, "gone", "v2")
+		require.Equal(t, "v2", string(get(t, s, &pb.RangeRequest{Key: []byte("gone")}).Kvs[0].Value))
+		txn(t, s, &pb.TxnRequest{Success: []*pb.RequestOp{{Request: &pb.RequestOp_RequestPut{
+			RequestPut: &pb.PutRequest{Key: []byte("never"), Value: []byte("n1")}}}}})
+		require.Equal(t, "n1", string(get(t, s, &pb.RangeRequest{Key: []byte("never")}).Kvs[0].Value))
+		require.False(t, s.reads.m["never"].absent)
+	})
+}
+
 func TestReadCache_WritesAreSeenAtOnce(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, s *Store) {
 		t.Logf("Step 1: prepare: k cached")
