@@ -18,6 +18,17 @@ func uncached(t *testing.T, s *Store, req *pb.RangeRequest) *pb.RangeResponse {
 	return resp
 }
 
+// requireSameAnswer checks that req gets the engine's answer.
+func requireSameAnswer(t *testing.T, s *Store, req *pb.RangeRequest) {
+	t.Helper()
+	got := get(t, s, req)
+	want := uncached(t, s, req)
+	require.Equal(t, want.Header.Revision, got.Header.Revision, "%v", req)
+	require.Equal(t, want.Count, got.Count, "%v", req)
+	require.Equal(t, want.More, got.More, "%v", req)
+	requireKVs(t, want.Kvs, got.Kvs)
+}
+
 func TestReadCache_AnswersAsTheEngine(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, s *Store) {
 		t.Logf("Step 1: prepare: k written twice, j once")
@@ -39,12 +50,7 @@ func TestReadCache_AnswersAsTheEngine(t *testing.T) {
 			{Key: []byte("k"), Serializable: true},
 			{Key: []byte("k"), Revision: s.Rev()},
 		} {
-			got := get(t, s, req)
-			want := uncached(t, s, req)
-			require.Equal(t, want.Header.Revision, got.Header.Revision, "%v", req)
-			require.Equal(t, want.Count, got.Count, "%v", req)
-			require.Equal(t, want.More, got.More, "%v", req)
-			requireKVs(t, want.Kvs, got.Kvs)
+			requireSameAnswer(t, s, req)
 		}
 		t.Logf("Step 4: verify: a read at an older revision is not answered from the cache")
 		old := get(t, s, &pb.RangeRequest{Key: []byte("k"), Revision: 2})
@@ -78,12 +84,7 @@ func TestReadCache_AbsentKeys(t *testing.T) {
 				{Key: []byte(k), Limit: 1},
 				{Key: []byte(k), Revision: s.Rev()},
 			} {
-				got := get(t, s, req)
-				want := uncached(t, s, req)
-				require.Equal(t, want.Header.Revision, got.Header.Revision, "%v", req)
-				require.Equal(t, want.Count, got.Count, "%v", req)
-				require.Equal(t, want.More, got.More, "%v", req)
-				requireKVs(t, want.Kvs, got.Kvs)
+				requireSameAnswer(t, s, req)
 			}
 		}
 		old := get(t, s, &pb.RangeRequest{Key: []byte("gone"), Revision: 2})
