@@ -273,6 +273,74 @@ func TestReadIndex_ConcurrentCallersShareRounds(t *testing.T) {
 	}
 }
 
+// TestReadIndex_SoleVoterAnswersLocally: a one-voter cluster answers a read
+// index from its commit index, without a raft round, and stops doing so
+// once a second voter exists.
+func TestReadIndex_SoleVoterAnswersLocally(t *testing.T) {
+	t.Logf("Step 1: prepare: a one-member cluster with one write applied")
+	c := newCluster(t, 1, nil)
+	m := c.waitLeader(5 * time.Second)
+	c.put(m, "x", "1")
+	readIndex := func(timeout time.Duration) (uint64, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		return m.node.ReadIndex(ctx)
+	}
+
+	t.Logf("Step 2: act and verify: read indexes with only this voter (and then a learner too) take no raft round")
+	before := m.node.readRounds.Load()
+	idx, err := readIndex(5 * time.Second)
+	require.NoError(t, err)
+	require.GreaterOrEqual(t, idx, m.node.applied.Load(), "the read index covers every applied write")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, err = m.node.AddMember(ctx, "learner", []string{"http://127.0.0.1:1"}, true)
+	require.NoError(t, err)
+	_, err = readIndex(5 * time.Second)
+	require.NoError(t, err)
+	require.Equal(t, before, m.node.readRounds.Load(), "no raft ReadIndex round")
+
+	t.Logf("Step 3: act: add a second voter that never starts (no quorum any more)")
+	_, err = m.node.AddMember(ctx, "voter", []string{"http://127.0.0.1:2"}, false)
+	require.NoError(t, err)
+
+	t.Logf("Step 4: verify: a read index now needs the quorum, which is gone, so it does not succeed")
+	_, err = readIndex(time.Second)
+	require.Error(t, err, "a member that is not the only voter must not answer alone")
+	require.Greater(t, m.node.readRounds.Load(), before)
+}
+
+// TestLocalReadIndex_NeedsAnEntryOfTheTerm: a new leader's commit index may
+// trail what earlier terms committed until an entry of its own term
+// commits; until then a read index must go through raft.
+func TestLocalReadIndex_NeedsAnEntryOfTheTerm(t *testing.T) {
+	t.Logf("Step 1: prepare: the sole voter leads term 3 at commit 10; its newest committed entry is of term 2")
+	n := &Node{id: 1}
+	n.soleVoter.Store(true)
+	n.leader.Store(1)
+	n.term.Store(3)
+	n.commit.Store(10)
+	n.commitTerm.Store(2)
+
+	t.Logf("Step 2: act and verify: no local answer; after an entry of term 3 commits, the commit index")
+	_, ok := n.localReadIndex()
+	require.False(t, ok)
+	n.commit.Store(11)
+	n.commitTerm.Store(3)
+	idx, ok := n.localReadIndex()
+	require.True(t, ok)
+	require.Equal(t, uint64(11), idx)
+
+	t.Logf("Step 3: verify: no local answer when not leading or not the only voter")
+	n.leader.Store(2)
+	_, ok = n.localReadIndex()
+	require.False(t, ok)
+	n.leader.Store(1)
+	n.soleVoter.Store(false)
+	_, ok = n.localReadIndex()
+	require.False(t, ok)
+}
+
 func mustMemory(t testing.TB) engine.Engine {
 	eng, err := memory.Open("")
 	require.NoError(t, err)

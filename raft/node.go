@@ -47,6 +47,10 @@ type Node struct {
 	clusterID atomic.Uint64
 	members   atomic.Pointer[confRecord]
 	removed   atomic.Bool
+	// soleVoter: this member is the configuration's only voter.
+	// commitTerm: the term of the newest committed entry.
+	soleVoter  atomic.Bool
+	commitTerm atomic.Uint64
 
 	notifyMu struct {
 		sync.Mutex
@@ -156,7 +160,7 @@ func Start(c Config, applier Applier, tr *Transport) (*Node, error) {
 		return nil, fmt.Errorf("raft: log has entries but no membership record: %w", engine.ErrCorrupt)
 	}
 	n.conf = hist
-	n.members.Store(hist.current())
+	n.storeMembers(hist.current())
 	n.clusterID.Store(hist.current().ClusterID)
 
 	applied := applier.AppliedIndex()
@@ -383,6 +387,9 @@ func (n *Node) handleReady() error {
 		n.term.Store(rd.HardState.GetTerm())
 		n.commit.Store(rd.HardState.GetCommit())
 	}
+	if k := len(rd.CommittedEntries); k > 0 {
+		n.commitTerm.Store(rd.CommittedEntries[k-1].GetTerm())
+	}
 
 	// 1. Messages that do not depend on this Ready's persistence.
 	var after []*raftpb.Message
@@ -474,7 +481,7 @@ func (n *Node) installSnapshot(s *raftpb.Snapshot, w *logWrite, job *applyJob) {
 		rec.ClusterID = n.clusterID.Load()
 	}
 	n.conf = confHistory{rec}
-	n.members.Store(rec)
+	n.storeMembers(rec)
 	if n.clusterID.Load() == 0 {
 		n.clusterID.Store(rec.ClusterID)
 	}
@@ -490,6 +497,13 @@ func (n *Node) installSnapshot(s *raftpb.Snapshot, w *logWrite, job *applyJob) {
 	job.restore = mk
 	n.lg.Info("installing snapshot from leader", zap.Uint64("index", idx), zap.Uint64("term", md.GetTerm()),
 		zap.String("file", rs.path))
+}
+
+// storeMembers publishes the membership rec (raft goroutine).
+func (n *Node) storeMembers(rec *confRecord) {
+	n.members.Store(rec)
+	cs := rec.confState()
+	n.soleVoter.Store(len(cs.GetVoters()) == 1 && cs.GetVoters()[0] == n.id && len(cs.GetVotersOutgoing()) == 0)
 }
 
 // applyConfChanges applies the conf changes among ents to raft and to the
@@ -529,7 +543,7 @@ func (n *Node) applyConfChanges(ents []*raftpb.Entry, w *logWrite) ([]*raftpb.En
 		rec := applyMembership(prev, cc, ctx, e.GetIndex(), cs)
 		n.conf = append(n.conf, rec)
 		w.conf = n.conf
-		n.members.Store(rec)
+		n.storeMembers(rec)
 		n.syncPeers(prev, rec)
 		n.lg.Info("applied conf change", zap.Uint64("index", e.GetIndex()),
 			zap.String("change", raftpb.ConfChangesToString(cc.GetChanges())), zap.String("conf", raft.DescribeConfState(cs)))

@@ -103,6 +103,9 @@ func (n *Node) act(ctx context.Context, f func()) error {
 // ReadIndex round: while a round is in flight, new callers queue for the next
 // one. Without a reachable leader it blocks until ctx ends.
 func (n *Node) ReadIndex(ctx context.Context) (uint64, error) {
+	if idx, ok := n.localReadIndex(); ok {
+		return idx, nil
+	}
 	ch := make(chan readResult, 1)
 	if err := n.act(ctx, func() { n.reads.next = append(n.reads.next, ch); n.maybeStartReadRound() }); err != nil {
 		return 0, err
@@ -115,6 +118,25 @@ func (n *Node) ReadIndex(ctx context.Context) (uint64, error) {
 	case <-n.stopc:
 		return 0, ErrStopped
 	}
+}
+
+// localReadIndex answers a read index without a round through raft when
+// this member is the only voter, leads, and has committed an entry of its
+// term: no other member can commit anything or be elected without its
+// vote, so its commit index (which every acknowledged write is at or
+// below: commit is published before the entries go to the apply
+// goroutine) is what raft's ReadIndex would answer. The term condition is
+// raft's own (a new leader's commit index may trail until its first entry
+// commits).
+func (n *Node) localReadIndex() (uint64, bool) {
+	if !n.soleVoter.Load() || n.leader.Load() != n.id {
+		return 0, false
+	}
+	idx := n.commit.Load()
+	if t := n.term.Load(); t == 0 || n.commitTerm.Load() != t {
+		return 0, false
+	}
+	return idx, true
 }
 
 type readResult struct {
