@@ -299,6 +299,7 @@ func TestReadIndex_SoleVoterAnswersLocally(t *testing.T) {
 	_, err = readIndex(5 * time.Second)
 	require.NoError(t, err)
 	require.Equal(t, before, m.node.readRounds.Load(), "no raft ReadIndex round")
+	require.Eventually(t, m.node.ReadableNow, 5*time.Second, time.Millisecond, "everything committed gets applied")
 
 	t.Logf("Step 3: act: add a second voter that never starts (no quorum any more)")
 	_, err = m.node.AddMember(ctx, "voter", []string{"http://127.0.0.1:2"}, false)
@@ -307,6 +308,7 @@ func TestReadIndex_SoleVoterAnswersLocally(t *testing.T) {
 	t.Logf("Step 4: verify: a read index now needs the quorum, which is gone, so it does not succeed")
 	_, err = readIndex(time.Second)
 	require.Error(t, err, "a member that is not the only voter must not answer alone")
+	require.False(t, m.node.ReadableNow())
 	require.Greater(t, m.node.readRounds.Load(), before)
 }
 

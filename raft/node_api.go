@@ -139,6 +139,14 @@ func (n *Node) localReadIndex() (uint64, bool) {
 	return idx, true
 }
 
+// ReadableNow reports whether a linearizable read may be served from the
+// local state at once: the read index is local (localReadIndex) and
+// already applied. Otherwise use ReadIndex and WaitApplied.
+func (n *Node) ReadableNow() bool {
+	idx, ok := n.localReadIndex()
+	return ok && n.applied.Load() >= idx
+}
+
 type readResult struct {
 	index uint64
 	err   error
