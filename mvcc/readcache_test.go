@@ -18,6 +18,38 @@ func uncached(t *testing.T, s *Store, req *pb.RangeRequest) *pb.RangeResponse {
 	return resp
 }
 
+// valueOf reads key's value at the current revision (through the cache).
+func valueOf(t *testing.T, s *Store, key string) string {
+	t.Helper()
+	resp := get(t, s, &pb.RangeRequest{Key: []byte(key)})
+	require.Len(t, resp.Kvs, 1, key)
+	return string(resp.Kvs[0].Value)
+}
+
+// txnPut puts key=value in a txn.
+func txnPut(t *testing.T, s *Store, key, value string) {
+	t.Helper()
+	txn(t, s, &pb.TxnRequest{Success: []*pb.RequestOp{{Request: &pb.RequestOp_RequestPut{
+		RequestPut: &pb.PutRequest{Key: []byte(key), Value: []byte(value)}}}}})
+}
+
+// requireSameAnswers checks that every form of a one-key range of key at
+// the current revision gets the engine's answer.
+func requireSameAnswers(t *testing.T, s *Store, key string) {
+	t.Helper()
+	k := []byte(key)
+	for _, req := range []*pb.RangeRequest{
+		{Key: k},
+		{Key: k, KeysOnly: true},
+		{Key: k, CountOnly: true},
+		{Key: k, Limit: 1},
+		{Key: k, Serializable: true},
+		{Key: k, Revision: s.Rev()},
+	} {
+		requireSameAnswer(t, s, req)
+	}
+}
+
 // requireSameAnswer checks that req gets the engine's answer.
 func requireSameAnswer(t *testing.T, s *Store, req *pb.RangeRequest) {
 	t.Helper()
@@ -42,16 +74,7 @@ func TestReadCache_AnswersAsTheEngine(t *testing.T) {
 		require.True(t, cached, "a one-key read at the current revision fills the cache")
 
 		t.Logf("Step 3: verify: each answer from the cache equals the engine's")
-		for _, req := range []*pb.RangeRequest{
-			{Key: []byte("k")},
-			{Key: []byte("k"), KeysOnly: true},
-			{Key: []byte("k"), CountOnly: true},
-			{Key: []byte("k"), Limit: 1},
-			{Key: []byte("k"), Serializable: true},
-			{Key: []byte("k"), Revision: s.Rev()},
-		} {
-			requireSameAnswer(t, s, req)
-		}
+		requireSameAnswers(t, s, "k")
 		t.Logf("Step 4: verify: a read at an older revision is not answered from the cache")
 		old := get(t, s, &pb.RangeRequest{Key: []byte("k"), Revision: 2})
 		require.Equal(t, "v1", string(old.Kvs[0].Value))
@@ -77,25 +100,16 @@ func TestReadCache_AbsentKeys(t *testing.T) {
 
 		t.Logf("Step 3: verify: each answer from the cache equals the engine's, in every form")
 		for _, k := range []string{"gone", "never"} {
-			for _, req := range []*pb.RangeRequest{
-				{Key: []byte(k)},
-				{Key: []byte(k), KeysOnly: true},
-				{Key: []byte(k), CountOnly: true},
-				{Key: []byte(k), Limit: 1},
-				{Key: []byte(k), Revision: s.Rev()},
-			} {
-				requireSameAnswer(t, s, req)
-			}
+			requireSameAnswers(t, s, k)
 		}
 		old := get(t, s, &pb.RangeRequest{Key: []byte("gone"), Revision: 2})
 		require.Equal(t, "v1", string(old.Kvs[0].Value), "a read before the delete is not answered from the cache")
 
 		t.Logf("Step 4: act and verify: a put and a txn put of the absent keys are seen at once")
 		put(t, s, "gone", "v2")
-		require.Equal(t, "v2", string(get(t, s, &pb.RangeRequest{Key: []byte("gone")}).Kvs[0].Value))
-		txn(t, s, &pb.TxnRequest{Success: []*pb.RequestOp{{Request: &pb.RequestOp_RequestPut{
-			RequestPut: &pb.PutRequest{Key: []byte("never"), Value: []byte("n1")}}}}})
-		require.Equal(t, "n1", string(get(t, s, &pb.RangeRequest{Key: []byte("never")}).Kvs[0].Value))
+		require.Equal(t, "v2", valueOf(t, s, "gone"))
+		txnPut(t, s, "never", "n1")
+		require.Equal(t, "n1", valueOf(t, s, "never"))
 		require.False(t, s.reads.m["never"].absent)
 	})
 }
@@ -104,24 +118,23 @@ func TestReadCache_WritesAreSeenAtOnce(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, s *Store) {
 		t.Logf("Step 1: prepare: k cached")
 		put(t, s, "k", "v1")
-		require.Equal(t, "v1", string(get(t, s, &pb.RangeRequest{Key: []byte("k")}).Kvs[0].Value))
+		require.Equal(t, "v1", valueOf(t, s, "k"))
 
 		t.Logf("Step 2: act and verify: a put, a txn put, a delete, a delete range, each read right after it")
 		put(t, s, "k", "v2")
-		require.Equal(t, "v2", string(get(t, s, &pb.RangeRequest{Key: []byte("k")}).Kvs[0].Value))
-		txn(t, s, &pb.TxnRequest{Success: []*pb.RequestOp{{Request: &pb.RequestOp_RequestPut{
-			RequestPut: &pb.PutRequest{Key: []byte("k"), Value: []byte("v3")}}}}})
-		require.Equal(t, "v3", string(get(t, s, &pb.RangeRequest{Key: []byte("k")}).Kvs[0].Value))
+		require.Equal(t, "v2", valueOf(t, s, "k"))
+		txnPut(t, s, "k", "v3")
+		require.Equal(t, "v3", valueOf(t, s, "k"))
 		del(t, s, "k", "", false)
 		require.Empty(t, get(t, s, &pb.RangeRequest{Key: []byte("k")}).Kvs)
 		put(t, s, "k", "v4")
-		require.Equal(t, "v4", string(get(t, s, &pb.RangeRequest{Key: []byte("k")}).Kvs[0].Value))
+		require.Equal(t, "v4", valueOf(t, s, "k"))
 		del(t, s, "a", "z", false)
 		require.Empty(t, get(t, s, &pb.RangeRequest{Key: []byte("k")}).Kvs)
 
 		t.Logf("Step 3: act and verify: one Apply writing more keys than readCacheBarrier, then the cached key")
 		put(t, s, "k", "v5")
-		require.Equal(t, "v5", string(get(t, s, &pb.RangeRequest{Key: []byte("k")}).Kvs[0].Value))
+		require.Equal(t, "v5", valueOf(t, s, "k"))
 		apply(t, s, func(a *Apply) {
 			for i := 0; i <= readCacheBarrier; i++ {
 				_, err := a.Put(&pb.PutRequest{Key: []byte(fmt.Sprintf("b%06d", i)), Value: []byte("x")})
@@ -131,7 +144,7 @@ func TestReadCache_WritesAreSeenAtOnce(t *testing.T) {
 			require.NoError(t, err)
 		})
 		require.False(t, s.reads.barrier)
-		require.Equal(t, "v6", string(get(t, s, &pb.RangeRequest{Key: []byte("k")}).Kvs[0].Value))
+		require.Equal(t, "v6", valueOf(t, s, "k"))
 
 		t.Logf("Step 4: act and verify: a key cached, then written twice in one Apply: the byte count stays true")
 		put(t, s, "k", "v7")
@@ -145,7 +158,7 @@ func TestReadCache_WritesAreSeenAtOnce(t *testing.T) {
 		})
 		require.Zero(t, s.reads.bytes)
 		require.Empty(t, s.reads.m)
-		require.Equal(t, "v9", string(get(t, s, &pb.RangeRequest{Key: []byte("k")}).Kvs[0].Value))
+		require.Equal(t, "v9", valueOf(t, s, "k"))
 
 		t.Logf("Step 5: act and verify: Reload empties the cache")
 		require.NoError(t, s.Reload())
@@ -269,7 +282,7 @@ func TestReadCache_Off(t *testing.T) {
 
 			t.Logf("Step 2: act: put, read, put again, read")
 			put(t, s, "k", "v1")
-			require.Equal(t, "v1", string(get(t, s, &pb.RangeRequest{Key: []byte("k")}).Kvs[0].Value))
+			require.Equal(t, "v1", valueOf(t, s, "k"))
 			a := s.NewApply()
 			_, err := a.Put(&pb.PutRequest{Key: []byte("k"), Value: []byte("v2")})
 			require.NoError(t, err)
@@ -278,7 +291,7 @@ func TestReadCache_Off(t *testing.T) {
 			require.NoError(t, err)
 
 			t.Logf("Step 3: verify: reads see each write; the cache holds nothing")
-			require.Equal(t, "v2", string(get(t, s, &pb.RangeRequest{Key: []byte("k")}).Kvs[0].Value))
+			require.Equal(t, "v2", valueOf(t, s, "k"))
 			require.Empty(t, s.reads.m)
 		})
 	}
