@@ -11,6 +11,7 @@
 //	n, err := raft.Start(raft.Config{Name: "m1", InitialCluster: ..., ClusterToken: ...,
 //		LogEngine: logDB, DataDir: dir, Logger: lg}, applier, tr)
 //	err = n.Propose(ctx, data)      // returns once raft took it; wait for Apply by request id
+//	err = n.ProposeAsync(data, done) // queues it; done(err) says whether raft took it
 //	idx, err := n.ReadIndex(ctx)    // linearizable read point, batched
 //	err = n.WaitApplied(ctx, idx)   // then read local state
 //	n.Stop(); tr.Close()
@@ -18,10 +19,14 @@
 // # Goroutines and the Ready loop
 //
 // One goroutine (run) owns the raft.RawNode. Every API call reaches it over a
-// channel (proposals on their own channel; everything else as a closure on
-// actc). Each loop iteration first drains everything queued — so every
-// proposal that arrived while the previous fsync was running rides in the
-// next Ready — then handles one Ready in this order:
+// channel, except proposals: they wait in a mutex-guarded queue, and the
+// first one queued wakes the goroutine (propSig), which steps the whole
+// queue into raft as one MsgProp and answers each proposer through its done
+// callback. A proposer that waits for its apply anyway (server/ does, by
+// request id) thus costs no extra hand-off. Everything else comes as a
+// closure on actc. Each loop iteration first drains everything queued — so
+// every proposal that arrived while the previous fsync was running rides in
+// the next Ready — then handles one Ready in this order:
 //
 //  1. Send the messages that do not depend on this Ready's persistence.
 //     These are all messages except MsgAppResp, MsgVoteResp and

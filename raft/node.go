@@ -28,10 +28,18 @@ type Node struct {
 	store   *logStore
 	tr      *Transport
 
-	propc  chan proposal
-	recvc  chan *raftpb.Message
-	actc   chan func()
-	applyc chan applyJob
+	// Proposals wait in propMu.queue; propSig (capacity 1) wakes the raft
+	// goroutine when the queue turns non-empty. The goroutine takes the
+	// whole queue at once and steps it into raft as one MsgProp.
+	propMu struct {
+		sync.Mutex
+		queue []proposal
+		spare []proposal
+	}
+	propSig chan struct{}
+	recvc   chan *raftpb.Message
+	actc    chan func()
+	applyc  chan applyJob
 
 	stopOnce sync.Once
 	stopc    chan struct{}
@@ -76,7 +84,7 @@ type Node struct {
 
 type proposal struct {
 	data []byte
-	errc chan error
+	done func(error) // on the raft goroutine: nil once raft took data, or why not
 }
 
 type receivedSnap struct {
@@ -109,7 +117,7 @@ func Start(c Config, applier Applier, tr *Transport) (*Node, error) {
 	n := &Node{
 		cfg: cfg, id: cfg.MemberID, lg: cfg.Logger.With(zap.String("member", fmt.Sprintf("%x", cfg.MemberID))),
 		applier: applier, tr: tr,
-		propc:        make(chan proposal, 4096),
+		propSig:      make(chan struct{}, 1),
 		recvc:        make(chan *raftpb.Message, 4096),
 		actc:         make(chan func(), 256),
 		applyc:       make(chan applyJob, 64),
@@ -290,8 +298,8 @@ func (n *Node) run() {
 		case <-ticker.C:
 			n.rn.Tick()
 			n.tickReads()
-		case p := <-n.propc:
-			n.propose(p)
+		case <-n.propSig:
+			n.takeProposals()
 		case m := <-n.recvc:
 			n.step(m)
 		case f := <-n.actc:
@@ -332,10 +340,9 @@ var errStopping = errors.New("raft: stopping")
 
 // drain takes what is already queued, without blocking.
 func (n *Node) drain() {
+	n.takeProposals()
 	for i := 0; i < 8192; i++ {
 		select {
-		case p := <-n.propc:
-			n.propose(p)
 		case m := <-n.recvc:
 			n.step(m)
 		case f := <-n.actc:
@@ -346,8 +353,25 @@ func (n *Node) drain() {
 	}
 }
 
-func (n *Node) propose(p proposal) {
-	err := n.rn.Propose(p.data)
+// takeProposals steps every queued proposal into raft as one MsgProp (one
+// raft step and, on a follower, one forwarded message for the lot) and
+// tells each proposer whether raft took it.
+func (n *Node) takeProposals() {
+	n.propMu.Lock()
+	q := n.propMu.queue
+	if len(q) == 0 {
+		n.propMu.Unlock()
+		return
+	}
+	// Double buffering: producers fill spare while q is stepped; q
+	// becomes the spare afterwards.
+	n.propMu.queue, n.propMu.spare = n.propMu.spare[:0], nil
+	n.propMu.Unlock()
+	ents := make([]*raftpb.Entry, len(q))
+	for i := range q {
+		ents[i] = &raftpb.Entry{Data: q[i].data}
+	}
+	err := n.rn.Step(&raftpb.Message{Type: raftpb.MsgProp.Enum(), From: new(n.id), Entries: ents})
 	if errors.Is(err, raft.ErrProposalDropped) {
 		if n.rn.BasicStatus().Lead == raft.None {
 			err = ErrNoLeader
@@ -355,7 +379,13 @@ func (n *Node) propose(p proposal) {
 			err = ErrProposalDropped
 		}
 	}
-	p.errc <- err
+	for i := range q {
+		q[i].done(err)
+		q[i] = proposal{}
+	}
+	n.propMu.Lock()
+	n.propMu.spare = q[:0]
+	n.propMu.Unlock()
 }
 
 func (n *Node) step(m *raftpb.Message) {

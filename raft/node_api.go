@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"slices"
-	"sync"
 	"time"
 
 	"go.etcd.io/raft/v3"
@@ -58,26 +57,46 @@ type Applier interface {
 // request id inside data). Proposals queued while the previous Ready was
 // being persisted share the next fsync.
 func (n *Node) Propose(ctx context.Context, data []byte) error {
-	p := proposal{data: data, errc: errcPool.Get().(chan error)}
-	select {
-	case n.propc <- p:
-	case <-ctx.Done():
-		errcPool.Put(p.errc)
-		return ctx.Err()
-	case <-n.stopc:
-		errcPool.Put(p.errc)
-		return ErrStopped
+	errc := make(chan error, 1)
+	if err := n.ProposeAsync(data, func(err error) { errc <- err }); err != nil {
+		return err
 	}
 	select {
-	case err := <-p.errc:
-		errcPool.Put(p.errc)
+	case err := <-errc:
 		return err
+	case <-ctx.Done():
+		// Raft may still take data: the caller's wait by request id decides.
+		return ctx.Err()
 	case <-n.stopc:
-		return ErrStopped // p.errc may still receive: not returned to the pool
+		return ErrStopped
 	}
 }
 
-var errcPool = sync.Pool{New: func() any { return make(chan error, 1) }}
+// ProposeAsync queues data as a new log entry and returns at once; it fails
+// only when the node has stopped. done is called exactly once, on the raft
+// goroutine, with nil when raft took data or with ErrNoLeader or
+// ErrProposalDropped when it did not; it must not block. If the node stops
+// first, done is never called: callers also watch Done. Proposers that wait
+// for the apply anyway (by a request id inside data) save a hand-off per
+// request against Propose.
+func (n *Node) ProposeAsync(data []byte, done func(error)) error {
+	select {
+	case <-n.stopc:
+		return ErrStopped
+	default:
+	}
+	n.propMu.Lock()
+	n.propMu.queue = append(n.propMu.queue, proposal{data: data, done: done})
+	first := len(n.propMu.queue) == 1
+	n.propMu.Unlock()
+	if first {
+		select {
+		case n.propSig <- struct{}{}:
+		default: // a wake-up is already pending
+		}
+	}
+	return nil
+}
 
 // act runs f on the raft goroutine and waits for it.
 func (n *Node) act(ctx context.Context, f func()) error {

@@ -51,7 +51,7 @@ func (ap applier) Apply(entries []*raftpb.Entry) error {
 			return fmt.Errorf("server: entry %d is not a request: %w", e.GetIndex(), err)
 		}
 		resp, err := s.applyAuth(a, &req) // auth.go, then alarm.go: alarms, downgrade, NOSPACE/CORRUPT gate
-		answers = append(answers, answer{req.GetHeader().GetID(), result{resp, err}})
+		answers = append(answers, answer{req.GetHeader().GetID(), result{resp: resp, err: err}})
 	}
 	last := entries[len(entries)-1].GetIndex()
 	a.Batch().Put(engine.Meta, metaAppliedIndex, binary.BigEndian.AppendUint64(nil, last))

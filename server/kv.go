@@ -200,13 +200,23 @@ func (s *Server) propose(ctx context.Context, req *pb.InternalRaftRequest) (any,
 		s.waiters.cancel(id)
 		return nil, ErrTooManyRequests
 	}
-	if err := s.node.Propose(ctx, data); err != nil {
+	// Raft's answer comes through the waiter: a dropped proposal is
+	// reported there, a taken one by its apply.
+	if err := s.node.ProposeAsync(data, func(err error) {
+		if err != nil {
+			s.waiters.trigger(id, result{err: err, dropped: true})
+		}
+	}); err != nil {
 		s.waiters.cancel(id)
 		s.cfg.Metrics.proposalFailed()
 		return nil, s.mapWaitErr(ctx, err)
 	}
 	select {
 	case r := <-ch:
+		if r.dropped {
+			s.cfg.Metrics.proposalFailed()
+			return nil, s.mapWaitErr(ctx, r.err)
+		}
 		return r.resp, r.err
 	case <-ctx.Done():
 		s.waiters.cancel(id)

@@ -30,8 +30,9 @@ func (g *idGenerator) id() uint64 {
 
 // result is what a waiter receives once its entry is applied.
 type result struct {
-	resp any
-	err  error
+	resp    any
+	err     error
+	dropped bool // raft did not take the proposal (err says why)
 }
 
 // waiters maps request ids to the channels of the callers waiting for them.
