@@ -105,6 +105,12 @@ fuzz: deps ## run each fuzz target for FUZZTIME (make test runs their seed corpo
 bench-compare: build ## MetaStore vs etcd side by side; table into docs/BENCHMARKS.md, plots into docs/bench/
 	./scripts/bench-compare.sh
 
+.PHONY: bench-ceiling
+# ETCD_BIN (etcd's benchmark and etcdctl), QUICK=1: see the script's header.
+# About 2 minutes.
+bench-ceiling: deps ## what etcd's benchmark and check perf reach against a server that stores nothing (bench/nullserver)
+	./scripts/bench-ceiling.sh
+
 .PHONY: bench-defrag
 # MS_BIN, FILL_MB, RATE, DURATION, ETCD_BIN (ETCD=0 skips etcd): see the
 # script's header. About 10 minutes with etcd.
