@@ -164,13 +164,24 @@ func (s *Server) linearizableBarrier(ctx context.Context) error {
 
 // propose sends req through raft and waits for its result.
 func (s *Server) propose(ctx context.Context, req *pb.InternalRaftRequest) (any, error) {
-	ctx, cancel := s.withTimeout(ctx)
-	defer cancel()
+	// A caller without a deadline of its own gets RequestTimeout, as in
+	// etcd: a channel shared by all requests of the same tick
+	// (deadline.go), not a timer per request.
+	var timeout <-chan struct{}
+	if _, ok := ctx.Deadline(); !ok {
+		timeout = s.deadlines.after(s.cfg.RequestTimeout)
+	}
 	// During an election there is briefly no leader: wait for one, within
 	// the request's deadline, rather than fail a write an election would
 	// delay by a second (etcd clients expect the same).
-	if s.node.Leader() == 0 {
-		if err := s.WaitLeader(ctx); err != nil {
+	for s.node.Leader() == 0 {
+		select {
+		case <-s.node.LeaderChanged():
+		case <-ctx.Done():
+			return nil, raft.ErrNoLeader
+		case <-timeout:
+			return nil, raft.ErrNoLeader
+		case <-s.node.Done():
 			return nil, raft.ErrNoLeader
 		}
 	}
@@ -222,6 +233,10 @@ func (s *Server) propose(ctx context.Context, req *pb.InternalRaftRequest) (any,
 		s.waiters.cancel(id)
 		s.cfg.Metrics.proposalFailed()
 		return nil, s.mapWaitErr(ctx, ctx.Err())
+	case <-timeout:
+		s.waiters.cancel(id)
+		s.cfg.Metrics.proposalFailed()
+		return nil, s.mapWaitErr(ctx, context.DeadlineExceeded)
 	case <-s.node.Done():
 		s.waiters.cancel(id)
 		s.cfg.Metrics.proposalFailed()

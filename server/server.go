@@ -43,9 +43,10 @@ type Server struct {
 
 	auth *auth.Store // auth.go: users, roles, permissions, tokens
 
-	ids     *idGenerator
-	waiters *waiters
-	applied atomic.Uint64
+	ids       *idGenerator
+	waiters   *waiters
+	deadlines *deadlines // request timeouts of propose (deadline.go)
+	applied   atomic.Uint64
 	// durable is the index of the last memory-engine checkpoint.
 	durable         atomic.Uint64
 	checkpointEvery uint64
@@ -162,6 +163,12 @@ func (s *Server) Start(peerListener net.Listener) error {
 	}
 	s.node = node
 	s.ids = newIDGenerator(node.ID(), time.Now())
+	s.deadlines = newDeadlines(deadlineTick(s.cfg.RequestTimeout))
+	s.bg.Add(1)
+	go func() {
+		defer s.bg.Done()
+		s.deadlines.run(node.Done())
+	}()
 	s.startLeases()
 	s.startOps() // maintenance.go
 	s.bg.Add(1)
