@@ -101,10 +101,7 @@ func TestLeaderStop_NewLeaderWithoutLosingWrites(t *testing.T) {
 }
 
 func TestPartitionedMember_CannotReadButCatchesUp(t *testing.T) {
-	c := newCluster(t, 3, func(cfg *Config) {
-		cfg.HeartbeatInterval = 50 * time.Millisecond
-		cfg.ElectionTimeout = 500 * time.Millisecond
-	})
+	c := newCluster(t, 3, fastTimings)
 	leader := c.waitLeader(5 * time.Second)
 	victim := c.followers(leader)[0]
 	c.put(leader, "before", "1")
@@ -149,10 +146,7 @@ func TestPartitionedMember_CannotReadButCatchesUp(t *testing.T) {
 }
 
 func TestRestartedMember_CatchesUpFromLog(t *testing.T) {
-	c := newCluster(t, 3, func(cfg *Config) {
-		cfg.HeartbeatInterval = 50 * time.Millisecond
-		cfg.ElectionTimeout = 500 * time.Millisecond
-	})
+	c := newCluster(t, 3, fastTimings)
 	leader := c.waitLeader(5 * time.Second)
 	victim := c.followers(leader)[0]
 	want := map[string]string{}
@@ -185,8 +179,7 @@ func TestRestartedMember_CatchesUpFromLog(t *testing.T) {
 
 func TestWipedMember_RejoinsBySnapshot(t *testing.T) {
 	small := func(cfg *Config) {
-		cfg.HeartbeatInterval = 50 * time.Millisecond
-		cfg.ElectionTimeout = 500 * time.Millisecond
+		fastTimings(cfg)
 		cfg.SnapshotCount = 40
 		cfg.SnapshotCatchUpEntries = 10
 	}

@@ -207,6 +207,13 @@ func testLogger(t testing.TB) *zap.Logger {
 	return zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))
 }
 
+// fastTimings shortens heartbeats and elections for tests that wait for
+// them (a partitioned member losing its leader, a restart, a removal).
+func fastTimings(cfg *Config) {
+	cfg.HeartbeatInterval = 50 * time.Millisecond
+	cfg.ElectionTimeout = 500 * time.Millisecond
+}
+
 // newCluster starts n members with default timings unless tweak changes them.
 func newCluster(t testing.TB, n int, tweak func(*Config)) *testCluster {
 	return newClusterWith(t, n, tweak, nil)

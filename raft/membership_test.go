@@ -12,11 +12,7 @@ import (
 )
 
 func TestMembership_LearnerPromoteUpdateTransferRemove(t *testing.T) {
-	fast := func(cfg *Config) {
-		cfg.HeartbeatInterval = 50 * time.Millisecond
-		cfg.ElectionTimeout = 500 * time.Millisecond
-	}
-	c := newCluster(t, 3, fast)
+	c := newCluster(t, 3, fastTimings)
 	leader := c.waitLeader(5 * time.Second)
 	want := map[string]string{}
 	for i := 0; i < 20; i++ {

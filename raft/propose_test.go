@@ -87,10 +87,7 @@ func TestProposeAsync_ConcurrentProposersEachAppliedOnce(t *testing.T) {
 // loses its leader; a proposal there is answered with ErrNoLeader (not left
 // waiting), and after the node stops ProposeAsync fails at once.
 func TestProposeAsync_NoLeaderIsReported(t *testing.T) {
-	c := newCluster(t, 3, func(cfg *Config) {
-		cfg.HeartbeatInterval = 50 * time.Millisecond
-		cfg.ElectionTimeout = 500 * time.Millisecond
-	})
+	c := newCluster(t, 3, fastTimings)
 	leader := c.waitLeader(5 * time.Second)
 	victim := c.followers(leader)[0]
 

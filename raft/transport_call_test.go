@@ -21,11 +21,6 @@ import (
 // streams: a handler sees who called and what was sent, and a Call is
 // refused for exactly the reasons, codes and messages a Messages stream is.
 
-func fastTimings(cfg *Config) {
-	cfg.HeartbeatInterval = 50 * time.Millisecond
-	cfg.ElectionTimeout = 500 * time.Millisecond
-}
-
 // echoHandler answers "<caller id in hex>:<request>".
 func echoHandler(_ context.Context, from uint64, req []byte) ([]byte, error) {
 	return fmt.Appendf(nil, "%x:%s", from, req), nil
