@@ -174,16 +174,8 @@ func (s *Server) propose(ctx context.Context, req *pb.InternalRaftRequest) (any,
 	// During an election there is briefly no leader: wait for one, within
 	// the request's deadline, rather than fail a write an election would
 	// delay by a second (etcd clients expect the same).
-	for s.node.Leader() == 0 {
-		select {
-		case <-s.node.LeaderChanged():
-		case <-ctx.Done():
-			return nil, raft.ErrNoLeader
-		case <-timeout:
-			return nil, raft.ErrNoLeader
-		case <-s.node.Done():
-			return nil, raft.ErrNoLeader
-		}
+	if err := s.waitLeader(ctx, timeout); err != nil {
+		return nil, raft.ErrNoLeader
 	}
 	if err := s.checkQuota(req); err != nil { // quota.go
 		return nil, err

@@ -181,10 +181,18 @@ func (s *Server) Start(peerListener net.Listener) error {
 
 // WaitLeader blocks until the member knows a leader or ctx ends.
 func (s *Server) WaitLeader(ctx context.Context) error {
+	return s.waitLeader(ctx, nil)
+}
+
+// waitLeader is WaitLeader that also gives up when timeout closes (then
+// with context.DeadlineExceeded).
+func (s *Server) waitLeader(ctx context.Context, timeout <-chan struct{}) error {
 	for s.node.Leader() == 0 {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
+		case <-timeout:
+			return context.DeadlineExceeded
 		case <-s.node.LeaderChanged():
 		case <-s.node.Done():
 			return raft.ErrStopped
