@@ -17,7 +17,7 @@
 #                ../shared/peers/etcd/bin, else /tmp/etcdpeer/bin
 #   MS_BIN       the metastore binary (default bin/metastore; `make build`)
 #   QUICK=1      a tenth of the operations and check perf --load=s (a trial run)
-#   ROUNDS       rounds of each put, range and txn case (default 3, QUICK 1):
+#   ROUNDS       rounds of each put, range, txn and REST case (default 3, QUICK 1):
 #                etcd then MetaStore in every round; the table has the
 #                median of each side and the ratio of every round
 #   CASE_TIMEOUT seconds any one client run may take (default 300)
@@ -197,7 +197,7 @@ run_client() {
 			res=$(parse_benchmark "$out")
 		fi
 	else
-		run_ms_raw "$label${ROUND:+-r$ROUND}" "$server" "$eps" "$workload" "$pos" "${globals[@]}" "${sub[@]}"
+		run_ms_raw "$label" "$server" "$eps" "$workload" "$pos" "${globals[@]}" "${sub[@]}"
 		res=$MS_RES
 	fi
 	if [[ -z "${res:-}" ]]; then
@@ -214,19 +214,22 @@ run_client() {
 }
 
 # run_ms LABEL SERVER ENDPOINTS WORKLOAD POSITIONAL FLAGS...: one
-# `metastore bench` run with --json and a plot; sets MS_RES.
+# `metastore bench` run with --json and a plot; sets MS_RES. With ROUND set
+# the raw files are named after the round, and only the last round plots.
 run_ms_raw() {
 	local label=$1 server=$2 eps=$3 workload=$4 pos=$5
 	shift 5
-	local out="$RAW/$server-$label.json"
+	local base=$label${ROUND:+-r$ROUND}
+	local out="$RAW/$server-$base.json" plotf=()
 	local plot="$PLOT_DIR/$server-$label.png"
-	echo "# metastore bench $workload --endpoints=$eps $* $pos" >"$RAW/$server-$label.cmd"
+	[[ -z "${ROUND:-}" || "$ROUND" == "$ROUNDS" ]] && plotf=(--plot "$plot")
+	echo "# metastore bench $workload --endpoints=$eps $* $pos" >"$RAW/$server-$base.cmd"
 	# shellcheck disable=SC2086
 	if timeout -k 10 "$CASE_TIMEOUT" "$MS_BIN" bench "$workload" --endpoints="$eps" --json \
-		--plot "$plot" --title "$server $label" "$@" $pos >"$out" 2>"$RAW/$server-$label.err"; then
-		MS_RES=$(parse_json "$out" 2>>"$RAW/$server-$label.err") || MS_RES="ERR unreadable output"
+		"${plotf[@]}" --title "$server $label" "$@" $pos >"$out" 2>"$RAW/$server-$base.err"; then
+		MS_RES=$(parse_json "$out" 2>>"$RAW/$server-$base.err") || MS_RES="ERR unreadable output"
 	else
-		MS_RES="ERR $(grep . "$RAW/$server-$label.err" | tail -n 1)"
+		MS_RES="ERR $(grep . "$RAW/$server-$base.err" | tail -n 1)"
 		rm -f "$plot"
 	fi
 	if [[ $workload == watch* && $MS_RES != ERR* ]]; then
@@ -248,13 +251,39 @@ run_ms() {
 # failed round is recorded as failed.
 declare -A RR=() RATIOS=()
 both() {
-	local label=$1 title=$2 shape=$3 workload=$4 pos=$5 r server res e m
+	local label=$1 title=$2 shape=$3 workload=$4 pos=$5 r
 	shift 5
 	CUR_TITLE=$title CUR_SHAPE=$shape
 	for ((r = 1; r <= ROUNDS; r++)); do
 		ROUND=$r run_client "$label" etcd "$ETCD_EPS" "$title" "$shape" "$workload" "$pos" -- "$@"
 		ROUND=$r run_client "$label" metastore "$MS_EPS" "$title" "$shape" "$workload" "$pos" -- "$@"
 	done
+	summarize "$label" "$title" "$shape"
+}
+
+# both_ms LABEL ETCD_WORKLOAD ETCD_EXTRA MS_WORKLOAD FLAGS...: like both,
+# through `metastore bench` on each side with a workload of its own (REST
+# against gRPC); ETCD_EXTRA (split on spaces) goes to the etcd side only.
+# Title and shape come from CUR_TITLE and CUR_SHAPE.
+both_ms() {
+	local label=$1 ewl=$2 eextra=$3 mwl=$4 r
+	shift 4
+	for ((r = 1; r <= ROUNDS; r++)); do
+		# shellcheck disable=SC2086
+		ROUND=$r run_ms_raw "$label" etcd "$ETCD_EPS" "$ewl" "" "$@" $eextra
+		RR["$label|etcd|$r"]=$MS_RES
+		log "  etcd $label round $r: $MS_RES"
+		ROUND=$r run_ms_raw "$label" metastore "$MS_EPS" "$mwl" "" "$@"
+		RR["$label|metastore|$r"]=$MS_RES
+		log "  metastore $label round $r: $MS_RES"
+	done
+	summarize "$label" "$CUR_TITLE" "$CUR_SHAPE"
+}
+
+# summarize LABEL TITLE SHAPE: from the rounds in RR, the ratio of every
+# round and each side's median run into the table.
+summarize() {
+	local label=$1 title=$2 shape=$3 r server res e m
 	RATIOS[$label]=""
 	for ((r = 1; r <= ROUNDS; r++)); do
 		e=${RR["$label|etcd|$r"]} m=${RR["$label|metastore|$r"]}
@@ -350,16 +379,13 @@ run_ms watch-c1000-msbench etcd "$ETCD_EPS" watch-latency "" "${WM[@]}"
 run_ms watch-c1000-msbench metastore "$MS_EPS" watch-latency "" "${WM[@]}"
 
 # REST (MetaStore) against gRPC (etcd), both through `metastore bench`, 100
-# connections, 100 clients, the same 100k keys filled by the puts first.
+# connections, 100 clients, the same 100k keys filled by the puts first;
+# ROUNDS rounds each, as the put cases.
 RESTF=(--conns=100 --clients=100 $KEY --key-space-size=100000 --sequential-keys $VAL --total="$(scale 100000)")
 CUR_TITLE="put: MetaStore REST PUT /v1/kv vs etcd gRPC Put" CUR_SHAPE=100/100
-TITLE[rest-put-c100]=$CUR_TITLE SHAPE[rest-put-c100]=$CUR_SHAPE
-run_ms rest-put-c100 etcd "$ETCD_EPS" put "" "${RESTF[@]}"
-run_ms rest-put-c100 metastore "$MS_EPS" rest-put "" "${RESTF[@]}"
+both_ms rest-put-c100 put "" rest-put "${RESTF[@]}"
 CUR_TITLE="get: MetaStore REST GET /v1/kv vs etcd gRPC Range (one key, linearizable)"
-TITLE[rest-get-c100]=$CUR_TITLE SHAPE[rest-get-c100]=$CUR_SHAPE
-run_ms rest-get-c100 etcd "$ETCD_EPS" mixed "" "${RESTF[@]}" --put-ratio=0 --get-ratio=1 --delete-ratio=0 --range-ratio=0
-run_ms rest-get-c100 metastore "$MS_EPS" rest-get "" "${RESTF[@]}"
+both_ms rest-get-c100 mixed "--put-ratio=0 --get-ratio=1 --delete-ratio=0 --range-ratio=0" rest-get "${RESTF[@]}"
 if [[ $CLIENT == etcd-benchmark ]]; then
 	# The same put case through `metastore bench`: a cross-check of the
 	# two clients, and its latency plots.
@@ -409,7 +435,7 @@ TABLE=$WORK/table.md
 	echo "load average $LOAD_START (1/5/15 min) at the start and $(cut -d' ' -f1-3 /proc/loadavg) at the end,"
 	echo "client \`$CLIENT\`$([[ $CLIENT == etcd-benchmark ]] && echo " (etcd's bin/benchmark --precise)"), etcd $("$ETCD_BIN/etcd" --version 2>/dev/null | awk '/etcd Version/ {print $3}'),"
 	echo "MetaStore on RocksDB; both with fsync, default raft timing, loopback only.$([[ $QUICK == 1 ]] && echo " QUICK run: a tenth of the operations.")"
-	echo "Put, range and txn cases: $ROUNDS round(s), etcd then MetaStore in each; each side's cells are its"
+	echo "Put, range, txn and REST cases: $ROUNDS round(s), etcd then MetaStore in each; each side's cells are its"
 	echo "median run by req/s, and the last column has the req/s ratio of every round. The other"
 	echo "cases: one run each. The machine is shared with other work: take a single run's ratio as ±15%."
 	echo "Ratios are MetaStore/etcd: above 1 is better for req/s, below 1 for p99."
