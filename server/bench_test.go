@@ -8,31 +8,48 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/require"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 )
+
+// startMembers starts the first `start` of names as members of one cluster
+// made of all of them, on loopback ports; the others never start (their
+// ports are released). cfg gives every member its settings; Name, DataDir
+// and InitialCluster are filled in. Members stop when the test ends.
+func startMembers(tb testing.TB, names []string, start int, cfg Config) []*Server {
+	tb.Helper()
+	initial := map[string][]string{}
+	var liss []net.Listener
+	for i, name := range names {
+		lis, err := net.Listen("tcp", "127.0.0.1:0")
+		require.NoError(tb, err)
+		initial[name] = []string{"http://" + lis.Addr().String()}
+		if i >= start {
+			require.NoError(tb, lis.Close())
+			continue
+		}
+		liss = append(liss, lis)
+	}
+	var servers []*Server
+	for i, lis := range liss {
+		c := cfg
+		c.Name, c.DataDir, c.InitialCluster = names[i], tb.TempDir(), initial
+		s, err := New(c)
+		require.NoError(tb, err)
+		require.NoError(tb, s.Start(lis))
+		tb.Cleanup(s.Stop)
+		servers = append(servers, s)
+	}
+	return servers
+}
 
 // startBenchServer starts a one-member server on a loopback peer port.
 func startBenchServer(tb testing.TB, engine string) *Server {
 	tb.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	peer := "http://" + lis.Addr().String()
-	s, err := New(Config{Name: "b", DataDir: tb.TempDir(), Engine: engine,
-		InitialCluster: map[string][]string{"b": {peer}}, ClusterToken: "bench"})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if err := s.Start(lis); err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(s.Stop)
+	s := startMembers(tb, []string{"b"}, 1, Config{Engine: engine, ClusterToken: "bench"})[0]
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := s.WaitLeader(ctx); err != nil {
-		tb.Fatal(err)
-	}
+	require.NoError(tb, s.WaitLeader(ctx))
 	return s
 }
 

@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"net"
 	"testing"
 	"time"
 
@@ -57,21 +56,12 @@ func TestDeadlines_NeverEarlyAndShared(t *testing.T) {
 // request timeout has passed, or at the caller's own deadline, not before.
 func TestPropose_TimesOutWithoutQuorum(t *testing.T) {
 	t.Logf("Step 1: start one member of a two-member cluster, request timeout 300 ms")
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	dead, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	deadURL := "http://" + dead.Addr().String()
-	require.NoError(t, dead.Close())
-	s, err := New(Config{Name: "a", DataDir: t.TempDir(), Engine: EngineMemory, RequestTimeout: 300 * time.Millisecond,
-		InitialCluster: map[string][]string{"a": {"http://" + lis.Addr().String()}, "b": {deadURL}}, ClusterToken: "timeout"})
-	require.NoError(t, err)
-	require.NoError(t, s.Start(lis))
-	t.Cleanup(s.Stop)
+	s := startMembers(t, []string{"a", "b"}, 1,
+		Config{Engine: EngineMemory, RequestTimeout: 300 * time.Millisecond, ClusterToken: "timeout"})[0]
 
 	t.Logf("Step 2: a Put without a deadline of its own")
 	start := time.Now()
-	_, err = s.Put(context.Background(), &pb.PutRequest{Key: []byte("k"), Value: []byte("v")})
+	_, err := s.Put(context.Background(), &pb.PutRequest{Key: []byte("k"), Value: []byte("v")})
 	elapsed := time.Since(start)
 
 	t.Logf("Step 3: verify no leader after the request timeout (%v)", elapsed)
@@ -96,24 +86,8 @@ func TestPropose_TimesOutWithoutQuorum(t *testing.T) {
 // request timeout has passed.
 func TestPropose_TimesOutWhenNothingCommits(t *testing.T) {
 	t.Logf("Step 1: start a two-member cluster (election timeout 1 s, request timeout 300 ms)")
-	var liss []net.Listener
-	initial := map[string][]string{}
-	for _, name := range []string{"a", "b"} {
-		lis, err := net.Listen("tcp", "127.0.0.1:0")
-		require.NoError(t, err)
-		liss = append(liss, lis)
-		initial[name] = []string{"http://" + lis.Addr().String()}
-	}
-	var servers []*Server
-	for i, name := range []string{"a", "b"} {
-		s, err := New(Config{Name: name, DataDir: t.TempDir(), Engine: EngineMemory, InitialCluster: initial,
-			ClusterToken: "commit-timeout", HeartbeatInterval: 100 * time.Millisecond, ElectionTimeout: time.Second,
-			RequestTimeout: 300 * time.Millisecond})
-		require.NoError(t, err)
-		require.NoError(t, s.Start(liss[i]))
-		t.Cleanup(s.Stop)
-		servers = append(servers, s)
-	}
+	servers := startMembers(t, []string{"a", "b"}, 2, Config{Engine: EngineMemory, ClusterToken: "commit-timeout",
+		HeartbeatInterval: 100 * time.Millisecond, ElectionTimeout: time.Second, RequestTimeout: 300 * time.Millisecond})
 	var leader, follower *Server
 	require.Eventually(t, func() bool {
 		for i, s := range servers {
