@@ -17,12 +17,9 @@
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-if [[ -z "${ETCD_BIN:-}" ]]; then
-	for d in "$ROOT/../shared/peers/etcd/bin" /tmp/etcdpeer/bin; do
-		if [[ -x "$d/benchmark" ]]; then ETCD_BIN=$d; break; fi
-	done
-fi
-ETCD_BIN=${ETCD_BIN:-}
+# shellcheck source=scripts/etcd-bin.sh
+source "$ROOT/scripts/etcd-bin.sh"
+default_etcd_bin benchmark
 QUICK=${QUICK:-0}
 die() { echo "bench-ceiling: $*" >&2; exit 1; }
 log() { echo "[$(date +%H:%M:%S)] $*" >&2; }

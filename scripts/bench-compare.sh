@@ -31,12 +31,9 @@ set -uo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 MS_BIN=${MS_BIN:-$ROOT/bin/metastore}
-if [[ -z "${ETCD_BIN:-}" ]]; then
-	for d in "$ROOT/../shared/peers/etcd/bin" /tmp/etcdpeer/bin; do
-		if [[ -x "$d/etcd" ]]; then ETCD_BIN=$d; break; fi
-	done
-fi
-ETCD_BIN=${ETCD_BIN:-}
+# shellcheck source=scripts/etcd-bin.sh
+source "$ROOT/scripts/etcd-bin.sh"
+default_etcd_bin etcd
 QUICK=${QUICK:-0}
 ROUNDS=${ROUNDS:-$([[ $QUICK == 1 ]] && echo 1 || echo 3)}
 [[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || { echo "bench-compare: ROUNDS must be a positive integer" >&2; exit 1; }

@@ -44,12 +44,9 @@ set -uo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 MS_BIN=${MS_BIN:-$ROOT/bin/metastore}
-if [[ -z "${ETCD_BIN:-}" ]]; then
-	for d in "$ROOT/../shared/peers/etcd/bin" /tmp/etcdpeer/bin; do
-		if [[ -x "$d/etcd" ]]; then ETCD_BIN=$d; break; fi
-	done
-fi
-ETCD_BIN=${ETCD_BIN:-}
+# shellcheck source=scripts/etcd-bin.sh
+source "$ROOT/scripts/etcd-bin.sh"
+default_etcd_bin etcd
 ETCD=${ETCD:-1}
 FILL_MB=${FILL_MB:-1200}
 FILL_KEYS=${FILL_KEYS:-300}
