@@ -59,64 +59,10 @@ RAW=$WORK/raw
 mkdir -p "$RAW" "$PLOT_DIR"
 rm -f "$PLOT_DIR"/*.png # generated: this run's plots replace the last run's
 # shellcheck source=scripts/bench-lib.sh
-source "$ROOT/scripts/bench-lib.sh" # PIDS, stop_pids, cleanup on exit, free_port
+source "$ROOT/scripts/bench-lib.sh" # PIDS, stop_pids, cleanup on exit, free_port, start_cluster
 
 scale() { if [[ "$QUICK" == 1 ]]; then echo $(($1 / 10)); else echo "$1"; fi; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 == 0) print "n/a"; else printf "%.2f", a / b }'; }
-
-# start_cluster KIND N -> sets EPS (comma list), EP1 (first endpoint), SPIDS.
-# KIND is etcd or metastore; the members get identical flags.
-start_cluster() {
-	local kind=$1 n=$2 i initial=""
-	local token="bench-$kind-$n-$$" dir="$WORK/$kind$n"
-	local -a cports=() pports=()
-	mkdir -p "$dir"
-	for ((i = 1; i <= n; i++)); do
-		cports+=("$(free_port)")
-		pports+=("$(free_port)")
-		initial+="${initial:+,}$kind$i=http://127.0.0.1:${pports[i - 1]}"
-	done
-	EPS="" SPIDS=()
-	for ((i = 1; i <= n; i++)); do
-		local c="http://127.0.0.1:${cports[i - 1]}" p="http://127.0.0.1:${pports[i - 1]}"
-		local -a args=(--name "$kind$i" --data-dir "$dir/$kind$i"
-			--listen-client-urls "$c" --advertise-client-urls "$c"
-			--listen-peer-urls "$p" --initial-advertise-peer-urls "$p"
-			--initial-cluster "$initial" --initial-cluster-state new --initial-cluster-token "$token")
-		if [[ $kind == etcd ]]; then
-			"$ETCD_BIN/etcd" "${args[@]}" >"$dir/$kind$i.log" 2>&1 &
-		else
-			"$MS_BIN" serve --engine rocksdb "${args[@]}" >"$dir/$kind$i.log" 2>&1 &
-		fi
-		PIDS+=($!)
-		SPIDS+=($!)
-		EPS+="${EPS:+,}127.0.0.1:${cports[i - 1]}"
-	done
-	EP1=${EPS%%,*}
-	# Ready: every member answers status and they agree on a leader.
-	local deadline=$((SECONDS + 60)) leaders
-	while :; do
-		leaders=$(timeout 10 "$ETCD_BIN/etcdctl" --endpoints="$EPS" --command-timeout=3s endpoint status -w json 2>/dev/null |
-			grep -o '"leader":[0-9]*' | sort -u)
-		if [[ $(grep -c . <<<"$leaders") == 1 && "$leaders" != '"leader":0' ]] &&
-			[[ $(timeout 10 "$ETCD_BIN/etcdctl" --endpoints="$EPS" --command-timeout=3s endpoint status -w json 2>/dev/null | grep -o '"leader"' | wc -l) == "$n" ]]; then
-			break
-		fi
-		((SECONDS > deadline)) && die "$kind x$n did not become ready (logs in $dir; KEEP_WORK=1 keeps them)"
-		sleep 0.5
-	done
-	log "$kind x$n ready at $EPS (pids ${SPIDS[*]})"
-}
-
-stop_cluster() {
-	stop_pids "${SPIDS[@]}"
-	local keep=() p s
-	for p in "${PIDS[@]}"; do
-		for s in "${SPIDS[@]}"; do [[ $p == "$s" ]] && continue 2; done
-		keep+=("$p")
-	done
-	PIDS=("${keep[@]}")
-}
 
 rss_mb() { awk '/^VmRSS:/ {printf "%.0f", $2 / 1024}' "/proc/$1/status" 2>/dev/null || echo "?"; }
 
