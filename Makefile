@@ -90,9 +90,6 @@ bench: deps ## Go benchmarks (BENCHTIME=1s), then the performance tests at full 
 	$(GO) test -count=1 -run '^$$' -bench . -benchmem -benchtime=$(BENCHTIME) -timeout $(TEST_TIMEOUT) $(BENCH_PKGS)
 	METASTORE_PERF_FULL=1 $(GO) test -count=1 -v -run 'TestPerformance' -timeout $(TEST_TIMEOUT) ./test/
 
-.PHONY: bench-compare
-# ETCD_BIN=dir selects the etcd build (default ../shared/peers/etcd/bin, else
-# /tmp/etcdpeer/bin); QUICK=1 makes a short trial run. About 15 minutes.
 FUZZTIME ?= 30s
 fuzz: deps ## run each fuzz target for FUZZTIME (make test runs their seed corpora only)
 	$(GO) test -run '^$$' -fuzz '^FuzzGatewayDecode$$' -fuzztime $(FUZZTIME) ./http
@@ -102,6 +99,9 @@ fuzz: deps ## run each fuzz target for FUZZTIME (make test runs their seed corpo
 	$(GO) test -run '^$$' -fuzz '^FuzzRestoreSnapshot$$' -fuzztime $(FUZZTIME) ./server
 	$(GO) test -run '^$$' -fuzz '^FuzzReadDelta$$' -fuzztime $(FUZZTIME) ./engine/memory
 
+.PHONY: bench-compare
+# ETCD_BIN=dir selects the etcd build (default ../shared/peers/etcd/bin, else
+# /tmp/etcdpeer/bin); QUICK=1 makes a short trial run. About 15 minutes.
 bench-compare: build ## MetaStore vs etcd side by side; table into docs/BENCHMARKS.md, plots into docs/bench/
 	./scripts/bench-compare.sh
 
@@ -110,6 +110,12 @@ bench-compare: build ## MetaStore vs etcd side by side; table into docs/BENCHMAR
 # About 2 minutes.
 bench-ceiling: deps ## what etcd's benchmark and check perf reach against a server that stores nothing (bench/nullserver)
 	./scripts/bench-ceiling.sh
+
+.PHONY: bench-profile
+# ETCD_BIN (etcd's benchmark and etcdctl), SECONDS_PER, QUICK=1: see the
+# script's header. About 3 minutes.
+bench-profile: build ## CPU profiles of a member in the cases whose targets are not met, into docs/bench/profiles/
+	./scripts/bench-profile.sh
 
 .PHONY: bench-defrag
 # MS_BIN, FILL_MB, RATE, DURATION, ETCD_BIN (ETCD=0 skips etcd): see the

@@ -1,0 +1,194 @@
+#!/usr/bin/env bash
+# bench-profile.sh: where a member's CPU goes in the side-by-side cases whose
+# speed targets are not met (docs/BENCHMARKS.md), as CPU profiles anyone can
+# take again and read with `go tool pprof`.
+#
+# For each case it starts fresh MetaStore members (bin/metastore, RocksDB,
+# fsync on, --enable-pprof) on free loopback ports, drives them with etcd's
+# benchmark tool and bench-compare's flags (etcdctl check perf for that
+# case), and takes a CPU profile of the member that does the most work (the
+# leader on 3 members, and one follower too) while the load runs. It writes
+# the profiles (PROFILE_DIR/CASE.pprof) and PROFILE_DIR/README.md: per case
+# the requests applied and the member's CPU per request during the profile
+# (from the kernel's accounting, which also counts RocksDB's own threads),
+# the share of named parts of the member, and the 15 functions with the most
+# CPU of their own.
+#
+# Environment:
+#   ETCD_BIN     directory with etcd, etcdctl and benchmark; default
+#                ../shared/peers/etcd/bin, else /tmp/etcdpeer/bin
+#   MS_BIN       the metastore binary (default bin/metastore; `make build`)
+#   PROFILE_DIR  output directory (default docs/bench/profiles)
+#   SECONDS_PER  length of each profile in seconds (default 8; QUICK 2)
+#   QUICK=1      short profiles, no check perf (a trial run)
+#   KEEP_WORK=1  keep the temp dir (data dirs, server logs)
+# Only 127.0.0.1 is used; every process started is stopped on exit and every
+# client run is bounded by `timeout`.
+set -uo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+MS_BIN=${MS_BIN:-$ROOT/bin/metastore}
+# shellcheck source=scripts/etcd-bin.sh
+source "$ROOT/scripts/etcd-bin.sh"
+default_etcd_bin benchmark
+QUICK=${QUICK:-0}
+SECONDS_PER=${SECONDS_PER:-$([[ $QUICK == 1 ]] && echo 2 || echo 8)}
+PROFILE_DIR=${PROFILE_DIR:-$ROOT/docs/bench/profiles}
+die() { echo "bench-profile: $*" >&2; exit 1; }
+log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
+
+[[ $SECONDS_PER =~ ^[1-9][0-9]*$ ]] || die "SECONDS_PER must be a positive integer"
+[[ -x "$MS_BIN" ]] || die "$MS_BIN not found: run 'make build' first"
+[[ -n "$ETCD_BIN" && -x "$ETCD_BIN/benchmark" && -x "$ETCD_BIN/etcdctl" ]] ||
+	die "set ETCD_BIN to a directory holding etcd's benchmark and etcdctl"
+ETCD_BIN=$(cd "$ETCD_BIN" && pwd)
+for tool in ss timeout awk curl go; do command -v $tool >/dev/null || die "$tool is needed"; done
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/bench-profile.XXXXXX")
+# shellcheck source=scripts/bench-lib.sh
+source "$ROOT/scripts/bench-lib.sh" # PIDS, cleanup on exit, free_port, start_cluster
+MS_EXTRA_FLAGS=(--enable-pprof)
+mkdir -p "$PROFILE_DIR"
+rm -f "$PROFILE_DIR"/*.pprof # generated: this run's profiles replace the last run's
+HZ=$(getconf CLK_TCK)
+WARMUP=2
+
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+applied() {
+	curl -sf "http://$1/metrics" | awk '/^etcd_server_proposals_applied_total / {print $2}'
+}
+# status_field EP FIELD: a number from `etcdctl endpoint status -w json`.
+status_field() {
+	"$ETCD_BIN/etcdctl" --endpoints="$1" --command-timeout=3s endpoint status -w json 2>/dev/null |
+		grep -o "\"$2\":[0-9]*" | head -1 | cut -d: -f2
+}
+
+# The named parts: the cumulative share of one frame each. They nest (the
+# raft loop holds the log write, everything holds cgo calls), so they do not
+# add up to 100%.
+PARTS=(
+	"gRPC: requests read and decoded (HTTP/2 frames, headers)|google.golang.org/grpc/internal/transport.(*http2Server).HandleStreams"
+	"gRPC: a call from decoding to the encoded reply (interceptors, our service, the wait for the apply)|google.golang.org/grpc.(*Server).processRPC"
+	"gRPC: replies written (loopy writer, socket writes)|google.golang.org/grpc/internal/transport.(*loopyWriter).run"
+	"raft goroutine (Ready, the log's write, messages)|github.com/metastore/metastore/raft.(*Node).run"
+	"- of it the raft log's synced write|github.com/metastore/metastore/raft.(*logStore).save"
+	"apply goroutine (the state machine and its write)|github.com/metastore/metastore/raft.(*Node).applyLoop"
+	"raft transport: messages to peers|github.com/metastore/metastore/raft.(*peer).run"
+	"raft transport: messages from peers|github.com/metastore/metastore/raft.(*Transport).serveMessages"
+	"all cgo calls (RocksDB's C++ and the kernel under it)|runtime.cgocall"
+	"garbage collector (background marking)|runtime.gcBgMarkWorker"
+	"Go scheduler looking for work|runtime.findRunnable"
+)
+
+SUMMARY=$WORK/README.md
+{
+	echo "# Where a member's CPU goes"
+	echo
+	echo "Written by \`make bench-profile\` (scripts/bench-profile.sh) on $(date -u +%Y-%m-%d): MetaStore built from"
+	echo "$(git -C "$ROOT" rev-parse --short=12 HEAD 2>/dev/null || echo unknown) on $(nproc) vCPU,"
+	echo "load average $(cut -d' ' -f1-3 /proc/loadavg) at the start. Each profile is ${SECONDS_PER} s of one member,"
+	echo "taken ${WARMUP} s into the load; the client runs on the same cores."
+	echo "Open one with \`go tool pprof -top FILE\` (or \`-http=:8080 FILE\`)."
+	echo
+	echo "Shares are of the profiled member's sampled CPU. The parts nest (the raft"
+	echo "goroutine holds the log's write; cgo calls sit under several parts), so they"
+	echo "do not add up to 100%. CPU per request comes from the kernel's accounting,"
+	echo "which also counts RocksDB's own threads, which the profile does not see."
+} >"$SUMMARY"
+
+# profile NAME TITLE EP PID LOAD...: run LOAD in the background, profile the
+# member at EP (process PID) over SECONDS_PER seconds, then stop LOAD if it
+# is still running, and summarize.
+profile() {
+	local name=$1 title=$2 ep=$3 pid=$4
+	shift 4
+	local out=$PROFILE_DIR/$name.pprof lp a0 a1 t0 t1
+	log "$name: $title"
+	"$@" >"$WORK/$name.load" 2>&1 &
+	lp=$!
+	PIDS+=("$lp")
+	sleep "$WARMUP"
+	a0=$(applied "$ep") t0=$(cpu_ticks "$pid")
+	curl -sf -o "$out" "http://$ep/debug/pprof/profile?seconds=$SECONDS_PER" || log "$name: no profile"
+	a1=$(applied "$ep") t1=$(cpu_ticks "$pid")
+	kill "$lp" 2>/dev/null
+	wait "$lp" 2>/dev/null
+	{
+		echo
+		echo "## $title"
+		echo
+		echo "File: [$name.pprof]($name.pprof). Load: \`${*##*/}\`"
+		echo
+		if [[ ! -s "$out" ]]; then
+			echo "No profile was taken (see the member's log)."
+			return
+		fi
+		local n=$((a1 - a0))
+		echo "During the profile: $n requests applied ($((n / SECONDS_PER))/s), member CPU" \
+			"$(awk -v d=$((t1 - t0)) -v n="$n" -v hz="$HZ" 'BEGIN { if (n > 0) printf "%.1f", d / hz * 1e6 / n; else printf "n/a" }') us per request."
+		echo
+		echo "| part | share of the member's CPU |"
+		echo "|---|---|"
+		local top part label frame
+		top=$(go tool pprof -top -cum -nodecount=100000 "$out" 2>/dev/null)
+		for part in "${PARTS[@]}"; do
+			label=${part%%|*} frame=${part#*|}
+			awk -v f="$frame" -v l="$label" '$6 == f { printf "| %s | %s |\n", l, $5; found = 1 } END { if (!found) printf "| %s | 0%% |\n", l }' <<<"$top"
+		done
+		echo
+		echo "The 15 functions with the most CPU of their own:"
+		echo
+		echo '```'
+		go tool pprof -top -nodecount=15 "$out" 2>/dev/null | sed -n '/flat%/,$p'
+		echo '```'
+	} >>"$SUMMARY"
+}
+
+scale() { if [[ $QUICK == 1 ]]; then echo $(($1 / 4)); else echo "$1"; fi; }
+KEY=--key-size=8 VAL=--val-size=256
+# Each load is sized to outlast the profile on this kind of machine; the
+# profile, not the load, ends each case.
+BM=(timeout -k 5 120 "$ETCD_BIN/benchmark" --precise)
+
+start_cluster metastore 1
+pid1=${SPIDS[0]}
+profile put-c100 "put, 1 member, 100 clients" "$EP1" "$pid1" \
+	"${BM[@]}" --endpoints="$EP1" --conns=10 --clients=100 put $KEY --sequential-keys --total="$(scale 1000000)" $VAL
+stop_cluster
+start_cluster metastore 1
+pid1=${SPIDS[0]}
+profile put-c500 "put, 1 member, 500 clients" "$EP1" "$pid1" \
+	"${BM[@]}" --endpoints="$EP1" --conns=50 --clients=500 put $KEY --sequential-keys --total="$(scale 1000000)" $VAL
+stop_cluster
+start_cluster metastore 1
+pid1=${SPIDS[0]}
+profile txn-put-c100 "txn-put, 1 op, 100k keys, 1 member, 100 clients" "$EP1" "$pid1" \
+	"${BM[@]}" --endpoints="$EP1" --conns=10 --clients=100 txn-put --txn-ops=1 $KEY --key-space-size=100000 $VAL --total="$(scale 1000000)"
+stop_cluster
+if [[ $QUICK != 1 ]]; then
+	start_cluster metastore 1
+	pid1=${SPIDS[0]}
+	profile check-perf "etcdctl check perf --load=l, 1 member" "$EP1" "$pid1" \
+		timeout -k 5 120 "$ETCD_BIN/etcdctl" --endpoints="$EP1" --command-timeout=60s check perf --load=l
+	stop_cluster
+fi
+
+for role in leader follower; do
+	start_cluster metastore 3
+	lead=$(status_field "$EP1" leader)
+	target="" tpid="" i=0
+	for ep in ${EPS//,/ }; do
+		id=$(status_field "$ep" member_id)
+		if [[ ($role == leader && $id == "$lead") || ($role == follower && $id != "$lead" && -z $target) ]]; then
+			target=$ep tpid=${SPIDS[i]}
+		fi
+		i=$((i + 1))
+	done
+	[[ -n $target ]] || die "no $role found among $EPS"
+	profile "put-c100-3m-$role" "put to the leader, 3 members, 100 clients: the $role" "$target" "$tpid" \
+		"${BM[@]}" --endpoints="$EPS" --target-leader --conns=10 --clients=100 put $KEY --sequential-keys --total="$(scale 1000000)" $VAL
+	stop_cluster
+done
+
+cp "$SUMMARY" "$PROFILE_DIR/README.md"
+log "profiles and $PROFILE_DIR/README.md written"
