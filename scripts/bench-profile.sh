@@ -68,7 +68,7 @@ status_field() {
 # add up to 100%.
 PARTS=(
 	"gRPC: requests read and decoded (HTTP/2 frames, headers)|google.golang.org/grpc/internal/transport.(*http2Server).HandleStreams"
-	"gRPC: a call from decoding to the encoded reply (interceptors, our service, the wait for the apply)|google.golang.org/grpc.(*Server).processRPC"
+	"gRPC: one call (decoding, interceptors, our service, encoding the reply)|google.golang.org/grpc.(*Server).processRPC"
 	"gRPC: replies written (loopy writer, socket writes)|google.golang.org/grpc/internal/transport.(*loopyWriter).run"
 	"raft goroutine (Ready, the log's write, messages)|github.com/metastore/metastore/raft.(*Node).run"
 	"- of it the raft log's synced write|github.com/metastore/metastore/raft.(*logStore).save"
