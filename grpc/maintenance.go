@@ -92,11 +92,11 @@ func sendSnapshot(ss stateSnapshot, hdr *pb.ResponseHeader, srv pb.Maintenance_S
 		sent += int64(n)
 		h.Write(buf[:n])
 		if err := srv.Send(&pb.SnapshotResponse{Header: hdr, RemainingBytes: uint64(total - sent),
-			Blob: buf[:n], Version: version.EtcdAPIVersion}); err != nil {
+			Blob: buf[:n], Version: version.EtcdStorageVersion}); err != nil {
 			return err
 		}
 	}
-	return srv.Send(&pb.SnapshotResponse{Header: hdr, Blob: h.Sum(nil), Version: version.EtcdAPIVersion})
+	return srv.Send(&pb.SnapshotResponse{Header: hdr, Blob: h.Sum(nil), Version: version.EtcdStorageVersion})
 }
 
 // Alarm gets, activates or deactivates alarms (server.Alarm).

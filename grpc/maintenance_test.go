@@ -18,7 +18,6 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/metastore/metastore/server"
-	"github.com/metastore/metastore/version"
 )
 
 // fakeSnapshot stands for server.StateSnapshot over a pinned engine
@@ -119,7 +118,7 @@ func TestSendSnapshot_StreamsChunksAndChecksum(t *testing.T) {
 		require.Len(t, m.Blob, want.size, "message %d", i)
 		require.Equal(t, want.remaining, m.RemainingBytes, "message %d", i)
 		require.Same(t, hdr, m.Header, "message %d", i)
-		require.Equal(t, version.EtcdAPIVersion, m.Version, "message %d", i)
+		require.Equal(t, "3.7.0", m.Version, "message %d: etcd sends its storage version, major.minor.0", i)
 		data = append(data, m.Blob...)
 	}
 	require.Equal(t, ss.data, data)

@@ -153,11 +153,11 @@ func (h *Handler) gwSnapshot(ctx *fasthttp.RequestCtx) {
 			sent += int64(n)
 			sum.Write(chunk[:n])
 			if !send(&pb.SnapshotResponse{Header: hdr, RemainingBytes: uint64(total - sent), Blob: chunk[:n],
-				Version: version.EtcdAPIVersion}) {
+				Version: version.EtcdStorageVersion}) {
 				return
 			}
 		}
-		send(&pb.SnapshotResponse{Header: hdr, Blob: sum.Sum(nil), Version: version.EtcdAPIVersion})
+		send(&pb.SnapshotResponse{Header: hdr, Blob: sum.Sum(nil), Version: version.EtcdStorageVersion})
 	})
 }
 

@@ -198,7 +198,7 @@ func (h *Handler) version(ctx *fasthttp.RequestCtx) {
 	buf = append(buf, `,"etcdcluster":`...)
 	buf = appendJSONString(buf, clusterVersion(version.EtcdAPIVersion))
 	buf = append(buf, `,"storage":`...)
-	buf = appendJSONString(buf, clusterVersion(version.EtcdAPIVersion))
+	buf = appendJSONString(buf, version.EtcdStorageVersion)
 	buf = append(buf, `,"metastore":`...)
 	buf = appendJSONString(buf, version.Version)
 	buf = append(buf, '}')

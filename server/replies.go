@@ -40,7 +40,7 @@ func (s *Server) Status(ctx context.Context) (*pb.StatusResponse, error) {
 	h := s.headerAt(s.store.Rev())
 	h.RaftTerm = st.Term
 	resp := &pb.StatusResponse{
-		Header: h, Version: version.EtcdAPIVersion, StorageVersion: version.EtcdAPIVersion,
+		Header: h, Version: version.EtcdAPIVersion, StorageVersion: version.EtcdStorageVersion,
 		DbSize: s.DBSize(), DbSizeInUse: s.DBSizeInUse(), DbSizeQuota: s.QuotaBytes(),
 		Leader: st.Leader, RaftIndex: st.Commit, RaftTerm: st.Term, RaftAppliedIndex: st.Applied,
 		IsLearner: st.IsLearner, DowngradeInfo: s.DowngradeInfo(),

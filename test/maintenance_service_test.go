@@ -39,6 +39,7 @@ func TestMaintenance_Status(t *testing.T) {
 			st, err := cli.Status(ctxT(t, 5*time.Second), m.endpoint())
 			require.NoError(t, err)
 			require.Equal(t, "3.7.3", st.Version)
+			require.Equal(t, "3.7.0", st.StorageVersion, "etcd 3.7.3 reports its schema, major.minor.0")
 			require.Equal(t, st.Header.MemberId, st.Leader)
 			require.Equal(t, int64(11), st.Header.Revision)
 			require.Equal(t, int64(8<<30), st.DbSizeQuota)

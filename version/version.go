@@ -14,3 +14,8 @@ var (
 // what Maintenance.Status reports as the server version, because clients
 // (etcdctl, Kubernetes) read that field to decide which API features exist.
 const EtcdAPIVersion = "3.7.3"
+
+// EtcdStorageVersion is what Maintenance.Status reports as the storage
+// version: etcd reports its storage schema there as major.minor.0 ("3.7.0"
+// from etcd 3.7.3), never the patch release.
+const EtcdStorageVersion = "3.7.0"
