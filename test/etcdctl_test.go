@@ -287,14 +287,13 @@ func ctlCluster(t *testing.T) (*apiCluster, []*clientv3.StatusResponse) {
 	return c, sts
 }
 
-// KNOWN SERVER BUG (this test fails until it is fixed): in etcd a member
-// serves clients only after it has published its name and client URLs
-// through raft (embed's serve waits for ReadyNotify), so once every member
-// answers and has applied a later write, member list shows every member's
-// client URLs. MetaStore members serve before their publish is applied, so
-// for up to about a second after the cluster is ready member list shows
-// other members with no client URLs, and etcdctl --cluster (and clientv3
-// endpoint sync) miss them. See docs/compatibility.md.
+// TestEtcdctl_MemberList: in etcd a member serves clients only after it has
+// published its name and client URLs through raft (embed's serve waits for
+// ReadyNotify), so once every member answers, member list shows every
+// member's client URLs. MetaStore's serve waits the same way
+// (Server.ReadyNotify); before it did (7bc634c), other members were listed
+// without client URLs for up to a second, and etcdctl --cluster and
+// clientv3's endpoint sync missed them.
 func TestEtcdctl_MemberList(t *testing.T) {
 	t.Parallel()
 	t.Logf("Step 1: starting 3 members; one put applied everywhere")
@@ -317,7 +316,7 @@ func TestEtcdctl_MemberList(t *testing.T) {
 		wantOut += l.text + "\n"
 	}
 	require.Equal(t, wantOut, ctlOK(t, eps, "member", "list"),
-		"every member's client URLs must be listed once all members serve (known server bug, see the comment above)")
+		"every member's client URLs are listed once all members serve")
 
 	t.Logf("Step 3: member list -w json carries the same members")
 	var ml pb.MemberListResponse
