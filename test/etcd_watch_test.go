@@ -32,6 +32,17 @@ func evString(ev *mvccpb.Event) string {
 	return fmt.Sprintf("PUT %s", kvString(ev.Kv))
 }
 
+// firstPuts is the events (as collectEvents prints them) of keys
+// fmt.Sprintf(keyFormat, i) = "v" for i in [from, to), each put once, key i
+// at revision i+revOffset.
+func firstPuts(keyFormat string, from, to, revOffset int) []string {
+	var want []string
+	for i := from; i < to; i++ {
+		want = append(want, fmt.Sprintf("PUT "+keyFormat+"=v c%d m%d v1", i, i+revOffset, i+revOffset))
+	}
+	return want
+}
+
 // collectEvents reads wch until it has n events and returns them and the
 // responses that carried them; it fails on an error, a closed channel, or
 // after d.
@@ -243,11 +254,7 @@ func TestWatch_StartRevisionReplaysThenGoesLive(t *testing.T) {
 			t.Logf("Step 3: revisions 5..41, each once, in order")
 			evs, _ := collectEvents(t, wch, 37, 20*time.Second)
 			wg.Wait()
-			var want []string
-			for i := 3; i < 40; i++ {
-				want = append(want, fmt.Sprintf("PUT k%02d=v c%d m%d v1", i, i+2, i+2))
-			}
-			require.Equal(t, want, evs)
+			require.Equal(t, firstPuts("k%02d", 3, 40, 2), evs)
 		})
 	}
 }
@@ -424,11 +431,7 @@ func TestWatch_CompactedStartRevision(t *testing.T) {
 
 			t.Logf("Step 3: a watch from the compaction revision replays 6..11")
 			evs, _ := collectEvents(t, cli.Watch(ctx, "k", clientv3.WithPrefix(), clientv3.WithRev(6)), 6, 10*time.Second)
-			var want []string
-			for i := 4; i < 10; i++ {
-				want = append(want, fmt.Sprintf("PUT k%d=v c%d m%d v1", i, i+2, i+2))
-			}
-			require.Equal(t, want, evs)
+			require.Equal(t, firstPuts("k%d", 4, 10, 2), evs)
 		})
 	}
 }
