@@ -1,21 +1,19 @@
 #!/usr/bin/env bash
 # bench-profile.sh: where a member's CPU goes in the side-by-side cases whose
-# speed targets are not met (docs/BENCHMARKS.md), as CPU profiles anyone can
+# speed targets are not met (docs/BENCHMARKS.md), and in linearizable range
+# (met in one side-by-side run, not in the next), as CPU profiles anyone can
 # take again and read with `go tool pprof`.
 #
-# (Linearizable range is profiled too: its target was met in one
-# side-by-side run and not in the next.) For each case it starts fresh
-# MetaStore members (bin/metastore, RocksDB,
+# For each case it starts fresh MetaStore members (bin/metastore, RocksDB,
 # fsync on, --enable-pprof) on free loopback ports, drives them with etcd's
 # benchmark tool and bench-compare's flags (etcdctl check perf for that
 # case), and takes a CPU profile of the member that does the most work (the
 # leader on 3 members, and one follower too) while the load runs. It writes
 # the profiles (PROFILE_DIR/CASE.pprof) and PROFILE_DIR/README.md: per case
 # the requests answered (or, on a follower, applied) and the member's CPU
-# per request during the profile
-# (from the kernel's accounting, which also counts RocksDB's own threads),
-# the share of named parts of the member, and the 15 functions with the most
-# CPU of their own.
+# per request during the profile (from the kernel's accounting, which also
+# counts RocksDB's own threads), the share of named parts of the member, and
+# the 15 functions with the most CPU of their own.
 #
 # Environment:
 #   ETCD_BIN     directory with etcd, etcdctl and benchmark; default
