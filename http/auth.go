@@ -20,6 +20,9 @@ import (
 type AuthGate interface {
 	AuthEnabled() bool
 	AuthContext(ctx context.Context, token string) (context.Context, error)
+	// AnonymousContext marks ctx as the request of a client that sent no
+	// token, which every check refuses once auth is enabled.
+	AnonymousContext(ctx context.Context) context.Context
 }
 
 // AuthAPI is the Auth service; *server.Server implements it.
@@ -44,10 +47,16 @@ type AuthAPI interface {
 }
 
 // requestContext is the context a request calls the server with: the
-// handler's, marked with the caller's auth info when auth is enabled or a
-// token was sent. On a bad token it writes the error and returns false.
-// NB: with auth disabled and no token it allocates nothing (the REST
-// handlers' allocation guards).
+// handler's, marked with the caller's auth info. On a bad token it writes
+// the error and returns false.
+//
+// Every request is marked as a client's, with auth disabled too: the
+// server checks a write again when it applies it after an auth change, and
+// an unmarked context is the server's own request, which it never checks.
+// A write sent just before auth was enabled would then have been applied
+// unchecked. NB: with auth disabled and no token the mark is made once
+// (h.anon), so the request allocates nothing (the REST handlers'
+// allocation guards).
 func (h *Handler) requestContext(ctx *fasthttp.RequestCtx) (context.Context, bool) {
 	g, ok := h.kv.(AuthGate)
 	if !ok {
@@ -55,7 +64,7 @@ func (h *Handler) requestContext(ctx *fasthttp.RequestCtx) (context.Context, boo
 	}
 	tok := ctx.Request.Header.Peek(fasthttp.HeaderAuthorization)
 	if len(tok) == 0 && !g.AuthEnabled() {
-		return h.ctx, true
+		return h.anon, true
 	}
 	tok = bytes.TrimPrefix(tok, []byte("Bearer "))
 	c, err := g.AuthContext(h.ctx, string(tok))

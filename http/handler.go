@@ -90,6 +90,9 @@ type Handler struct {
 	// deriving a timeout from it would start a goroutine per request.
 	ctx    context.Context
 	cancel context.CancelFunc
+	// anon is ctx marked as an anonymous client's request (auth.go): what a
+	// request without a token runs with while auth is disabled, made once.
+	anon context.Context
 	// streams ends the watch streams (watch.go).
 	streams *streamStop
 	// callCtx is the parent of the calls that may wait without bound
@@ -119,6 +122,10 @@ func newHandler(kv KV, mt Maintenance, cfg Config) *Handler {
 	h := &Handler{cfg: cfg, kv: kv, mt: mt, streams: newStreamStop()}
 	h.ctx, h.cancel = context.WithCancel(context.Background())
 	h.callCtx, h.stopCalls = context.WithCancel(h.ctx)
+	h.anon = h.ctx
+	if g, ok := kv.(AuthGate); ok {
+		h.anon = g.AnonymousContext(h.ctx)
+	}
 	if cfg.Metrics != nil {
 		h.metrics = cfg.Metrics.http
 	}

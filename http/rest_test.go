@@ -284,3 +284,79 @@ func TestREST_HotPathsDoNotAllocate(t *testing.T) {
 		})
 	}
 }
+
+// gateKV is fixedKV with an auth gate that marks contexts, and remembers the
+// context its last Put ran with.
+type gateKV struct {
+	fixedKV
+	enabled bool
+	putCtx  context.Context
+}
+
+type authMark struct{}
+
+func (g *gateKV) AuthEnabled() bool { return g.enabled }
+func (g *gateKV) AuthContext(ctx context.Context, token string) (context.Context, error) {
+	return context.WithValue(ctx, authMark{}, "token "+token), nil
+}
+func (g *gateKV) AnonymousContext(ctx context.Context) context.Context {
+	return context.WithValue(ctx, authMark{}, "anonymous")
+}
+func (g *gateKV) Put(ctx context.Context, r *pb.PutRequest) (*pb.PutResponse, error) {
+	g.putCtx = ctx
+	return g.fixedKV.Put(ctx, r)
+}
+
+// TestREST_RequestsAreMarkedAsClients: every request reaches the server
+// marked as a client's, with auth disabled and no token too. The server
+// checks a write again at apply after an auth change only for client
+// requests (an unmarked context is its own), so an unmarked REST put sent
+// just before AuthEnable would have applied unchecked
+// (server.TestRecheckAtApply, step 6, is the server's half).
+func TestREST_RequestsAreMarkedAsClients(t *testing.T) {
+	t.Logf("Step 1: a handler over a server with auth disabled")
+	kv := &gateKV{fixedKV: fixedKV{put: &pb.PutResponse{Header: &pb.ResponseHeader{Revision: 9}}}}
+	h := newHandler(kv, &fakeMaintenance{leader: 1}, Config{})
+	defer h.Close()
+	mark := func() any {
+		require.NotNil(t, kv.putCtx, "Put was not called")
+		m := kv.putCtx.Value(authMark{})
+		kv.putCtx = nil
+		return m
+	}
+
+	t.Logf("Step 2: REST and gateway puts without a token run as the anonymous client")
+	r := do(h, "PUT", "/v1/kv/k", "v")
+	require.Equal(t, 200, r.StatusCode(), string(r.Body()))
+	require.Equal(t, "anonymous", mark())
+	r = do(h, "POST", "/v3/kv/put", `{"key":"aw==","value":"dg=="}`)
+	require.Equal(t, 200, r.StatusCode(), string(r.Body()))
+	require.Equal(t, "anonymous", mark())
+
+	t.Logf("Step 3: with a token, or with auth enabled, the token is resolved per request")
+	r = do(h, "PUT", "/v1/kv/k", "v", "Authorization", "Bearer abc")
+	require.Equal(t, 200, r.StatusCode(), string(r.Body()))
+	require.Equal(t, "token abc", mark())
+	kv.enabled = true
+	r = do(h, "PUT", "/v1/kv/k", "v")
+	require.Equal(t, 200, r.StatusCode(), string(r.Body()))
+	require.Equal(t, "token ", mark())
+
+	t.Logf("Step 4: the anonymous mark is made once: a put with auth disabled allocates nothing for it")
+	kv.enabled = false
+	var req fasthttp.Request
+	req.Header.SetMethod("PUT")
+	req.SetRequestURI("/v1/kv/k")
+	req.SetBody([]byte("v"))
+	var ctx fasthttp.RequestCtx
+	ctx.Init(&req, nil, nil)
+	allocs := testing.AllocsPerRun(100, func() {
+		ctx.Response.Reset()
+		h.Handle(&ctx)
+	})
+	require.Equal(t, "anonymous", mark())
+	if raceEnabled {
+		t.Skip("allocation counts are not meaningful under -race")
+	}
+	require.Zero(t, allocs)
+}

@@ -72,13 +72,19 @@ func (s *Server) loadAuth() error {
 // re-authenticates).
 func (s *Server) AuthContext(ctx context.Context, token string) (context.Context, error) {
 	if token == "" || !s.auth.IsEnabled() {
-		return auth.WithInfo(ctx, &auth.AuthInfo{}), nil
+		return s.AnonymousContext(ctx), nil
 	}
 	info, err := s.auth.InfoFromToken(token)
 	if err != nil {
 		return nil, err
 	}
 	return auth.WithInfo(ctx, info), nil
+}
+
+// AnonymousContext returns ctx marked as a client request without a token:
+// AuthContext(ctx, "") without its error.
+func (s *Server) AnonymousContext(ctx context.Context) context.Context {
+	return auth.WithInfo(ctx, &auth.AuthInfo{})
 }
 
 // AuthContextUser returns ctx marked as a client request running as user

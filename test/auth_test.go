@@ -6,9 +6,13 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -332,6 +336,88 @@ func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) 
 
 // TestAuth_HTTPGateway drives auth through etcd's JSON gateway: the
 // /v3/auth/* paths and the Authorization header, on /v3 and /v1.
+// TestAuth_RESTWritesRacingAuthEnable: REST puts without a token, sent
+// while auth is being enabled, are either applied before AuthEnable or
+// refused: none is applied after it. A put checked before the enable and
+// applied after it is checked again at apply, as etcd does; before the
+// REST front end marked its requests as a client's, the server took such a
+// put for its own and applied it unchecked.
+func TestAuth_RESTWritesRacingAuthEnable(t *testing.T) {
+	m := startMember(t, engineRocksDB, authFlags)
+	cli := newClient(t, m.endpoint())
+
+	t.Logf("Step 1: root exists; auth is still disabled")
+	addRootAndAppRole(t, ctxT(t, 20*time.Second), cli)
+
+	t.Logf("Step 2: 8 writers put keys over REST without a token (at most 3,000 each)")
+	type applied struct{ key, rev string }
+	var (
+		wg      sync.WaitGroup
+		mu      sync.Mutex
+		ok      []applied
+		refused int
+		started atomic.Int64
+	)
+	stop := make(chan struct{})
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 3000 {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				key := fmt.Sprintf("race/%d-%d", w, i)
+				req, err := http.NewRequest("PUT", m.clientURL+"/v1/kv/"+key, strings.NewReader("v"))
+				if err != nil {
+					t.Errorf("request: %v", err)
+					return
+				}
+				resp, err := httpClient.Do(req)
+				if err != nil {
+					t.Errorf("put %s: %v", key, err)
+					return
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				started.Add(1)
+				mu.Lock()
+				if resp.StatusCode == http.StatusOK {
+					ok = append(ok, applied{key, resp.Header.Get("X-Revision")})
+				} else {
+					refused++
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+
+	t.Logf("Step 3: once 200 puts are done, auth is enabled while they go on")
+	require.Eventually(t, func() bool { return started.Load() >= 200 }, 30*time.Second, 5*time.Millisecond)
+	en, err := cli.AuthEnable(ctxT(t, 10*time.Second))
+	require.NoError(t, err)
+	enableRev := en.Header.Revision
+	require.Eventually(t, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return refused >= 50
+	}, 30*time.Second, 5*time.Millisecond, "puts without a token go on being accepted after AuthEnable")
+	close(stop)
+	wg.Wait()
+
+	t.Logf("Step 4: every accepted put was applied at or before AuthEnable's revision %d", enableRev)
+	mu.Lock()
+	defer mu.Unlock()
+	t.Logf("%d puts accepted, %d refused", len(ok), refused)
+	for _, a := range ok {
+		rev, err := strconv.ParseInt(a.rev, 10, 64)
+		require.NoError(t, err, "X-Revision of %s: %q", a.key, a.rev)
+		require.LessOrEqual(t, rev, enableRev, "put %s applied at revision %d, after AuthEnable", a.key, rev)
+	}
+}
+
 func TestAuth_HTTPGateway(t *testing.T) {
 	m := startMember(t, engineRocksDB, authFlags)
 	base := m.clientURL
