@@ -355,8 +355,10 @@ func TestREST_RequestsAreMarkedAsClients(t *testing.T) {
 		h.Handle(&ctx)
 	})
 	require.Equal(t, "anonymous", mark())
-	if raceEnabled {
-		t.Skip("allocation counts are not meaningful under -race")
+	t.Logf("%.1f allocations per anonymous put", allocs)
+	// Under -race the runtime allocates for its own bookkeeping, so the
+	// count is asserted only without it; every other step runs either way.
+	if !raceEnabled {
+		require.Zero(t, allocs)
 	}
-	require.Zero(t, allocs)
 }
