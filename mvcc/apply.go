@@ -20,7 +20,8 @@ type Apply struct {
 	b     *engine.IndexedBatch
 	start int64 // revision when the Apply opened
 	rev   int64 // newest revision written in this Apply (start if none)
-	// compact is a compaction revision scheduled in this Apply (0 if none).
+	// compact is a compaction revision scheduled in this Apply
+	// (noCompaction if none).
 	compact int64
 	events  []*mvccpb.Event
 	// eventsDropped: more than MaxApplyEvents events; none are kept.
@@ -59,7 +60,7 @@ type Result struct {
 func (s *Store) NewApply() *Apply {
 	s.applyMu.Lock()
 	rev := s.currentRev.Load()
-	return &Apply{s: s, b: engine.NewIndexedBatch(s.eng), start: rev, rev: rev}
+	return &Apply{s: s, b: engine.NewIndexedBatch(s.eng), start: rev, rev: rev, compact: noCompaction}
 }
 
 // Batch is the underlying batch, for records the caller commits atomically
@@ -91,7 +92,7 @@ func (a *Apply) Commit(sync bool) (Result, error) {
 		return Result{}, err
 	}
 	a.s.currentRev.Store(a.rev)
-	if a.compact > 0 {
+	if a.compact != noCompaction {
 		a.s.compactRev.Store(a.compact)
 		a.s.compactor.schedule(a.compact)
 	}

@@ -39,6 +39,7 @@ type compactor struct {
 
 func newCompactor(s *Store) *compactor {
 	c := &compactor{s: s, wake: make(chan struct{}, 1), stopc: make(chan struct{}), donec: make(chan struct{})}
+	c.mu.target = noCompaction
 	c.changed = sync.NewCond(&c.mu)
 	go c.run()
 	return c

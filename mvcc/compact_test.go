@@ -140,7 +140,7 @@ func TestStore_HashKVSameOnEveryEngine(t *testing.T) {
 		h, rev, crev, err := s.HashKV(0)
 		require.NoError(t, err)
 		require.Equal(t, s.Rev(), rev)
-		require.Equal(t, int64(0), crev)
+		require.Equal(t, int64(-1), crev, "never compacted: -1, as etcd answers")
 		h20, _, _, err := s.HashKV(20)
 		require.NoError(t, err)
 		require.NotEqual(t, h, h20, "a different revision hashes differently")
@@ -168,6 +168,59 @@ func TestStore_HashKVSameOnEveryEngine(t *testing.T) {
 		require.NotEqual(t, h1, h2, "Hash changes after a put")
 	}
 	require.Equal(t, hashes[0], hashes[1], "memory and rocksdb hash the same history alike")
+}
+
+// TestStore_CompactZero: as in etcd, a store never compacted reports
+// compaction revision -1, accepts Compact(0) once (it removes nothing), and
+// refuses it after that, also after a restart.
+func TestStore_CompactZero(t *testing.T) {
+	ec := engineCases[1] // rocksdb: durable
+	dir := t.TempDir()
+	e := ec.open(t, dir)
+	s, err := Open(e, Config{})
+	require.NoError(t, err)
+
+	t.Logf("Step 1: a new store with one put reports compaction revision -1 and hashes it")
+	put(t, s, "k", "v") // 2
+	require.Equal(t, int64(-1), s.CompactRev())
+	h, _, crev, err := s.HashKV(0)
+	require.NoError(t, err)
+	require.Equal(t, int64(-1), crev)
+
+	t.Logf("Step 2: Compact(-1) is refused; Compact(0) is accepted and removes nothing")
+	a := s.NewApply()
+	_, err = a.Compact(-1)
+	require.ErrorIs(t, err, ErrCompacted)
+	a.Abort()
+	compact(t, s, 0)
+	s.WaitCompaction(0)
+	require.Equal(t, int64(0), s.CompactRev())
+	h0, _, crev, err := s.HashKV(0)
+	require.NoError(t, err)
+	require.Equal(t, int64(0), crev)
+	require.Equal(t, h, h0, "compacting at 0 removes nothing")
+	requireKVs(t, []*mvccpb.KeyValue{kv("k", "v", 2, 2, 1, 0)}, get(t, s, &pb.RangeRequest{Key: []byte("k"), Revision: 2}).Kvs)
+
+	t.Logf("Step 3: a second Compact(0) is refused, also after a restart")
+	a = s.NewApply()
+	_, err = a.Compact(0)
+	require.ErrorIs(t, err, ErrCompacted)
+	a.Abort()
+	require.NoError(t, s.Close())
+	require.NoError(t, e.Close())
+	e = ec.open(t, dir)
+	s, err = Open(e, Config{})
+	require.NoError(t, err)
+	defer func() { s.Close(); e.Close() }()
+	require.Equal(t, int64(0), s.CompactRev())
+	a = s.NewApply()
+	_, err = a.Compact(0)
+	require.ErrorIs(t, err, ErrCompacted)
+	a.Abort()
+
+	t.Logf("Step 4: Compact(1) is still accepted")
+	compact(t, s, 1)
+	require.Equal(t, int64(1), s.CompactRev())
 }
 
 func TestStore_ReopenKeepsState(t *testing.T) {

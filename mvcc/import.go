@@ -63,7 +63,7 @@ type ImportStats struct {
 	Tombstones int64
 	Changes    int64 // change log records written
 	Rev        int64 // the current revision
-	CompactRev int64 // reads below it fail with ErrCompacted
+	CompactRev int64 // reads below it fail with ErrCompacted; -1: never compacted
 }
 
 // Importer writes imported versions into an engine. It is not safe for
@@ -200,6 +200,9 @@ func (im *Importer) Finish(scheduledCompactRev int64) (ImportStats, error) {
 		return ImportStats{}, err
 	}
 	im.stats.Rev, im.stats.CompactRev = rev, scheduled
+	if scheduled == 0 {
+		im.stats.CompactRev = noCompaction // what the store reads: no record
+	}
 	return im.stats, nil
 }
 

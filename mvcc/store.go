@@ -95,8 +95,11 @@ type Store struct {
 	currentRev atomic.Int64
 	// compactRev is the newest scheduled compaction revision: reads below
 	// it fail. It is raised before any version at or below it is deleted.
+	// It is noCompaction (-1, etcd's value) until the first compaction, so
+	// that Compact(0) is accepted once, as etcd does.
 	compactRev atomic.Int64
-	// finishedRev is the newest compaction whose physical deletion is done.
+	// finishedRev is the newest compaction whose physical deletion is done
+	// (noCompaction until the first).
 	finishedRev atomic.Int64
 
 	// applyMu serialises Apply batches (the server has one apply goroutine;
@@ -139,11 +142,11 @@ func Open(eng engine.Engine, cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	scheduled, err := readMetaInt(eng, metaScheduledRev, 0)
+	scheduled, err := readMetaInt(eng, metaScheduledRev, noCompaction)
 	if err != nil {
 		return nil, err
 	}
-	finished, err := readMetaInt(eng, metaFinishedRev, 0)
+	finished, err := readMetaInt(eng, metaFinishedRev, noCompaction)
 	if err != nil {
 		return nil, err
 	}
@@ -179,8 +182,12 @@ func readMetaInt(r engine.Reader, key []byte, def int64) (int64, error) {
 // Rev returns the current (newest committed) revision.
 func (s *Store) Rev() int64 { return s.currentRev.Load() }
 
+// noCompaction is the compaction revision of a store never compacted, as
+// etcd reports it (HashKV's compact_revision -1).
+const noCompaction = -1
+
 // CompactRev returns the compaction revision: reads below it fail with
-// ErrCompacted.
+// ErrCompacted. It is -1 until the first compaction.
 func (s *Store) CompactRev() int64 { return s.compactRev.Load() }
 
 // Config returns the store's effective configuration.
@@ -211,11 +218,11 @@ func (s *Store) Reload() error {
 	if err != nil {
 		return err
 	}
-	scheduled, err := readMetaInt(s.eng, metaScheduledRev, 0)
+	scheduled, err := readMetaInt(s.eng, metaScheduledRev, noCompaction)
 	if err != nil {
 		return err
 	}
-	finished, err := readMetaInt(s.eng, metaFinishedRev, 0)
+	finished, err := readMetaInt(s.eng, metaFinishedRev, noCompaction)
 	if err != nil {
 		return err
 	}

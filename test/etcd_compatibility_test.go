@@ -677,28 +677,38 @@ func TestEtcd_NestedTxn(t *testing.T) {
 func TestEtcd_Compaction(t *testing.T) {
 	t.Parallel()
 	t.Logf("Step 1: starting one member; k=v1..v4 at 2..5")
-	_, cli := startCompat(t)
+	c, cli := startCompat(t)
 	for i := 1; i <= 4; i++ {
 		mustPut(t, cli, "k", fmt.Sprintf("v%d", i))
 	}
 
-	t.Logf("Step 2: compact at 3; the revision does not move")
-	comp, err := cli.Compact(opCtx(t), 3)
+	t.Logf("Step 2: never compacted, HashKV says compact revision -1; Compact(0) is accepted once")
+	hk, err := cli.HashKV(opCtx(t), c.members[0].endpoint(), 0)
+	require.NoError(t, err)
+	require.Equal(t, int64(-1), hk.CompactRevision)
+	comp, err := cli.Compact(opCtx(t), 0)
+	require.NoError(t, err)
+	require.Equal(t, int64(5), comp.Header.Revision)
+	_, err = cli.Compact(opCtx(t), 0)
+	requireErrIs(t, err, rpctypes.ErrCompacted, "compact 0 twice")
+
+	t.Logf("Step 3: compact at 3; the revision does not move")
+	comp, err = cli.Compact(opCtx(t), 3)
 	require.NoError(t, err)
 	require.Equal(t, int64(5), comp.Header.Revision)
 
-	t.Logf("Step 3: reads below 3 fail with ErrCompacted, at 3 and above they work")
+	t.Logf("Step 4: reads below 3 fail with ErrCompacted, at 3 and above they work")
 	_, err = cli.Get(opCtx(t), "k", clientv3.WithRev(2))
 	requireErrIs(t, err, rpctypes.ErrCompacted, "get at 2 after compacting at 3")
 	require.Equal(t, []string{"k=v2 c2 m3 v2"}, kvStrings(mustGet(t, cli, "k", clientv3.WithRev(3)).Kvs))
 	require.Equal(t, []string{"k=v3 c2 m4 v3"}, kvStrings(mustGet(t, cli, "k", clientv3.WithRev(4)).Kvs))
 	require.Equal(t, []string{"k=v4 c2 m5 v4"}, kvStrings(mustGet(t, cli, "k").Kvs))
 
-	t.Logf("Step 4: reads above the current revision fail with ErrFutureRev")
+	t.Logf("Step 5: reads above the current revision fail with ErrFutureRev")
 	_, err = cli.Get(opCtx(t), "k", clientv3.WithRev(6))
 	requireErrIs(t, err, rpctypes.ErrFutureRev, "get at 6 with current 5")
 
-	t.Logf("Step 5: compacting again at or below 3 fails with ErrCompacted, above current with ErrFutureRev")
+	t.Logf("Step 6: compacting again at or below 3 fails with ErrCompacted, above current with ErrFutureRev")
 	_, err = cli.Compact(opCtx(t), 3)
 	requireErrIs(t, err, rpctypes.ErrCompacted, "compact 3 twice")
 	_, err = cli.Compact(opCtx(t), 2)
@@ -706,7 +716,7 @@ func TestEtcd_Compaction(t *testing.T) {
 	_, err = cli.Compact(opCtx(t), 100)
 	requireErrIs(t, err, rpctypes.ErrFutureRev, "compact 100 with current 5")
 
-	t.Logf("Step 6: a physical compaction at the current revision")
+	t.Logf("Step 7: a physical compaction at the current revision")
 	comp, err = cli.Compact(opCtx(t), 5, clientv3.WithCompactPhysical())
 	require.NoError(t, err)
 	require.Equal(t, int64(5), comp.Header.Revision)
@@ -714,7 +724,7 @@ func TestEtcd_Compaction(t *testing.T) {
 	requireErrIs(t, err, rpctypes.ErrCompacted, "get at 4 after compacting at 5")
 	require.Equal(t, []string{"k=v4 c2 m5 v4"}, kvStrings(mustGet(t, cli, "k", clientv3.WithRev(5)).Kvs))
 
-	t.Logf("Step 7: a txn reading a compacted revision fails too; writes continue at 6")
+	t.Logf("Step 8: a txn reading a compacted revision fails too; writes continue at 6")
 	_, err = cli.Txn(opCtx(t)).Then(clientv3.OpGet("k", clientv3.WithRev(3))).Commit()
 	requireErrIs(t, err, rpctypes.ErrCompacted, "txn get at 3")
 	require.Equal(t, int64(6), mustPut(t, cli, "k", "v5").Header.Revision)

@@ -56,7 +56,7 @@ func TestOpsAutoCompaction_Periodic(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				last := int64(0)
+				last := int64(-1) // HashKV's compact_revision before any compaction
 				for {
 					select {
 					case <-stop:
