@@ -52,6 +52,19 @@ type ctlResult struct {
 	stdout, stderr string
 }
 
+// etcdctlEnv is the test's environment without ETCDCTL_* variables: the
+// tests pass every setting as a flag, and etcdctl warns on stderr about
+// variables it does not know (ETCDCTL_BIN, which names its binary here).
+func etcdctlEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "ETCDCTL_") {
+			env = append(env, kv)
+		}
+	}
+	return env
+}
+
 // etcdctl runs etcdctl against eps with stdin and returns its result; a run
 // longer than 20 s fails the test.
 func etcdctl(t *testing.T, eps []string, stdin string, args ...string) ctlResult {
@@ -61,13 +74,7 @@ func etcdctl(t *testing.T, eps []string, stdin string, args ...string) ctlResult
 	defer cancel()
 	full := append([]string{"--endpoints", strings.Join(eps, ","), "--dial-timeout", "3s", "--command-timeout", "5s"}, args...)
 	cmd := exec.CommandContext(ctx, bin, full...)
-	var env []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "ETCDCTL_") {
-			env = append(env, kv)
-		}
-	}
-	cmd.Env = env
+	cmd.Env = etcdctlEnv()
 	cmd.Stdin = strings.NewReader(stdin)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb

@@ -3,7 +3,6 @@ package test
 import (
 	"bytes"
 	"context"
-	"os"
 	"os/exec"
 	"regexp"
 	"strings"
@@ -49,13 +48,16 @@ func TestEtcdctl_WatchRevPrefix(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, etcdctlBin(t), "--endpoints", strings.Join(eps, ","), "watch", "--rev", "2", "--prefix", "a/")
-	cmd.Env = os.Environ()
+	cmd.Env = etcdctlEnv()
 	var out syncBuffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	require.NoError(t, cmd.Start())
 	defer func() {
 		cmd.Process.Kill()
 		cmd.Wait()
+		if t.Failed() {
+			t.Logf("etcdctl printed: %q", out.String())
+		}
 	}()
 
 	t.Logf("Step 3: waiting for the two replayed events")

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"os"
 	"os/exec"
 	"regexp"
 	"sort"
@@ -76,11 +75,7 @@ func startCtl(t *testing.T, eps []string, args ...string) *ctlProc {
 	full := append([]string{"--endpoints", strings.Join(eps, ","), "--dial-timeout", "3s", "--command-timeout", "5s"}, args...)
 	p := &ctlProc{args: args, done: make(chan struct{})}
 	p.cmd = exec.Command(bin, full...)
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "ETCDCTL_") {
-			p.cmd.Env = append(p.cmd.Env, kv)
-		}
-	}
+	p.cmd.Env = etcdctlEnv()
 	p.cmd.Stdout, p.cmd.Stderr = &p.out, &p.errOut
 	require.NoError(t, p.cmd.Start())
 	go func() {
