@@ -32,6 +32,7 @@ var (
 	ErrPermissionDenied     = errors.New("auth: permission denied")
 	ErrRoleNotGranted       = errors.New("auth: role is not granted to the user")
 	ErrPermissionNotGranted = errors.New("auth: permission is not granted to the role")
+	ErrPermissionNotGiven   = errors.New("auth: permission not given")
 	ErrAuthNotEnabled       = errors.New("auth: authentication is not enabled")
 	ErrAuthOldRevision      = errors.New("auth: revision of auth store is old")
 	ErrInvalidAuthToken     = errors.New("auth: invalid auth token")
@@ -465,7 +466,10 @@ func (s *Store) RoleDelete(b engine.Batch, name string) error {
 // the role's permission on the same range.
 func (s *Store) RoleGrantPermission(b engine.Batch, r *pb.AuthRoleGrantPermissionRequest) error {
 	if r.Perm == nil {
-		return fmt.Errorf("%w: no permission given", ErrInvalidAuthMgmt)
+		return ErrPermissionNotGiven
+	}
+	if !validPermRange(r.Perm.Key, r.Perm.RangeEnd) {
+		return ErrInvalidAuthMgmt
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -484,6 +488,19 @@ func (s *Store) RoleGrantPermission(b engine.Batch, r *pb.AuthRoleGrantPermissio
 	s.putRoleLocked(b, ro)
 	s.bumpLocked(b)
 	return nil
+}
+
+// validPermRange is etcd's rule for a granted range: a key is needed (etcdctl
+// sends "\x00" for "every key"); then a single key, [key, end) with key
+// before end, or everything from key on (end "\x00").
+func validPermRange(key, end []byte) bool {
+	switch {
+	case len(key) == 0:
+		return false
+	case len(end) == 0, bytes.Compare(key, end) < 0:
+		return true
+	}
+	return len(end) == 1 && end[0] == 0
 }
 
 // RoleRevokePermission removes a role's permission on exactly [key, end).

@@ -312,3 +312,47 @@ func TestStore_EtcdAnswers(t *testing.T) {
 		t.Error("ErrNoPasswordUser is not an ErrAuthFailed")
 	}
 }
+
+// TestStore_GrantPermissionChecksTheRange: etcd's rules for the range of a
+// granted permission (a key is needed; end after key, or "\x00" for every
+// key from key on) and its errors, which change nothing.
+func TestStore_GrantPermissionChecksTheRange(t *testing.T) {
+	s, eng := newTestStore(t)
+	mustApply(t, eng, func(b engine.Batch) error { return s.RoleAdd(b, "r") })
+	grant := func(key, end string) error {
+		p := &authpb.Permission{PermType: authpb.READ, Key: []byte(key)}
+		if end != "" {
+			p.RangeEnd = []byte(end)
+		}
+		return apply(t, eng, func(b engine.Batch) error {
+			return s.RoleGrantPermission(b, &pb.AuthRoleGrantPermissionRequest{Name: "r", Perm: p})
+		})
+	}
+	t.Logf("Step 1: ranges etcd accepts")
+	for _, c := range [][2]string{{"k", ""}, {"a", "b"}, {"z", "\x00"}, {"\x00", "\x00"}} {
+		if err := grant(c[0], c[1]); err != nil {
+			t.Fatalf("grant [%q, %q): %v", c[0], c[1], err)
+		}
+	}
+	t.Logf("Step 2: ranges etcd refuses with ErrInvalidAuthMgmt")
+	for _, c := range [][2]string{{"", ""}, {"", "\x00"}, {"", "b"}, {"b", "a"}, {"b", "b"}} {
+		if err := grant(c[0], c[1]); !errors.Is(err, ErrInvalidAuthMgmt) {
+			t.Fatalf("grant [%q, %q): got %v, want ErrInvalidAuthMgmt", c[0], c[1], err)
+		}
+	}
+	t.Logf("Step 3: no permission at all is ErrPermissionNotGiven")
+	err := apply(t, eng, func(b engine.Batch) error {
+		return s.RoleGrantPermission(b, &pb.AuthRoleGrantPermissionRequest{Name: "r"})
+	})
+	if !errors.Is(err, ErrPermissionNotGiven) {
+		t.Fatalf("no permission: got %v, want ErrPermissionNotGiven", err)
+	}
+	t.Logf("Step 4: the role holds the four accepted permissions only")
+	r, err := s.RoleGet("r")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.KeyPermission) != 4 {
+		t.Fatalf("role r: %v", r.KeyPermission)
+	}
+}

@@ -63,6 +63,8 @@ var table = []struct {
 	// maintenance (server/alarm.go, quota.go, maintenance.go)
 	{server.ErrNoSpace, rpctypes.ErrGRPCNoSpace},
 	{server.ErrCorrupt, rpctypes.ErrGRPCCorrupt},
+	{server.ErrBadAlarm, status.Error(codes.InvalidArgument, "etcdserver: only NOSPACE and CORRUPT alarms can be activated")},
+	{server.ErrUnknownMethod, status.Error(codes.Unknown, "etcdserver: unknown method")},
 	{server.ErrBadLeaderTransferee, rpctypes.ErrGRPCBadLeaderTransferee},
 	{server.ErrTimeoutLeaderTransfer, status.Error(codes.Unknown, "etcdserver: request timed out, leader transfer took too long")},
 	{server.ErrWrongDowngradeVersionFormat, rpctypes.ErrGRPCWrongDowngradeVersionFormat},
@@ -83,6 +85,7 @@ var table = []struct {
 	{auth.ErrPermissionDenied, rpctypes.ErrGRPCPermissionDenied},
 	{auth.ErrRoleNotGranted, rpctypes.ErrGRPCRoleNotGranted},
 	{auth.ErrPermissionNotGranted, rpctypes.ErrGRPCPermissionNotGranted},
+	{auth.ErrPermissionNotGiven, rpctypes.ErrGRPCPermissionNotGiven},
 	{auth.ErrAuthNotEnabled, rpctypes.ErrGRPCAuthNotEnabled},
 	{auth.ErrAuthOldRevision, rpctypes.ErrGRPCAuthOldRevision},
 	{auth.ErrInvalidAuthToken, rpctypes.ErrGRPCInvalidAuthToken},

@@ -20,13 +20,15 @@ func (s *Store) HashKV(rev int64) (hash uint32, hashRev, compactRev int64, err e
 	if rev > cur {
 		return 0, 0, 0, ErrFutureRev
 	}
-	if rev <= 0 {
+	if rev == 0 {
 		rev = cur
 	}
 	snap := s.eng.NewSnapshot()
 	defer snap.Close()
 	compactRev = s.compactRev.Load()
-	if rev < compactRev {
+	// A negative revision hashes no version, as in etcd (it is neither
+	// "current" nor compacted).
+	if rev > 0 && rev < compactRev {
 		return 0, 0, 0, ErrCompacted
 	}
 	h, err := hashVersions(snap, rev, compactRev)

@@ -205,9 +205,9 @@ func compareKV(c *pb.Compare, kv *mvccpb.KeyValue) bool {
 		r = cmp.Compare(kv.Version, c.GetVersion())
 	case pb.Compare_LEASE:
 		r = cmp.Compare(kv.Lease, c.GetLease())
-	default:
-		return false
 	}
+	// As etcd: a target it does not know compares as equal, and a result
+	// it does not know holds.
 	switch c.Result {
 	case pb.Compare_EQUAL:
 		return r == 0
@@ -218,7 +218,7 @@ func compareKV(c *pb.Compare, kv *mvccpb.KeyValue) bool {
 	case pb.Compare_LESS:
 		return r < 0
 	}
-	return false
+	return true
 }
 
 // IsReadOnlyTxn reports whether a txn, on every branch, only reads.

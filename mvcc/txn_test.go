@@ -54,6 +54,12 @@ func TestStore_TxnCompares(t *testing.T) {
 			{"range: every mod > 4 fails on p/1", &pb.Compare{Key: []byte("p/"), RangeEnd: []byte("p0"), Target: pb.Compare_MOD, Result: pb.Compare_GREATER, TargetUnion: &pb.Compare_ModRevision{ModRevision: 4}}, false},
 			{"range: from key", &pb.Compare{Key: []byte("p/"), RangeEnd: []byte{0}, Target: pb.Compare_CREATE, Result: pb.Compare_GREATER, TargetUnion: &pb.Compare_CreateRevision{CreateRevision: 3}}, true},
 			{"empty range compares as zero kv", &pb.Compare{Key: []byte("q/"), RangeEnd: []byte("q0"), Target: pb.Compare_MOD, TargetUnion: &pb.Compare_ModRevision{ModRevision: 0}}, true},
+			// etcd's rules for enum values it does not know: an unknown
+			// target compares as equal, an unknown result holds.
+			{"unknown result holds", &pb.Compare{Key: []byte("k"), Target: pb.Compare_VALUE, Result: 9, TargetUnion: &pb.Compare_Value{Value: []byte("other")}}, true},
+			{"unknown target compares as equal", &pb.Compare{Key: []byte("k"), Target: 7, Result: pb.Compare_EQUAL}, true},
+			{"unknown target is not greater", &pb.Compare{Key: []byte("k"), Target: 7, Result: pb.Compare_GREATER}, false},
+			{"unknown target on a missing key compares as equal", &pb.Compare{Key: []byte("nope"), Target: 7, Result: pb.Compare_EQUAL}, true},
 		}
 		for _, tc := range cases {
 			resp := txn(t, s, &pb.TxnRequest{Compare: []*pb.Compare{tc.c}})

@@ -36,6 +36,9 @@ import (
 var (
 	ErrNoSpace = errors.New("server: mvcc: database space exceeded")
 	ErrCorrupt = errors.New("server: corrupt cluster")
+	// ErrBadAlarm is an ACTIVATE of an alarm type other than NOSPACE and
+	// CORRUPT.
+	ErrBadAlarm = errors.New("server: only NOSPACE and CORRUPT alarms can be activated")
 )
 
 // alarmPrefix keys the alarm records in the Meta keyspace:
@@ -148,6 +151,14 @@ func (s *Server) Alarms(typ pb.AlarmType) []*pb.AlarmMember {
 // Alarm gets, activates or deactivates alarms with etcd's semantics. GET is
 // answered locally at a linearizable point; the others go through raft.
 func (s *Server) Alarm(ctx context.Context, r *pb.AlarmRequest) (*pb.AlarmResponse, error) {
+	switch {
+	case r.Action != pb.AlarmRequest_GET && r.Action != pb.AlarmRequest_ACTIVATE && r.Action != pb.AlarmRequest_DEACTIVATE:
+		return nil, ErrUnknownMethod
+	case r.Action == pb.AlarmRequest_ACTIVATE && r.Alarm != pb.AlarmType_NOSPACE && r.Alarm != pb.AlarmType_CORRUPT:
+		// etcd stops the member on such a request; it is refused here
+		// before anything is stored.
+		return nil, ErrBadAlarm
+	}
 	var out *pb.AlarmResponse
 	if r.Action == pb.AlarmRequest_GET {
 		if err := s.linearizableBarrier(ctx); err != nil {

@@ -405,15 +405,16 @@ func (s *Server) Downgrade(ctx context.Context, r *pb.DowngradeRequest) (*pb.Dow
 			}
 		}
 	default:
-		return nil, fmt.Errorf("%w: downgrade action %d", ErrBadRequest, r.Action)
+		return nil, ErrUnknownMethod
 	}
 	resp.Header = &pb.ResponseHeader{Revision: s.store.Rev()}
 	s.fillHeader(resp.Header)
 	return resp, nil
 }
 
-// ErrBadRequest is a request the server cannot interpret.
-var ErrBadRequest = errors.New("server: bad request")
+// ErrUnknownMethod is etcd's answer to an action it does not know (a
+// downgrade or alarm action outside the enum).
+var ErrUnknownMethod = errors.New("server: unknown method")
 
 // parseClusterVersion accepts major.minor or major.minor.patch, keeping
 // major.minor, as etcd.

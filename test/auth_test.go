@@ -206,6 +206,12 @@ func TestAuth_ClientV3(t *testing.T) {
 	require.Equal(t, 1, len(rg.Perm))
 	require.Equal(t, []string{"READWRITE", "", "\x00"},
 		[]string{rg.Perm[0].PermType.String(), string(rg.Perm[0].Key), string(rg.Perm[0].RangeEnd)})
+	// etcd's rule for a granted range: a key, and an end after it or
+	// "\x00"; etcdctl sends "\x00" for "every key".
+	for _, r := range [][2]string{{"", ""}, {"", "\x00"}, {"b", "a"}} {
+		_, err = root.RoleGrantPermission(ctx, "app", r[0], r[1], clientv3.PermissionType(clientv3.PermRead))
+		requireErrIs(t, err, rpctypes.ErrInvalidAuthMgmt, fmt.Sprintf("grant [%q, %q)", r[0], r[1]))
+	}
 
 	t.Logf("Step 10b: a user added without a password cannot log in with one (etcd's no password user error)")
 	_, err = root.UserAddWithOptions(ctx, "nopw", "", &clientv3.UserAddOptions{NoPassword: true})

@@ -398,6 +398,20 @@ func TestEtcd_IgnoreValueAndIgnoreLease(t *testing.T) {
 	require.Equal(t, int64(4), get.Header.Revision)
 }
 
+// withResult and withTarget set a compare's enum fields to values clientv3
+// never sends.
+func withResult(c clientv3.Cmp, r int32) clientv3.Cmp {
+	pc := c.GetCompare()
+	pc.Result = pb.Compare_CompareResult(r)
+	return clientv3.FromCompare(pc)
+}
+
+func withTarget(c clientv3.Cmp, tg int32) clientv3.Cmp {
+	pc := c.GetCompare()
+	pc.Target = pb.Compare_CompareTarget(tg)
+	return clientv3.FromCompare(pc)
+}
+
 func TestEtcd_TxnCompares(t *testing.T) {
 	t.Parallel()
 	t.Logf("Step 1: starting one member; k=v1 (2), k=v2 (3), p/1 (4), p/2 (5)")
@@ -435,6 +449,11 @@ func TestEtcd_TxnCompares(t *testing.T) {
 		{"prefix: every version = 1", clientv3.Compare(Ver("p/"), "=", 1).WithPrefix(), true},
 		{"prefix: every mod > 4", clientv3.Compare(M("p/"), ">", 4).WithPrefix(), false},
 		{"range: every create < 5 in [p/1, p/2)", clientv3.Compare(C("p/1"), "<", 5).WithRange("p/2"), true},
+		// Enum values etcd does not know: the result holds; the target
+		// compares as equal.
+		{"unknown result holds", withResult(clientv3.Compare(V("k"), "=", "other"), 9), true},
+		{"unknown target is equal", withTarget(clientv3.Compare(Ver("k"), "=", 5), 7), true},
+		{"unknown target is not greater", withTarget(clientv3.Compare(Ver("k"), ">", 0), 7), false},
 	}
 	for _, tc := range cases {
 		resp, err := cli.Txn(opCtx(t)).If(tc.cmp).Then(clientv3.OpGet("k")).Else(clientv3.OpGet("p/1")).Commit()

@@ -14,6 +14,7 @@ import (
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc/codes"
 )
 
 // Maintenance service on one member: Status, Hash, HashKV, Alarm, Snapshot
@@ -140,7 +141,18 @@ func TestMaintenance_Alarm(t *testing.T) {
 	require.NoError(t, err)
 	require.Empty(t, d.Alarms)
 
-	t.Logf("Step 7: metastore alarm list / disarm...")
+	t.Logf("Step 7: an action outside the enum is etcd's unknown method; activating NONE or an unknown type is refused, and nothing is stored...")
+	_, err = mc.Alarm(ctxT(t, 5*time.Second), &pb.AlarmRequest{Action: 9, MemberID: other, Alarm: pb.AlarmType_NOSPACE})
+	requireRPCError(t, err, codes.Unknown, "etcdserver: unknown method")
+	for _, typ := range []pb.AlarmType{pb.AlarmType_NONE, 7} {
+		_, err = mc.Alarm(ctxT(t, 5*time.Second), &pb.AlarmRequest{Action: pb.AlarmRequest_ACTIVATE, MemberID: other, Alarm: typ})
+		requireRPCError(t, err, codes.InvalidArgument, "etcdserver: only NOSPACE and CORRUPT alarms can be activated")
+	}
+	all, err = mc.Alarm(ctxT(t, 5*time.Second), &pb.AlarmRequest{Action: pb.AlarmRequest_GET})
+	require.NoError(t, err)
+	require.Equal(t, []*pb.AlarmMember{{MemberID: id, Alarm: pb.AlarmType_NOSPACE}}, stripAlarms(all.Alarms))
+
+	t.Logf("Step 8: metastore alarm list / disarm...")
 	code, out, errOut := runCLI(t, 20*time.Second, "alarm", "list", "--endpoints", m.endpoint())
 	require.Equal(t, 0, code, errOut)
 	require.Equal(t, fmt.Sprintf("memberID:%d alarm:NOSPACE\n", id), out)
@@ -149,7 +161,7 @@ func TestMaintenance_Alarm(t *testing.T) {
 	require.Equal(t, fmt.Sprintf("memberID:%d alarm:NOSPACE\n", id), out)
 	mustPut(t, cli, "k", "after-disarm")
 
-	t.Logf("Step 8: alarms survive a restart...")
+	t.Logf("Step 9: alarms survive a restart...")
 	_, err = mc.Alarm(ctxT(t, 5*time.Second), &pb.AlarmRequest{Action: pb.AlarmRequest_ACTIVATE, MemberID: other, Alarm: pb.AlarmType_NOSPACE})
 	require.NoError(t, err)
 	require.NoError(t, m.stop())
@@ -393,6 +405,10 @@ func TestMaintenance_Downgrade(t *testing.T) {
 	st, err = cli.Status(ctx, m.endpoint())
 	require.NoError(t, err)
 	require.False(t, st.DowngradeInfo.Enabled)
+
+	t.Logf("Step 3: an action outside the enum is etcd's unknown method...")
+	_, err = maintClient(cli).Downgrade(ctx, &pb.DowngradeRequest{Action: 9, Version: "3.6"})
+	requireRPCError(t, err, codes.Unknown, "etcdserver: unknown method")
 }
 
 // TestMaintenance_AutoCompactionRevision: the leader keeps the last N
