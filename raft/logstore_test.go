@@ -202,6 +202,8 @@ func TestValidateConfChange(t *testing.T) {
 		{"re-add removed", cc(raftpb.ConfChangeAddNode, 9), &Member{ID: 9}, ErrMemberRemoved},
 		{"learner exists", cc(raftpb.ConfChangeAddLearnerNode, 1), &Member{ID: 1}, ErrMemberExists},
 		{"promote learner", cc(raftpb.ConfChangeAddNode, 2), nil, nil},
+		{"voter added with a learner's ID is no promotion", cc(raftpb.ConfChangeAddNode, 2), &Member{ID: 2, PeerURLs: []string{"u2"}}, ErrMemberExists},
+		{"existing voter: the idempotent bootstrap case", cc(raftpb.ConfChangeAddNode, 1), &Member{ID: 1, PeerURLs: []string{"u1"}}, nil},
 		{"remove unknown", cc(raftpb.ConfChangeRemoveNode, 5), nil, ErrMemberNotFound},
 		{"update unknown", cc(raftpb.ConfChangeUpdateNode, 5), &Member{ID: 5}, ErrMemberNotFound},
 		{"update to own URL", cc(raftpb.ConfChangeUpdateNode, 1), &Member{ID: 1, PeerURLs: []string{"u1"}}, nil},

@@ -125,7 +125,13 @@ func validateConfChange(rec *confRecord, cc *raftpb.ConfChangeV2, ctx *confChang
 		switch ch.GetType() {
 		case raftpb.ConfChangeAddNode:
 			// Adding an existing voter is the idempotent bootstrap case;
-			// adding an existing learner is a promotion.
+			// adding an existing learner is a promotion, which carries no
+			// member record. One that does is a MemberAdd whose ID (its
+			// peer URLs and the second it was asked in) is the learner's:
+			// refused, as etcd does, rather than taken for a promotion.
+			if m != nil && m.IsLearner && ctx.Member != nil {
+				return fmt.Errorf("%w: %x", ErrMemberExists, id)
+			}
 			if m == nil && ctx.Member != nil {
 				if err := checkURLsFree(rec, id, ctx.Member.PeerURLs); err != nil {
 					return err

@@ -1,6 +1,7 @@
 package test
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -129,6 +130,15 @@ func TestCluster_MembershipErrors(t *testing.T) {
 	require.ErrorIs(t, err, rpctypes.ErrMemberLearnerNotReady)
 	_, err = fcli.MemberPromote(ctxT(t, 5*time.Second), lid)
 	require.ErrorIs(t, err, rpctypes.ErrMemberLearnerNotReady)
+
+	t.Logf("Step 6b: adding a voter with the learner's peer URL fails (the same ID within the same second, else the URL in use); it stays a learner")
+	_, err = lcli.MemberAdd(ctxT(t, 5*time.Second), []string{url1})
+	require.Error(t, err)
+	require.True(t, errors.Is(rpctypes.Error(err), rpctypes.ErrMemberExist) || errors.Is(rpctypes.Error(err), rpctypes.ErrPeerURLExist),
+		"adding a voter on the learner's URL: %v", err)
+	ml, err := lcli.MemberList(ctxT(t, 5*time.Second))
+	require.NoError(t, err)
+	require.Equal(t, withLearner, membersString(ml.Members))
 
 	t.Logf("Step 7: promoting a voter fails with MemberNotLearner; an unknown ID with MemberNotFound")
 	_, err = fcli.MemberPromote(ctxT(t, 5*time.Second), memberID(t, follower))
