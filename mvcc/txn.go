@@ -132,7 +132,8 @@ func (a *Apply) runTxn(req *pb.TxnRequest, path []bool) (*pb.TxnResponse, int, e
 }
 
 // setTxnHeaders gives every write sub-response the txn's revision; range
-// sub-responses keep the revision they read at.
+// sub-responses keep the revision they read at; a nested txn's own header
+// stays empty, as in etcd.
 func setTxnHeaders(resp *pb.TxnResponse, rev int64) {
 	for _, r := range resp.Responses {
 		switch v := r.Response.(type) {
@@ -141,7 +142,7 @@ func setTxnHeaders(resp *pb.TxnResponse, rev int64) {
 		case *pb.ResponseOp_ResponseDeleteRange:
 			v.ResponseDeleteRange.Header = &pb.ResponseHeader{Revision: rev}
 		case *pb.ResponseOp_ResponseTxn:
-			v.ResponseTxn.Header = &pb.ResponseHeader{Revision: rev}
+			v.ResponseTxn.Header = &pb.ResponseHeader{}
 			setTxnHeaders(v.ResponseTxn, rev)
 		}
 	}

@@ -671,6 +671,9 @@ func TestEtcd_NestedTxn(t *testing.T) {
 	require.True(t, in.Succeeded)
 	require.Len(t, in.Responses, 2)
 	require.NotNil(t, in.Responses[0].GetResponsePut())
+	require.Equal(t, int64(3), in.Responses[0].GetResponsePut().GetHeader().GetRevision(), "a nested write has the txn's revision")
+	require.NotNil(t, in.Header)
+	require.Zero(t, in.Header.Revision, "the nested txn's own header is empty, as in etcd")
 	require.Equal(t, []string{"b=x c2 m2 v1"}, kvStrings(in.Responses[1].GetResponseRange().Kvs))
 	require.Equal(t, []string{"a=1 c3 m3 v1", "b=x c2 m2 v1", "c=yes c3 m3 v1"}, kvStrings(mustGet(t, cli, "", clientv3.WithFromKey()).Kvs))
 
