@@ -177,15 +177,31 @@ func TestStore_HashKVSameOnEveryEngine(t *testing.T) {
 	require.Equal(t, hashes[0], hashes[1], "memory and rocksdb hash the same history alike")
 }
 
+// openRocksStore opens a store on a RocksDB engine in dir, for tests that
+// close and reopen it.
+func openRocksStore(t *testing.T, dir string) (*Store, engine.Engine) {
+	t.Helper()
+	e := engineCases[1].open(t, dir)
+	s, err := Open(e, Config{})
+	require.NoError(t, err)
+	return s, e
+}
+
+// requireCompactRefused asserts that Compact(rev) fails with want.
+func requireCompactRefused(t *testing.T, s *Store, rev int64, want error) {
+	t.Helper()
+	a := s.NewApply()
+	defer a.Abort()
+	_, err := a.Compact(rev)
+	require.ErrorIs(t, err, want, "Compact(%d)", rev)
+}
+
 // TestStore_CompactZero: as in etcd, a store never compacted reports
 // compaction revision -1, accepts Compact(0) once (it removes nothing), and
 // refuses it after that, also after a restart.
 func TestStore_CompactZero(t *testing.T) {
-	ec := engineCases[1] // rocksdb: durable
 	dir := t.TempDir()
-	e := ec.open(t, dir)
-	s, err := Open(e, Config{})
-	require.NoError(t, err)
+	s, e := openRocksStore(t, dir)
 
 	t.Logf("Step 1: a new store with one put reports compaction revision -1 and hashes it")
 	put(t, s, "k", "v") // 2
@@ -195,10 +211,7 @@ func TestStore_CompactZero(t *testing.T) {
 	require.Equal(t, int64(-1), crev)
 
 	t.Logf("Step 2: Compact(-1) is refused; Compact(0) is accepted and removes nothing")
-	a := s.NewApply()
-	_, err = a.Compact(-1)
-	require.ErrorIs(t, err, ErrCompacted)
-	a.Abort()
+	requireCompactRefused(t, s, -1, ErrCompacted)
 	compact(t, s, 0)
 	s.WaitCompaction(0)
 	require.Equal(t, int64(0), s.CompactRev())
@@ -209,21 +222,13 @@ func TestStore_CompactZero(t *testing.T) {
 	requireKVs(t, []*mvccpb.KeyValue{kv("k", "v", 2, 2, 1, 0)}, get(t, s, &pb.RangeRequest{Key: []byte("k"), Revision: 2}).Kvs)
 
 	t.Logf("Step 3: a second Compact(0) is refused, also after a restart")
-	a = s.NewApply()
-	_, err = a.Compact(0)
-	require.ErrorIs(t, err, ErrCompacted)
-	a.Abort()
+	requireCompactRefused(t, s, 0, ErrCompacted)
 	require.NoError(t, s.Close())
 	require.NoError(t, e.Close())
-	e = ec.open(t, dir)
-	s, err = Open(e, Config{})
-	require.NoError(t, err)
+	s, e = openRocksStore(t, dir)
 	defer func() { s.Close(); e.Close() }()
 	require.Equal(t, int64(0), s.CompactRev())
-	a = s.NewApply()
-	_, err = a.Compact(0)
-	require.ErrorIs(t, err, ErrCompacted)
-	a.Abort()
+	requireCompactRefused(t, s, 0, ErrCompacted)
 
 	t.Logf("Step 4: Compact(1) is still accepted")
 	compact(t, s, 1)
@@ -231,11 +236,8 @@ func TestStore_CompactZero(t *testing.T) {
 }
 
 func TestStore_ReopenKeepsState(t *testing.T) {
-	ec := engineCases[1] // rocksdb: durable
 	dir := t.TempDir()
-	e := ec.open(t, dir)
-	s, err := Open(e, Config{})
-	require.NoError(t, err)
+	s, e := openRocksStore(t, dir)
 	history(t, s)
 	compact(t, s, 10)
 	s.WaitCompaction(10)
@@ -244,9 +246,7 @@ func TestStore_ReopenKeepsState(t *testing.T) {
 	require.NoError(t, s.Close())
 	require.NoError(t, e.Close())
 
-	e = ec.open(t, dir)
-	s, err = Open(e, Config{})
-	require.NoError(t, err)
+	s, e = openRocksStore(t, dir)
 	defer func() { s.Close(); e.Close() }()
 	require.Equal(t, rev, s.Rev())
 	require.Equal(t, int64(10), s.CompactRev())
