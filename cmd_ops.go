@@ -30,6 +30,7 @@ import (
 func opsFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.Int64Flag{Name: "quota-backend-bytes", Usage: "raise a NOSPACE alarm and refuse writes when the database exceeds this size (0: 8 GiB; negative: no quota)"},
+		&cli.Int64Flag{Name: "disk-free-min-bytes", Usage: "raise a NOSPACE alarm and refuse writes when the data directory's filesystem would have less free space than this (0: 256 MiB; negative: no check)"},
 		&cli.StringFlag{Name: "auto-compaction-mode", Value: server.CompactionPeriodic, Usage: "periodic or revision: how --auto-compaction-retention is read"},
 		&cli.StringFlag{Name: "auto-compaction-retention", Value: "0", Usage: "periodic: history to keep (a duration, or hours); revision: revisions to keep; 0: off"},
 		&cli.DurationFlag{Name: "auto-compaction-interval", Hidden: true, Usage: "how often the leader checks for auto-compaction (tests; default as etcd)"},
@@ -40,6 +41,7 @@ func opsFlags() []cli.Flag {
 // applyOpsFlags copies opsFlags into cfg.
 func applyOpsFlags(c *cli.Context, cfg *server.Config) {
 	cfg.QuotaBackendBytes = c.Int64("quota-backend-bytes")
+	cfg.DiskFreeMinBytes = c.Int64("disk-free-min-bytes")
 	cfg.AutoCompactionMode = c.String("auto-compaction-mode")
 	cfg.AutoCompactionRetention = c.String("auto-compaction-retention")
 	cfg.AutoCompactionInterval = c.Duration("auto-compaction-interval")

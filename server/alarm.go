@@ -63,6 +63,12 @@ type opsState struct {
 	raising atomic.Bool
 	// size caches the engine's DiskSize (quota.go).
 	size atomic.Int64
+	// diskFree caches the free bytes of the data directory's filesystem
+	// (-1 until sampled or when it cannot be read; quota.go).
+	diskFree atomic.Int64
+	// lowDisk is set while diskFree is under the minimum, so that the
+	// warning is logged once per episode.
+	lowDisk atomic.Bool
 	// downgrade is the replicated downgrade target ("" when none).
 	downgrade atomic.Pointer[string]
 

@@ -79,6 +79,10 @@ type Config struct {
 	// QuotaBackendBytes is the space quota (0: DefaultQuotaBackendBytes;
 	// negative: none); see quota.go.
 	QuotaBackendBytes int64
+	// DiskFreeMinBytes is the free space the data directory's filesystem
+	// must keep: below it writes are refused as over the quota (0:
+	// DefaultDiskFreeMinBytes; negative: no check); see quota.go.
+	DiskFreeMinBytes int64
 	// AutoCompactionMode is "periodic" or "revision" and
 	// AutoCompactionRetention its retention as etcd's flags ("" or "0":
 	// off); AutoCompactionInterval overrides how often the leader checks

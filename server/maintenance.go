@@ -35,6 +35,7 @@ var (
 func (s *Server) startOps() {
 	s.ops.stopc = make(chan struct{})
 	s.sampleSize()
+	s.sampleDiskFree()
 	s.ops.wg.Add(1)
 	go s.sizeLoop()
 	s.startAutoCompaction()

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"syscall"
 	"time"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
@@ -21,6 +22,19 @@ import (
 // sizeInterval (it stats every file), so the check costs one atomic load
 // per request and a fast writer may pass the quota by up to an interval's
 // writes; the memory engine's costs an atomic load and is read each time.
+
+// The disk's free space is a second quota. A full disk fails the synced
+// raft log write, and RocksDB (Debian's build keeps its assertions) aborts
+// the process on the next write after such a failure. So the member also
+// samples the free space of the data directory's filesystem with the size,
+// and treats a write that would leave less than DiskFreeMinBytes free as
+// over the quota: ErrNoSpace and a NOSPACE alarm, with a warning that names
+// the free space. Deletes, compaction and defragmentation still run, and
+// the reserve leaves RocksDB room for its memtable flushes.
+
+// DefaultDiskFreeMinBytes is the free space kept on the data directory's
+// filesystem when none is configured.
+const DefaultDiskFreeMinBytes = 256 << 20
 
 // DefaultQuotaBackendBytes is the quota when none is configured. etcd's
 // default is 2 GiB and its recommended maximum 8 GiB; MetaStore's storage
@@ -57,11 +71,54 @@ func (s *Server) checkQuota(r *pb.InternalRaftRequest) error {
 	if s.cfg.Engine == EngineMemory {
 		s.sampleSize() // O(1) there: no lag behind a fast writer
 	}
+	if s.lowOnDisk(cost) {
+		s.raiseAlarm(s.node.ID(), pb.AlarmType_NOSPACE)
+		return ErrNoSpace
+	}
 	if q < 0 || s.ops.size.Load()+cost < q {
 		return nil
 	}
 	s.raiseAlarm(s.node.ID(), pb.AlarmType_NOSPACE)
 	return ErrNoSpace
+}
+
+// DiskFreeMinBytes is the effective free-space minimum (negative: none).
+func (s *Server) DiskFreeMinBytes() int64 {
+	if s.cfg.DiskFreeMinBytes == 0 {
+		return DefaultDiskFreeMinBytes
+	}
+	return s.cfg.DiskFreeMinBytes
+}
+
+// lowOnDisk reports whether a write of cost bytes would leave the data
+// directory's filesystem with less free space than the minimum.
+func (s *Server) lowOnDisk(cost int64) bool {
+	minFree := s.DiskFreeMinBytes()
+	free := s.ops.diskFree.Load()
+	if minFree < 0 || free < 0 || free-cost >= minFree {
+		return false
+	}
+	if s.ops.lowDisk.CompareAndSwap(false, true) {
+		s.lg.Warn("refusing writes: the data directory's filesystem is nearly full",
+			zap.String("data-dir", s.cfg.DataDir), zap.Int64("free-bytes", free), zap.Int64("disk-free-min-bytes", minFree))
+	}
+	return true
+}
+
+// sampleDiskFree refreshes the cached free space of the data directory's
+// filesystem (the space an unprivileged writer may use).
+func (s *Server) sampleDiskFree() {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(s.cfg.DataDir, &st); err != nil {
+		s.lg.Debug("reading the data directory's free space failed", zap.Error(err))
+		s.ops.diskFree.Store(-1)
+		return
+	}
+	free := int64(st.Bavail) * int64(st.Bsize)
+	s.ops.diskFree.Store(free)
+	if min := s.DiskFreeMinBytes(); min >= 0 && free >= min && s.ops.lowDisk.CompareAndSwap(true, false) {
+		s.lg.Info("the data directory's filesystem has room again", zap.Int64("free-bytes", free))
+	}
 }
 
 func requestCost(r *pb.InternalRaftRequest) int64 {
@@ -121,6 +178,7 @@ func (s *Server) sizeLoop() {
 			return
 		case <-t.C:
 			s.sampleSize()
+			s.sampleDiskFree()
 		}
 	}
 }

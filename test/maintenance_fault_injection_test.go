@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -257,4 +258,50 @@ func TestMaintenanceFault_RecoveryAfterBurst(t *testing.T) {
 		require.NoError(t, err)
 		require.Empty(t, st.Errors)
 	}
+}
+
+// TestMaintenanceFault_DiskNearlyFull: a write that would leave the data
+// directory's filesystem with less free space than --disk-free-min-bytes is
+// refused as over the quota (ErrNoSpace, NOSPACE alarm, a warning naming
+// the free space), before a full disk fails the raft log. The minimum is
+// set above any disk's size, so every write is "too much" on any machine.
+func TestMaintenanceFault_DiskNearlyFull(t *testing.T) {
+	t.Parallel()
+	m := startMember(t, engineRocksDB, memberOpts{extraFlags: []string{"--disk-free-min-bytes", fmt.Sprint(int64(1) << 60)}})
+	cli := newClient(t, m.endpoint())
+	id := memberID(t, m)
+
+	t.Logf("Step 1: a put is refused with NOSPACE and the alarm is raised for this member...")
+	_, err := cli.Put(ctxT(t, 5*time.Second), "k", "v")
+	requireErrIs(t, err, rpctypes.ErrNoSpace, "put with too little free disk space")
+	waitFor(t, 10*time.Second, "the NOSPACE alarm", func() bool {
+		al, err := cli.AlarmList(ctxT(t, 5*time.Second))
+		return err == nil && len(al.Alarms) == 1 && al.Alarms[0].MemberID == id && al.Alarms[0].Alarm == pb.AlarmType_NOSPACE
+	})
+	logText, err := os.ReadFile(m.logPath)
+	require.NoError(t, err)
+	require.Contains(t, string(logText), "the data directory's filesystem is nearly full")
+	require.Contains(t, string(logText), `"free-bytes"`)
+
+	t.Logf("Step 2: reads and deletes still work; lease grants are refused too...")
+	require.Zero(t, mustGet(t, cli, "k").Count)
+	_, err = cli.Delete(ctxT(t, 5*time.Second), "k")
+	require.NoError(t, err)
+	_, err = cli.Grant(ctxT(t, 5*time.Second), 60)
+	requireErrIs(t, err, rpctypes.ErrNoSpace, "lease grant with too little free disk space")
+
+	t.Logf("Step 3: restarted with room to spare, writes wait for the operator's disarm, as after a quota alarm...")
+	require.NoError(t, m.stop())
+	m.args = append(m.args, "--disk-free-min-bytes", "1")
+	m.restart()
+	waitFor(t, 20*time.Second, "restarted member to lead", func() bool {
+		st, err := m.status()
+		return err == nil && st.Leader != 0
+	})
+	_, err = cli.Put(ctxT(t, 5*time.Second), "k", "v")
+	requireErrIs(t, err, rpctypes.ErrNoSpace, "put before disarm")
+	code, out, errOut := runCLI(t, 20*time.Second, "alarm", "disarm", "--endpoints", m.endpoint())
+	require.Equal(t, 0, code, errOut)
+	require.Equal(t, fmt.Sprintf("memberID:%d alarm:NOSPACE\n", id), out)
+	require.Positive(t, mustPut(t, cli, "k", "v").Header.Revision)
 }
