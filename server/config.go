@@ -83,6 +83,9 @@ type Config struct {
 	// must keep: below it writes are refused as over the quota (0:
 	// DefaultDiskFreeMinBytes; negative: no check); see quota.go.
 	DiskFreeMinBytes int64
+	// freeSpace reads the free bytes of the filesystem holding a directory
+	// (statfsFree; tests replace it).
+	freeSpace func(dir string) (int64, error)
 	// AutoCompactionMode is "periodic" or "revision" and
 	// AutoCompactionRetention its retention as etcd's flags ("" or "0":
 	// off); AutoCompactionInterval overrides how often the leader checks
@@ -119,6 +122,9 @@ const (
 )
 
 func (c Config) withDefaults() (Config, error) {
+	if c.freeSpace == nil {
+		c.freeSpace = statfsFree
+	}
 	if c.Engine == "" {
 		c.Engine = EngineRocksDB
 	}

@@ -1,6 +1,8 @@
 package server
 
 import (
+	"errors"
+	"fmt"
 	"syscall"
 	"time"
 
@@ -83,11 +85,48 @@ func (s *Server) checkQuota(r *pb.InternalRaftRequest) error {
 }
 
 // DiskFreeMinBytes is the effective free-space minimum (negative: none).
-func (s *Server) DiskFreeMinBytes() int64 {
-	if s.cfg.DiskFreeMinBytes == 0 {
+func (s *Server) DiskFreeMinBytes() int64 { return s.cfg.diskFreeMin() }
+
+func (c Config) diskFreeMin() int64 {
+	if c.DiskFreeMinBytes == 0 {
 		return DefaultDiskFreeMinBytes
 	}
-	return s.cfg.DiskFreeMinBytes
+	return c.DiskFreeMinBytes
+}
+
+// openFreeMin caps the free space a member needs to open its engines:
+// RocksDB writes a new MANIFEST and WAL when it opens, and flushes what it
+// recovered from the old WAL (up to its memtables' size).
+const openFreeMin = 64 << 20
+
+// ErrDiskFull is a start refused for lack of free space.
+var ErrDiskFull = errors.New("server: not enough free disk space")
+
+// checkRoomToOpen refuses to open the engines when the data directory's
+// filesystem has less free space than the minimum (capped at openFreeMin):
+// on a full disk RocksDB stops the process on a failed assertion while it
+// recovers, where a clear error lets the operator free space and retry.
+func checkRoomToOpen(cfg Config) error {
+	need := min(cfg.diskFreeMin(), openFreeMin)
+	if need <= 0 {
+		return nil
+	}
+	free, err := cfg.freeSpace(cfg.DataDir)
+	if err != nil || free >= need {
+		return nil // unknown: the engine reports what it finds
+	}
+	return fmt.Errorf("%w: the filesystem of %s has %d bytes free, %d are needed to open the database (--disk-free-min-bytes); free some space and start again",
+		ErrDiskFull, cfg.DataDir, free, need)
+}
+
+// statfsFree is the space an unprivileged writer may still use on the
+// filesystem holding dir.
+func statfsFree(dir string) (int64, error) {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil {
+		return 0, err
+	}
+	return int64(st.Bavail) * int64(st.Bsize), nil
 }
 
 // lowOnDisk reports whether a write of cost bytes would leave the data
@@ -108,13 +147,12 @@ func (s *Server) lowOnDisk(cost int64) bool {
 // sampleDiskFree refreshes the cached free space of the data directory's
 // filesystem (the space an unprivileged writer may use).
 func (s *Server) sampleDiskFree() {
-	var st syscall.Statfs_t
-	if err := syscall.Statfs(s.cfg.DataDir, &st); err != nil {
+	free, err := s.cfg.freeSpace(s.cfg.DataDir)
+	if err != nil {
 		s.lg.Debug("reading the data directory's free space failed", zap.Error(err))
 		s.ops.diskFree.Store(-1)
 		return
 	}
-	free := int64(st.Bavail) * int64(st.Bsize)
 	s.ops.diskFree.Store(free)
 	if min := s.DiskFreeMinBytes(); min >= 0 && free >= min && s.ops.lowDisk.CompareAndSwap(true, false) {
 		s.lg.Info("the data directory's filesystem has room again", zap.Int64("free-bytes", free))

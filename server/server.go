@@ -69,6 +69,9 @@ func New(c Config) (*Server, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("server: creating data dir: %w", err)
 	}
+	if err := checkRoomToOpen(cfg); err != nil { // quota.go
+		return nil, err
+	}
 	s := &Server{cfg: cfg, lg: cfg.Logger, waiters: newWaiters(), readyc: make(chan struct{})}
 	rcfg := cfg.RocksDB
 	rcfg.DisableFsync = cfg.UnsafeNoFsync
