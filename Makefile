@@ -111,6 +111,12 @@ bench-compare: build ## MetaStore vs etcd side by side; table into docs/BENCHMAR
 bench-ceiling: deps ## what etcd's benchmark and check perf reach against a server that stores nothing (bench/nullserver)
 	./scripts/bench-ceiling.sh
 
+.PHONY: compat-diff
+# ETCD_BIN (etcd and etcdctl), OUT=dir keeps the transcripts: see the
+# script's header. About 2 minutes.
+compat-diff: build ## the same JSON gateway requests to etcd and to MetaStore, and the diff of the answers
+	./scripts/compat-diff.sh
+
 .PHONY: bench-profile
 # ETCD_BIN (etcd's benchmark and etcdctl), SECONDS_PER, QUICK=1: see the
 # script's header. About 3 minutes.
