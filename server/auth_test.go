@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"net"
 	"path/filepath"
 	"testing"
 
@@ -27,11 +26,8 @@ type applyHarness struct {
 
 func newApplyHarness(t *testing.T) *applyHarness {
 	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	lis.Close()
 	s, err := New(Config{Name: "a", DataDir: filepath.Join(t.TempDir(), "m"), Engine: EngineMemory,
-		InitialCluster: map[string][]string{"a": {"http://" + lis.Addr().String()}}})
+		InitialCluster: soloCluster(t)})
 	require.NoError(t, err)
 	t.Cleanup(func() { s.store.Close(); s.closeEngines() })
 	return &applyHarness{t: t, s: s}

@@ -2,7 +2,6 @@ package server
 
 import (
 	"fmt"
-	"net"
 	"testing"
 	"time"
 
@@ -38,11 +37,8 @@ func TestCheckpoint_BackgroundThenRestart(t *testing.T) {
 	t.Logf("Step 4: reopen the directory (no final checkpoint): the state is at %d or later and holds those keys", durable)
 	h.s.store.Close()
 	h.s.closeEngines()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	lis.Close()
 	s2, err := New(Config{Name: "a", DataDir: dir, Engine: EngineMemory,
-		InitialCluster: map[string][]string{"a": {"http://" + lis.Addr().String()}}})
+		InitialCluster: soloCluster(t)})
 	require.NoError(t, err)
 	defer func() { s2.store.Close(); s2.closeEngines() }()
 	applied := s2.applied.Load()

@@ -2,7 +2,6 @@ package server
 
 import (
 	"bytes"
-	"net"
 	"path/filepath"
 	"testing"
 )
@@ -12,14 +11,9 @@ import (
 // with an error by its header, record and trailer checks — never a panic,
 // never applied as if whole.
 func FuzzRestoreSnapshot(f *testing.F) {
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		f.Fatal(err)
-	}
-	lis.Close()
 	dir := f.TempDir()
-	s, err := New(Config{Name: "f", DataDir: filepath.Join(dir, "m"), Engine: EngineMemory,
-		InitialCluster: map[string][]string{"f": {"http://" + lis.Addr().String()}}})
+	s, err := New(Config{Name: "a", DataDir: filepath.Join(dir, "m"), Engine: EngineMemory,
+		InitialCluster: soloCluster(f)})
 	if err != nil {
 		f.Fatal(err)
 	}

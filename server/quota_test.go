@@ -2,7 +2,6 @@ package server
 
 import (
 	"errors"
-	"net"
 	"path/filepath"
 	"testing"
 
@@ -14,12 +13,10 @@ import (
 // free, before RocksDB is opened; with room, or with the check off, it
 // opens.
 func TestNew_RefusesToOpenOnAFullDisk(t *testing.T) {
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	lis.Close()
+	initial := soloCluster(t)
 	cfg := func(free int64, minFree int64) Config {
 		return Config{Name: "a", DataDir: filepath.Join(t.TempDir(), "m"), Engine: EngineRocksDB, DiskFreeMinBytes: minFree,
-			InitialCluster: map[string][]string{"a": {"http://" + lis.Addr().String()}},
+			InitialCluster: initial,
 			freeSpace:      func(string) (int64, error) { return free, nil }}
 	}
 	open := func(c Config) error {
@@ -32,7 +29,7 @@ func TestNew_RefusesToOpenOnAFullDisk(t *testing.T) {
 	}
 
 	t.Logf("Step 1: 1 MiB free against the default minimum: refused, naming the free bytes")
-	err = open(cfg(1<<20, 0))
+	err := open(cfg(1<<20, 0))
 	require.ErrorIs(t, err, ErrDiskFull)
 	require.Contains(t, err.Error(), "has 1048576 bytes free, 67108864 are needed")
 
