@@ -20,6 +20,9 @@
 #   MS_BIN     the metastore binary (default bin/metastore; `make build`)
 #   OUT        directory for the transcripts (default: a temp dir, removed
 #              unless KEEP_WORK=1)
+#   MEMBERS    members per cluster (default 1); with 3 the requests go to
+#              the last member started, which is a follower or the leader
+#              as the election went
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -78,8 +81,8 @@ found=0
 for file in "$ROOT"/scripts/compat-requests/*.txt; do
 	name=$(basename "$file" .txt)
 	for kind in etcd metastore; do
-		start_cluster "$kind" 1
-		transcript "$file" "$EP1" >"$OUT/$name.$kind.txt"
+		start_cluster "$kind" "${MEMBERS:-1}"
+		transcript "$file" "${EPS##*,}" >"$OUT/$name.$kind.txt"
 		stop_cluster
 	done
 	if diff -u "$OUT/$name.etcd.txt" "$OUT/$name.metastore.txt" >"$OUT/$name.diff"; then
