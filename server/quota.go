@@ -154,7 +154,7 @@ func (s *Server) sampleDiskFree() {
 		return
 	}
 	s.ops.diskFree.Store(free)
-	if min := s.DiskFreeMinBytes(); min >= 0 && free >= min && s.ops.lowDisk.CompareAndSwap(true, false) {
+	if minFree := s.DiskFreeMinBytes(); minFree >= 0 && free >= minFree && s.ops.lowDisk.CompareAndSwap(true, false) {
 		s.lg.Info("the data directory's filesystem has room again", zap.Int64("free-bytes", free))
 	}
 }
