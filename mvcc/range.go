@@ -222,9 +222,11 @@ func rangeOn(r engine.Reader, req *pb.RangeRequest, curRev int64, compactRev fun
 
 	filtered := req.MinModRevision != 0 || req.MaxModRevision != 0 ||
 		req.MinCreateRevision != 0 || req.MaxCreateRevision != 0
-	// As in etcd: the limit is pushed into the scan only when the result
-	// needs neither sorting nor filtering; otherwise everything is read,
-	// filtered, sorted, then cut.
+	// As in etcd: the limit is pushed into the scan only when no order is
+	// asked and nothing is filtered; then the scan stops after limit+1
+	// pairs (etcd reads one more to know whether there are more), which a
+	// non-key target still sorts ascending before the cut. Otherwise
+	// everything is read, filtered, sorted, then cut.
 	pushLimit := req.Limit > 0 && req.SortOrder == pb.RangeRequest_NONE && !filtered
 	var count int64
 	var scanErr error
@@ -232,7 +234,7 @@ func rangeOn(r engine.Reader, req *pb.RangeRequest, curRev int64, compactRev fun
 	dropValues := req.KeysOnly && req.SortTarget != pb.RangeRequest_VALUE
 	err := scan(it, lower, rev, func(prefix []byte, modRev int64, raw []byte) bool {
 		count++
-		if req.CountOnly || (pushLimit && int64(len(resp.Kvs)) >= req.Limit) {
+		if req.CountOnly || (pushLimit && int64(len(resp.Kvs)) > req.Limit) {
 			return true
 		}
 		kv, err := toKV(prefix, modRev, raw, dropValues)
@@ -263,11 +265,9 @@ func rangeOn(r engine.Reader, req *pb.RangeRequest, curRev int64, compactRev fun
 		}
 	}
 	if req.Limit > 0 {
-		if pushLimit {
-			resp.More = count > req.Limit
-		} else if int64(len(resp.Kvs)) > req.Limit {
+		resp.More = int64(len(resp.Kvs)) > req.Limit || (pushLimit && count > req.Limit)
+		if int64(len(resp.Kvs)) > req.Limit {
 			resp.Kvs = resp.Kvs[:req.Limit]
-			resp.More = true
 		}
 	}
 	return resp, nil
@@ -290,7 +290,9 @@ func filterKVs(kvs []*mvccpb.KeyValue, req *pb.RangeRequest) []*mvccpb.KeyValue 
 
 // sortKVs orders kvs as etcd does: results come in ascending key order, a
 // non-key target with no order means ascending, and key ascending needs no
-// work. Ties keep key order (a stable sort).
+// work. Equal elements end up where etcd's own sort puts them: the same
+// comparison through sort.Sort (sort.Reverse for descending) on the same
+// key-ordered input.
 func sortKVs(kvs []*mvccpb.KeyValue, order pb.RangeRequest_SortOrder, target pb.RangeRequest_SortTarget) {
 	if target != pb.RangeRequest_KEY && order == pb.RangeRequest_NONE {
 		order = pb.RangeRequest_ASCEND
@@ -313,9 +315,19 @@ func sortKVs(kvs []*mvccpb.KeyValue, order pb.RangeRequest_SortOrder, target pb.
 	default:
 		return
 	}
+	var sorter sort.Interface = kvSorter{kvs, less}
 	if order == pb.RangeRequest_DESCEND {
-		asc := less
-		less = func(a, b *mvccpb.KeyValue) bool { return asc(b, a) }
+		sorter = sort.Reverse(sorter)
 	}
-	sort.SliceStable(kvs, func(i, j int) bool { return less(kvs[i], kvs[j]) })
+	sort.Sort(sorter)
 }
+
+// kvSorter sorts key-values by less.
+type kvSorter struct {
+	kvs  []*mvccpb.KeyValue
+	less func(a, b *mvccpb.KeyValue) bool
+}
+
+func (s kvSorter) Len() int           { return len(s.kvs) }
+func (s kvSorter) Less(i, j int) bool { return s.less(s.kvs[i], s.kvs[j]) }
+func (s kvSorter) Swap(i, j int)      { s.kvs[i], s.kvs[j] = s.kvs[j], s.kvs[i] }

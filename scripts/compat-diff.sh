@@ -20,6 +20,7 @@
 #   MS_BIN     the metastore binary (default bin/metastore; `make build`)
 #   OUT        directory for the transcripts (default: a temp dir, removed
 #              unless KEEP_WORK=1)
+#   ONLY       run only the request files whose name contains this
 #   MEMBERS    members per cluster (default 1); with 3 the requests go to
 #              the last member started, which is a follower or the leader
 #              as the election went
@@ -78,7 +79,8 @@ transcript() {
 }
 
 found=0
-for file in "$ROOT"/scripts/compat-requests/*.txt; do
+for file in "$ROOT"/scripts/compat-requests/*"${ONLY:-}"*.txt; do
+	[[ -f "$file" ]] || die "no request file matches ONLY=${ONLY:-}"
 	name=$(basename "$file" .txt)
 	for kind in etcd metastore; do
 		start_cluster "$kind" "${MEMBERS:-1}"

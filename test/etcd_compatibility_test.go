@@ -212,6 +212,33 @@ func TestEtcd_SortOrdersAndTargets(t *testing.T) {
 	get = mustGet(t, cli, "s/", clientv3.WithPrefix(), clientv3.WithSort(clientv3.SortByKey, clientv3.SortDescend), clientv3.WithLimit(2))
 	require.Equal(t, []string{"s/c", "s/b"}, keysOf(get.Kvs))
 	require.True(t, get.More)
+
+	t.Logf("Step 4: with no order, a limit is read in key order plus one pair, which a non-key target then sorts (etcd's quirk)")
+	get = mustGet(t, cli, "s/", clientv3.WithPrefix(), clientv3.WithSort(clientv3.SortByModRevision, clientv3.SortNone), clientv3.WithLimit(2))
+	require.Equal(t, []string{"s/a", "s/c"}, keysOf(get.Kvs), "s/a, s/b, s/c read; by mod revision 4, 7, 6")
+	require.True(t, get.More)
+
+	t.Logf("Step 5: equal sort values over more than 12 keys end up where etcd's sort puts them")
+	for i := 0; i < 20; i++ {
+		mustPut(t, cli, fmt.Sprintf("t/%02d", i), "v")
+		if i%3 == 0 {
+			mustPut(t, cli, fmt.Sprintf("t/%02d", i), "w")
+		}
+	}
+	for _, order := range []clientv3.SortOrder{clientv3.SortAscend, clientv3.SortDescend} {
+		get = mustGet(t, cli, "t/", clientv3.WithPrefix(), clientv3.WithSort(clientv3.SortByVersion, order))
+		require.Equal(t, sortTiesWant[order], keysOf(get.Kvs), "by version, order %v", order)
+	}
+}
+
+// sortTiesWant is etcd 3.7.3's answer to step 5 of
+// TestEtcd_SortOrdersAndTargets: t/00..t/19, every third one at version 2,
+// sorted by version (its sort is not stable, so ties are not in key order).
+var sortTiesWant = map[clientv3.SortOrder][]string{
+	clientv3.SortAscend: {"t/10", "t/01", "t/02", "t/19", "t/04", "t/05", "t/17", "t/07", "t/16", "t/08",
+		"t/14", "t/11", "t/13", "t/00", "t/12", "t/15", "t/09", "t/06", "t/18", "t/03"},
+	clientv3.SortDescend: {"t/09", "t/18", "t/15", "t/03", "t/12", "t/00", "t/06", "t/05", "t/08", "t/07",
+		"t/10", "t/11", "t/04", "t/13", "t/14", "t/02", "t/16", "t/17", "t/01", "t/19"},
 }
 
 func TestEtcd_KeysOnlyAndCountOnly(t *testing.T) {
