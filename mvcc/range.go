@@ -242,6 +242,11 @@ func rangeOn(r engine.Reader, req *pb.RangeRequest, curRev int64, compactRev fun
 			scanErr = err
 			return false
 		}
+		if dropValues {
+			// As etcd 3.7.3: a keys-only read (unless sorted by value)
+			// answers from its key index, which holds no lease.
+			kv.Lease = 0
+		}
 		resp.Kvs = append(resp.Kvs, kv)
 		return true
 	})

@@ -79,6 +79,9 @@ func (s *Store) streamRange(req *pb.RangeRequest, send func(kvs []*mvccpb.KeyVal
 			failed = err
 			return false
 		}
+		if req.KeysOnly && req.SortTarget != pb.RangeRequest_VALUE {
+			kv.Lease = 0 // as Range (rangeOn)
+		}
 		chunk = append(chunk, kv)
 		returned++
 		bytes += len(kv.Key) + len(kv.Value)

@@ -215,8 +215,11 @@ func (e *cachedKV) rangeResponse(req *pb.RangeRequest, rev int64) *pb.RangeRespo
 	}
 	kv := &mvccpb.KeyValue{Key: append([]byte(nil), req.Key...), CreateRevision: e.create, ModRevision: e.mod,
 		Version: e.ver, Lease: e.lease}
-	if !req.KeysOnly {
+	switch {
+	case !req.KeysOnly:
 		kv.Value = e.value
+	case req.SortTarget != pb.RangeRequest_VALUE:
+		kv.Lease = 0 // as rangeOn: etcd's keys-only read has no lease
 	}
 	resp.Kvs = []*mvccpb.KeyValue{kv}
 	return resp

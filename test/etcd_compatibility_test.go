@@ -264,6 +264,23 @@ func TestEtcd_KeysOnlyAndCountOnly(t *testing.T) {
 	t.Logf("Step 4: count-only at an old revision counts that revision's keys")
 	get = mustGet(t, cli, "s/", clientv3.WithPrefix(), clientv3.WithCountOnly(), clientv3.WithRev(3))
 	require.Equal(t, int64(2), get.Count)
+
+	t.Logf("Step 5: a keys-only read leaves the lease out (etcd 3.7.3 answers it from its key index), unless sorted by value")
+	lease, err := cli.Grant(opCtx(t), 100)
+	require.NoError(t, err)
+	_, err = cli.Put(opCtx(t), "l/1", "v", clientv3.WithLease(lease.ID))
+	require.NoError(t, err)
+	for _, opts := range [][]clientv3.OpOption{{clientv3.WithKeysOnly()}, {clientv3.WithKeysOnly(), clientv3.WithPrefix()},
+		{clientv3.WithKeysOnly(), clientv3.WithPrefix(), clientv3.WithSort(clientv3.SortByVersion, clientv3.SortDescend)}} {
+		get = mustGet(t, cli, "l/1", opts...)
+		require.Len(t, get.Kvs, 1)
+		require.Zero(t, get.Kvs[0].Lease)
+	}
+	get = mustGet(t, cli, "l/1", clientv3.WithKeysOnly(), clientv3.WithSort(clientv3.SortByValue, clientv3.SortAscend))
+	require.Equal(t, int64(lease.ID), get.Kvs[0].Lease)
+	require.Empty(t, get.Kvs[0].Value)
+	require.Equal(t, int64(lease.ID), mustGet(t, cli, "l/1").Kvs[0].Lease, "a full read has it")
+	require.Zero(t, mustGet(t, cli, "l/1", clientv3.WithKeysOnly()).Kvs[0].Lease, "keys-only again, after a full read")
 }
 
 func TestEtcd_MinMaxRevisionFilters(t *testing.T) {
