@@ -230,8 +230,7 @@ func rangeOn(r engine.Reader, req *pb.RangeRequest, curRev int64, compactRev fun
 	pushLimit := req.Limit > 0 && req.SortOrder == pb.RangeRequest_NONE && !filtered
 	var count int64
 	var scanErr error
-	// Values are needed to sort by value even when only keys are returned.
-	dropValues := req.KeysOnly && req.SortTarget != pb.RangeRequest_VALUE
+	dropValues := fastKeysOnly(req)
 	err := scan(it, lower, rev, func(prefix []byte, modRev int64, raw []byte) bool {
 		count++
 		if req.CountOnly || (pushLimit && int64(len(resp.Kvs)) > req.Limit) {
@@ -243,9 +242,7 @@ func rangeOn(r engine.Reader, req *pb.RangeRequest, curRev int64, compactRev fun
 			return false
 		}
 		if dropValues {
-			// As etcd 3.7.3: a keys-only read (unless sorted by value)
-			// answers from its key index, which holds no lease.
-			kv.Lease = 0
+			kv.Lease = 0 // fastKeysOnly
 		}
 		resp.Kvs = append(resp.Kvs, kv)
 		return true
@@ -276,6 +273,14 @@ func rangeOn(r engine.Reader, req *pb.RangeRequest, curRev int64, compactRev fun
 		}
 	}
 	return resp, nil
+}
+
+// fastKeysOnly reports whether req is what etcd 3.7.3 answers from its key
+// index alone: keys-only, unless sorted by value (values are needed for that
+// sort). Such an answer has neither values nor leases, the key index holding
+// no lease.
+func fastKeysOnly(req *pb.RangeRequest) bool {
+	return req.KeysOnly && req.SortTarget != pb.RangeRequest_VALUE
 }
 
 func filterKVs(kvs []*mvccpb.KeyValue, req *pb.RangeRequest) []*mvccpb.KeyValue {

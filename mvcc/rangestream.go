@@ -79,8 +79,8 @@ func (s *Store) streamRange(req *pb.RangeRequest, send func(kvs []*mvccpb.KeyVal
 			failed = err
 			return false
 		}
-		if req.KeysOnly && req.SortTarget != pb.RangeRequest_VALUE {
-			kv.Lease = 0 // as Range (rangeOn)
+		if fastKeysOnly(req) {
+			kv.Lease = 0
 		}
 		chunk = append(chunk, kv)
 		returned++

@@ -218,8 +218,8 @@ func (e *cachedKV) rangeResponse(req *pb.RangeRequest, rev int64) *pb.RangeRespo
 	switch {
 	case !req.KeysOnly:
 		kv.Value = e.value
-	case req.SortTarget != pb.RangeRequest_VALUE:
-		kv.Lease = 0 // as rangeOn: etcd's keys-only read has no lease
+	case fastKeysOnly(req):
+		kv.Lease = 0
 	}
 	resp.Kvs = []*mvccpb.KeyValue{kv}
 	return resp

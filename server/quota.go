@@ -84,9 +84,7 @@ func (s *Server) checkQuota(r *pb.InternalRaftRequest) error {
 	return ErrNoSpace
 }
 
-// DiskFreeMinBytes is the effective free-space minimum (negative: none).
-func (s *Server) DiskFreeMinBytes() int64 { return s.cfg.diskFreeMin() }
-
+// diskFreeMin is the effective free-space minimum (negative: none).
 func (c Config) diskFreeMin() int64 {
 	if c.DiskFreeMinBytes == 0 {
 		return DefaultDiskFreeMinBytes
@@ -132,7 +130,7 @@ func statfsFree(dir string) (int64, error) {
 // lowOnDisk reports whether a write of cost bytes would leave the data
 // directory's filesystem with less free space than the minimum.
 func (s *Server) lowOnDisk(cost int64) bool {
-	minFree := s.DiskFreeMinBytes()
+	minFree := s.cfg.diskFreeMin()
 	free := s.ops.diskFree.Load()
 	if minFree < 0 || free < 0 || free-cost >= minFree {
 		return false
@@ -154,7 +152,7 @@ func (s *Server) sampleDiskFree() {
 		return
 	}
 	s.ops.diskFree.Store(free)
-	if minFree := s.DiskFreeMinBytes(); minFree >= 0 && free >= minFree && s.ops.lowDisk.CompareAndSwap(true, false) {
+	if minFree := s.cfg.diskFreeMin(); minFree >= 0 && free >= minFree && s.ops.lowDisk.CompareAndSwap(true, false) {
 		s.lg.Info("the data directory's filesystem has room again", zap.Int64("free-bytes", free))
 	}
 }
