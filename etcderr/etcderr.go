@@ -60,6 +60,7 @@ var table = []struct {
 	{raft.ErrTooManyLearners, rpctypes.ErrGRPCTooManyLearners},
 	{server.ErrMemberBadURLs, rpctypes.ErrGRPCMemberBadURLs},
 	{server.ErrMemberNotEnoughStarted, rpctypes.ErrGRPCMemberNotEnoughStarted},
+	{server.ErrUnhealthy, rpctypes.ErrGRPCUnhealthy},
 	// maintenance (server/alarm.go, quota.go, maintenance.go)
 	{server.ErrNoSpace, rpctypes.ErrGRPCNoSpace},
 	{server.ErrCorrupt, rpctypes.ErrGRPCCorrupt},

@@ -309,6 +309,13 @@ func (n *Node) Status(ctx context.Context) (Status, error) {
 	return st, err
 }
 
+// PeerActiveSince is since when this member has been hearing from member id
+// without a gap (Transport.ActiveSince); zero if it does not hear from it
+// now (always for this member's own ID).
+func (n *Node) PeerActiveSince(id uint64) time.Time {
+	return n.tr.ActiveSince(id)
+}
+
 // Members returns the current membership, sorted by ID.
 func (n *Node) Members() []*Member {
 	rec := n.members.Load()

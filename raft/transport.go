@@ -53,6 +53,13 @@ const (
 	minBackoff      = 50 * time.Millisecond
 	maxBackoff      = 1 * time.Second
 	snapshotTimeout = 10 * time.Minute
+	// A peer stream that has had nothing to send for keepaliveInterval
+	// sends an empty frame, so that every member hears from every peer it
+	// can reach, followers from each other too (raft alone has them talk
+	// only to the leader). A peer not heard from for silenceLimit counts
+	// as not connected (Transport.ActiveSince).
+	keepaliveInterval = 250 * time.Millisecond
+	silenceLimit      = 3 * time.Second
 )
 
 // Fixed gRPC flow-control windows on both ends of a peer connection. gRPC's
@@ -125,6 +132,7 @@ type Transport struct {
 		node     *Node
 		peers    map[uint64]*peer
 		handlers map[string]PeerHandler
+		heard    map[uint64]*hearing
 	}
 	dropFilter atomic.Pointer[func(from, to uint64) bool]
 
@@ -156,6 +164,7 @@ func NewTLSTransport(lg *zap.Logger, peerTLS TLSInfo) (*Transport, error) {
 	t := &Transport{lg: lg, closec: make(chan struct{})}
 	t.mu.peers = make(map[uint64]*peer)
 	t.mu.handlers = make(map[string]PeerHandler)
+	t.mu.heard = make(map[uint64]*hearing)
 	opts := []grpc.ServerOption{grpc.ForceServerCodecV2(rawCodec{}), grpc.MaxRecvMsgSize(maxFrameSize + maxBatchBytes),
 		grpc.InitialWindowSize(peerStreamWindow), grpc.InitialConnWindowSize(peerConnWindow)}
 	if peerTLS.Enabled() {
@@ -266,6 +275,7 @@ func (t *Transport) removePeer(id uint64) {
 	t.mu.Lock()
 	p, ok := t.mu.peers[id]
 	delete(t.mu.peers, id)
+	delete(t.mu.heard, id)
 	t.mu.Unlock()
 	if ok {
 		p.stop()
@@ -388,6 +398,9 @@ func (t *Transport) serveMessages(s grpc.ServerStream) error {
 	if err != nil {
 		return err
 	}
+	h := t.hearing(from)
+	h.streamOpened()
+	defer h.streamClosed()
 	for {
 		var frame []byte
 		if err := s.RecvMsg(&frame); err != nil {
@@ -398,6 +411,9 @@ func (t *Transport) serveMessages(s grpc.ServerStream) error {
 		}
 		if n.members.Load().isRemoved(from) {
 			return status.Error(codes.PermissionDenied, ErrRemoved.Error())
+		}
+		if !t.dropped(from, n.id) {
+			h.heard(time.Now())
 		}
 		for len(frame) > 0 {
 			l, k := binary.Uvarint(frame)
@@ -417,6 +433,70 @@ func (t *Transport) serveMessages(s grpc.ServerStream) error {
 			}
 		}
 	}
+}
+
+// hearing is when frames from one peer arrived: the newest, and the first
+// after the last silence longer than silenceLimit (unix nanoseconds). When
+// the last stream from the peer ends (it stopped, or its connection broke)
+// the peer is not heard at once, as etcd's peer status turns inactive when
+// its stream fails, instead of after silenceLimit.
+type hearing struct {
+	since, last atomic.Int64
+	mu          sync.Mutex
+	streams     int
+}
+
+func (h *hearing) heard(now time.Time) {
+	ns := now.UnixNano()
+	if prev := h.last.Swap(ns); ns-prev > int64(silenceLimit) {
+		h.since.Store(ns)
+	}
+}
+
+func (h *hearing) streamOpened() {
+	h.mu.Lock()
+	h.streams++
+	h.mu.Unlock()
+}
+
+func (h *hearing) streamClosed() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.streams--; h.streams == 0 {
+		h.last.Store(0)
+	}
+}
+
+// hearing returns peer id's record, creating it.
+func (t *Transport) hearing(id uint64) *hearing {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	h := t.mu.heard[id]
+	if h == nil {
+		h = &hearing{}
+		t.mu.heard[id] = h
+	}
+	return h
+}
+
+// ActiveSince is since when this member has heard from peer id without a
+// silence longer than silenceLimit; zero if it has not heard from it within
+// that limit (down, partitioned, or never connected). Every peer stream
+// sends at least a keepalive frame every keepaliveInterval, so a reachable
+// member is heard from whether or not raft has messages for it. It is
+// etcd's rafthttp ActiveSince, which the strict reconfiguration check reads.
+func (t *Transport) ActiveSince(id uint64) time.Time {
+	t.mu.Lock()
+	h := t.mu.heard[id]
+	t.mu.Unlock()
+	if h == nil {
+		return time.Time{}
+	}
+	last, since := h.last.Load(), h.since.Load()
+	if last == 0 || time.Now().UnixNano()-last > int64(silenceLimit) {
+		return time.Time{}
+	}
+	return time.Unix(0, since)
 }
 
 func (t *Transport) serveSnapshot(s grpc.ServerStream) error {
@@ -653,18 +733,27 @@ func (p *peer) run() {
 			}
 		}
 	}
+	keepalive := time.NewTicker(keepaliveInterval)
+	defer keepalive.Stop()
+	sent := false // since the last tick
 	var batch []byte
 	for {
-		var first []byte
+		batch = batch[:0]
 		select {
-		case first = <-p.msgc:
+		case first := <-p.msgc:
+			batch = binary.AppendUvarint(batch, uint64(len(first)))
+			batch = append(batch, first...)
+		case <-keepalive.C:
+			if sent {
+				sent = false
+				continue
+			}
+			// An empty frame: nothing for raft, but the peer hears from us.
 		case <-p.stopc:
 			return
 		}
-		batch = binary.AppendUvarint(batch[:0], uint64(len(first)))
-		batch = append(batch, first...)
 	more:
-		for i := 1; i < maxBatchMsgs && len(batch) < maxBatchBytes; i++ {
+		for i := 1; len(batch) > 0 && i < maxBatchMsgs && len(batch) < maxBatchBytes; i++ {
 			select {
 			case b := <-p.msgc:
 				batch = binary.AppendUvarint(batch, uint64(len(b)))
@@ -674,9 +763,10 @@ func (p *peer) run() {
 			}
 		}
 		n := p.t.node()
-		if n == nil {
+		if n == nil || (len(batch) == 0 && p.t.dropped(n.id, p.id)) {
 			continue
 		}
+		sent = true
 		if stream == nil {
 			conn, err := p.clientConn()
 			if err != nil {

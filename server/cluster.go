@@ -3,11 +3,14 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/url"
 	"strings"
+	"time"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.uber.org/zap"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
 
@@ -20,13 +23,20 @@ import (
 // adds what etcd checks before proposing:
 //
 //   - peer URLs must be http(s)://host:port without a path (MemberBadURLs);
-//   - etcd's strict reconfiguration check: a voter may be added or removed
-//     only if the voters that have started (published their name) would
-//     still be a quorum (MemberNotEnoughStarted).
-//
-// etcd's other half of that check (every voter recently connected, else
-// Unhealthy) is not made: this member's view of its peers' liveness is only
-// known on the leader.
+//   - etcd's strict reconfiguration check (on unless
+//     Config.NoStrictReconfigCheck), made by the member that takes the
+//     request, from its own view of the cluster:
+//   - a voter may be added, removed or promoted only if the voters that
+//     have started (published their name) would still be a quorum
+//     (MemberNotEnoughStarted);
+//   - a member (voter or learner) may be added to a cluster of two voters
+//     or more only if this member has been connected, for healthInterval,
+//     to enough voters to make a quorum of the cluster with the new member
+//     counted as down; a voter that this member hears from now may be
+//     removed only if those connected for healthInterval, less the removed
+//     one, are a quorum of the voters left (Unhealthy). "Connected" is the
+//     peer transport's ActiveSince: every member hears from every peer it
+//     can reach at least every keepalive interval.
 //
 // Every call waits until the change is applied on this member, so the
 // member list in the response includes it. A promotion must be decided by
@@ -36,10 +46,15 @@ import (
 // token (forwardAuth, auth.go) and the leader checks it again: without it
 // the leader would refuse the promotion while auth is enabled.
 
+// healthInterval is how long a peer must have been connected to count for
+// the strict reconfiguration check (etcd's HealthInterval).
+const healthInterval = 5 * time.Second
+
 // Errors of membership requests.
 var (
 	ErrMemberBadURLs          = errors.New("server: given member URLs are invalid")
 	ErrMemberNotEnoughStarted = errors.New("server: re-configuration failed due to not enough started members")
+	ErrUnhealthy              = errors.New("server: unhealthy cluster")
 )
 
 // ForwardedKey marks (in gRPC metadata) a promotion a follower forwarded,
@@ -55,8 +70,8 @@ func (s *Server) MemberAdd(ctx context.Context, r *pb.MemberAddRequest) (*pb.Mem
 	if err != nil {
 		return nil, err
 	}
-	if !r.IsLearner && !readyToAddVoter(s.node.Members()) {
-		return nil, ErrMemberNotEnoughStarted
+	if err := s.mayAddMember(r.IsLearner); err != nil {
+		return nil, err
 	}
 	ctx, cancel := s.memberTimeout(ctx)
 	defer cancel()
@@ -73,9 +88,8 @@ func (s *Server) MemberAdd(ctx context.Context, r *pb.MemberAddRequest) (*pb.Mem
 
 // MemberRemove removes a member; a removed member stops itself.
 func (s *Server) MemberRemove(ctx context.Context, r *pb.MemberRemoveRequest) (*pb.MemberRemoveResponse, error) {
-	ms := s.node.Members()
-	if m := findMember(ms, r.ID); m != nil && !m.IsLearner && !readyToRemoveVoter(ms, r.ID) {
-		return nil, ErrMemberNotEnoughStarted
+	if err := s.mayRemoveMember(r.ID); err != nil {
+		return nil, err
 	}
 	ctx, cancel := s.memberTimeout(ctx)
 	defer cancel()
@@ -104,6 +118,9 @@ func (s *Server) MemberUpdate(ctx context.Context, r *pb.MemberUpdateRequest) (*
 // leader (LearnerNotReady before that). On a follower it is forwarded to the
 // leader once (forwarded: this request already was).
 func (s *Server) MemberPromote(ctx context.Context, r *pb.MemberPromoteRequest, forwarded bool) (*pb.MemberPromoteResponse, error) {
+	if err := s.mayPromoteMember(); err != nil {
+		return nil, err
+	}
 	ctx, cancel := s.memberTimeout(ctx)
 	defer cancel()
 	err := s.node.PromoteMember(ctx, r.ID)
@@ -241,4 +258,103 @@ func readyToRemoveVoter(ms []*raft.Member, id uint64) bool {
 		}
 	}
 	return started >= voters/2+1
+}
+
+// readyToPromote is etcd's IsReadyToPromoteMember: the started voters and
+// the learner (counted as started) must be a quorum of the voters after the
+// promotion.
+func readyToPromote(ms []*raft.Member) bool {
+	voters, started := 1, 1 // the learner
+	for _, m := range ms {
+		if m.IsLearner {
+			continue
+		}
+		voters++
+		if m.Name != "" {
+			started++
+		}
+	}
+	return started >= voters/2+1
+}
+
+// mayAddMember is etcd's strict reconfiguration check for MemberAdd.
+func (s *Server) mayAddMember(learner bool) error {
+	if s.cfg.NoStrictReconfigCheck {
+		return nil
+	}
+	ms := s.node.Members()
+	if !learner && !readyToAddVoter(ms) {
+		return ErrMemberNotEnoughStarted
+	}
+	voters := votersOf(ms)
+	if len(voters) == 1 {
+		return nil // growing a one-member cluster is always allowed
+	}
+	if s.connectedSince(voters, time.Now().Add(-healthInterval)) < (len(voters)+1)/2+1 {
+		s.lg.Warn("rejecting member add request; this member has not been connected to enough voters to keep a quorum with the new member down",
+			zap.Int("voters", len(voters)), zap.Bool("learner", learner), zap.Error(ErrUnhealthy))
+		return ErrUnhealthy
+	}
+	return nil
+}
+
+// mayRemoveMember is etcd's strict reconfiguration check for MemberRemove.
+// Removing a learner, or a voter this member does not hear from (it is not
+// part of the active quorum), needs no connectivity.
+func (s *Server) mayRemoveMember(id uint64) error {
+	if s.cfg.NoStrictReconfigCheck {
+		return nil
+	}
+	ms := s.node.Members()
+	if m := findMember(ms, id); m != nil && m.IsLearner {
+		return nil
+	}
+	if !readyToRemoveVoter(ms, id) {
+		return ErrMemberNotEnoughStarted
+	}
+	if id != s.node.ID() && s.node.PeerActiveSince(id).IsZero() {
+		return nil
+	}
+	voters := votersOf(ms)
+	if active := s.connectedSince(voters, time.Now().Add(-healthInterval)); active-1 < (len(voters)-1)/2+1 {
+		s.lg.Warn("rejecting member remove request; the voters left connected to this member would not be a quorum",
+			zap.String("member", fmt.Sprintf("%x", id)), zap.Int("connected", active), zap.Error(ErrUnhealthy))
+		return ErrUnhealthy
+	}
+	return nil
+}
+
+// mayPromoteMember is etcd's strict reconfiguration check for MemberPromote
+// (whether the learner is in sync is the leader's to say: raft.Node).
+func (s *Server) mayPromoteMember() error {
+	if s.cfg.NoStrictReconfigCheck || readyToPromote(s.node.Members()) {
+		return nil
+	}
+	return ErrMemberNotEnoughStarted
+}
+
+// connectedSince counts the voters this member has heard from without a gap
+// since before t, itself included.
+func (s *Server) connectedSince(voters []*raft.Member, t time.Time) int {
+	n := 0
+	for _, m := range voters {
+		if m.ID == s.node.ID() {
+			n++
+			continue
+		}
+		if since := s.node.PeerActiveSince(m.ID); !since.IsZero() && since.Before(t) {
+			n++
+		}
+	}
+	return n
+}
+
+func votersOf(ms []*raft.Member) []*raft.Member {
+	out := make([]*raft.Member, 0, len(ms))
+	for _, m := range ms {
+		if !m.IsLearner {
+			out = append(out, m)
+		}
+	}
+	return out
 }

@@ -71,6 +71,11 @@ type Config struct {
 	RequestTimeout time.Duration
 	// UnsafeNoFsync turns off fsync of the raft log. For tests only.
 	UnsafeNoFsync bool
+	// NoStrictReconfigCheck turns off etcd's strict reconfiguration check
+	// (--strict-reconfig-check=false): membership changes that would leave
+	// too few started or connected voters for a quorum are then accepted
+	// (cluster.go).
+	NoStrictReconfigCheck bool
 	// LeaseCheckpointInterval is how often the leader checkpoints remaining
 	// lease TTLs (0: 5 minutes; negative: never). LeaseRevokeRate bounds the
 	// expired leases revoked per second (0: 1000). See lease/.

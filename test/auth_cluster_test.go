@@ -134,7 +134,9 @@ func TestAuth_Cluster(t *testing.T) {
 	m4 := c.newJoiningMember("m4")
 	rootL, err := newAuthClient(t, "root", "rootpw", leader.endpoint())
 	require.NoError(t, err)
-	add, err := rootL.MemberAddAsLearner(ctx, []string{m4.peerURL})
+	add, err := reconfigure(t, func(ctx context.Context) (*clientv3.MemberAddResponse, error) {
+		return rootL.MemberAddAsLearner(ctx, []string{m4.peerURL})
+	})
 	require.NoError(t, err)
 	m4.args = joinArgs(m4.args, add.Member.ID)
 	m4.start()

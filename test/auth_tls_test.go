@@ -1,6 +1,7 @@
 package test
 
 import (
+	"context"
 	"crypto/tls"
 	"fmt"
 	"testing"
@@ -145,7 +146,9 @@ func TestAuth_TLSCommonName(t *testing.T) {
 
 	t.Logf("Step 7: the root certificate's promotion through follower %s reaches the leader's decision as root", fol.name)
 	rootF1 := newTLSClient(t, rootCfg, fol.tlsEndpoint())
-	add, err := rootF1.MemberAddAsLearner(ctx, []string{"http://127.0.0.1:1"})
+	add, err := reconfigure(t, func(ctx context.Context) (*clientv3.MemberAddResponse, error) {
+		return rootF1.MemberAddAsLearner(ctx, []string{"http://127.0.0.1:1"})
+	})
 	require.NoError(t, err)
 	_, err = rootF1.MemberPromote(ctx, add.Member.ID)
 	require.ErrorIs(t, err, rpctypes.ErrMemberLearnerNotReady)

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 )
@@ -327,6 +328,24 @@ func ctxT(t *testing.T, d time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	t.Cleanup(cancel)
 	return ctx
+}
+
+// reconfigure runs a membership change (op, with a 10 s context) again
+// while the answer is etcd's "unhealthy cluster", for up to 20 s, and
+// returns the first other answer. The strict reconfiguration check refuses
+// changes until the member taking them has been connected to the other
+// voters for 5 s, so a change soon after a cluster (or a member) starts
+// gets that answer for a while, from etcd as from MetaStore.
+func reconfigure[T any](t *testing.T, op func(ctx context.Context) (T, error)) (T, error) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		v, err := op(ctxT(t, 10*time.Second))
+		if rpctypes.ErrorDesc(err) != rpctypes.ErrUnhealthy.Error() || time.Now().After(deadline) {
+			return v, err
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // waitFor polls cond every 20 ms until it holds or timeout passes.

@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
 // Maintenance on 3 members: MoveLeader and its edge cases, HashKV across
@@ -229,7 +230,9 @@ func TestMaintenanceCluster_MoveLeaderToLearner(t *testing.T) {
 
 	t.Logf("Step 1: adding a learner with MemberAddAsLearner and starting it...")
 	m4 := c.newJoiningMember("m4")
-	add, err := lcli.MemberAddAsLearner(ctxT(t, 5*time.Second), []string{m4.peerURL})
+	add, err := reconfigure(t, func(ctx context.Context) (*clientv3.MemberAddResponse, error) {
+		return lcli.MemberAddAsLearner(ctx, []string{m4.peerURL})
+	})
 	require.NoError(t, err)
 	require.True(t, add.Member.IsLearner)
 	lid := add.Member.ID

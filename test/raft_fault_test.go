@@ -313,13 +313,17 @@ func TestRaftFault_WipedFollowerRejoinsBySnapshot(t *testing.T) {
 			t.Logf("Step 2: SIGKILL follower %s, MemberRemove it, wipe its data dir", f.name)
 			f.kill()
 			lcli := newClient(t, leader.endpoint())
-			rm, err := lcli.MemberRemove(ctxT(t, 10*time.Second), oldID)
+			rm, err := reconfigure(t, func(ctx context.Context) (*clientv3.MemberRemoveResponse, error) {
+				return lcli.MemberRemove(ctx, oldID)
+			})
 			require.NoError(t, err)
 			require.Len(t, rm.Members, 2)
 			require.NoError(t, os.RemoveAll(f.dataDir))
 
 			t.Logf("Step 3: MemberAdd it back with its peer URL; restart it with --initial-cluster-state existing --member-id")
-			add, err := lcli.MemberAdd(ctxT(t, 10*time.Second), []string{f.peerURL})
+			add, err := reconfigure(t, func(ctx context.Context) (*clientv3.MemberAddResponse, error) {
+				return lcli.MemberAdd(ctx, []string{f.peerURL})
+			})
 			require.NoError(t, err)
 			require.NotEqual(t, oldID, add.Member.ID, "a re-added member gets a new ID")
 			require.Len(t, add.Members, 3)

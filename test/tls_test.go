@@ -316,7 +316,9 @@ func TestTLS_PeerCluster(t *testing.T) {
 	badM := &member{t: t, name: "bad", engine: engineMemory, dataDir: filepath.Join(t.TempDir(), "bad"),
 		clientURL: fmt.Sprintf("http://127.0.0.1:%d", bp[0]), peerURL: fmt.Sprintf("https://127.0.0.1:%d", bp[1])}
 	badM.logPath = badM.dataDir + ".log"
-	add, err := cli.MemberAddAsLearner(ctxT(t, 5*time.Second), []string{badM.peerURL})
+	add, err := reconfigure(t, func(ctx context.Context) (*clientv3.MemberAddResponse, error) {
+		return cli.MemberAddAsLearner(ctx, []string{badM.peerURL})
+	})
 	require.NoError(t, err)
 	bf := writeTLSFiles(t, dir, "bad", other, 99)
 	badM.args = append(peerArgs(badM, bf), "--initial-cluster", strings.Join(append(initial, "bad="+badM.peerURL), ","),
