@@ -87,7 +87,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			return float64(s.QuotaBytes())
 		}),
 	}
-	cs = append(cs, engineMemoryCollector{m: m})
+	cs = append(cs, engineMemoryCollector{m: m}, activePeersCollector{m: m})
 	for _, c := range cs {
 		if err := reg.Register(c); err != nil {
 			return nil, err
@@ -211,5 +211,31 @@ func (c engineMemoryCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	for _, kind := range engineMemoryKinds {
 		ch <- prometheus.MustNewConstMetric(engineMemoryDesc, prometheus.GaugeValue, float64(mem[kind]), kind)
+	}
+}
+
+// activePeersDesc is etcd's etcd_network_active_peers{Local,Remote}: 1 for
+// each other member this member hears from now, 0 for the others (members
+// in hex, as etcd writes them).
+var activePeersDesc = prometheus.NewDesc("etcd_network_active_peers",
+	"The current number of active peer connections.", []string{"Local", "Remote"}, nil)
+
+type activePeersCollector struct{ m *Metrics }
+
+func (c activePeersCollector) Describe(ch chan<- *prometheus.Desc) { ch <- activePeersDesc }
+
+func (c activePeersCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c.m.srv.Load()
+	if s == nil || s.Node() == nil {
+		return
+	}
+	n := s.Node()
+	local := strconv.FormatUint(n.ID(), 16)
+	for _, mb := range n.Members() {
+		if mb.ID == n.ID() {
+			continue
+		}
+		active := b2f(!n.PeerActiveSince(mb.ID).IsZero())
+		ch <- prometheus.MustNewConstMetric(activePeersDesc, prometheus.GaugeValue, active, local, strconv.FormatUint(mb.ID, 16))
 	}
 }

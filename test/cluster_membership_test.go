@@ -312,19 +312,20 @@ func TestCluster_StrictReconfigCheck(t *testing.T) {
 	require.NoError(t, err)
 	waitMembers(t, c, base)
 
-	t.Logf("Step 2: SIGKILL follower %s; wait until the leader refuses a learner: unhealthy cluster", down.name)
+	t.Logf("Step 2: SIGKILL follower %s; wait until the leader's etcd_network_active_peers shows it inactive; a learner is refused: unhealthy cluster", down.name)
 	downID := memberID(t, down)
+	peerGauge := func(m *member, remote uint64) string {
+		return fmt.Sprintf(`etcd_network_active_peers{Local="%x",Remote="%x"}`, memberID(t, m), remote)
+	}
+	body := string(httpDo(t, "GET", leader.clientURL+"/metrics", nil).body)
+	require.Contains(t, body, peerGauge(leader, downID)+" 1")
+	require.Contains(t, body, peerGauge(leader, memberID(t, live))+" 1")
 	down.kill()
-	waitFor(t, 10*time.Second, "the leader to refuse a learner with unhealthy cluster", func() bool {
-		add, err := lcli.MemberAddAsLearner(ctxT(t, 10*time.Second), []string{url(1)})
-		if err == nil { // not yet noticed: take it out again and ask once more
-			_, err := lcli.MemberRemove(ctxT(t, 10*time.Second), add.Member.ID)
-			require.NoError(t, err)
-			return false
-		}
-		require.ErrorIs(t, err, rpctypes.ErrUnhealthy)
-		return true
+	waitFor(t, 10*time.Second, "the killed member to be inactive on the leader", func() bool {
+		return strings.Contains(string(httpDo(t, "GET", leader.clientURL+"/metrics", nil).body), peerGauge(leader, downID)+" 0")
 	})
+	_, err = lcli.MemberAddAsLearner(ctxT(t, 10*time.Second), []string{url(1)})
+	require.ErrorIs(t, err, rpctypes.ErrUnhealthy)
 
 	t.Logf("Step 3: a voter is refused too, through the leader and through follower %s; the member list is unchanged", live.name)
 	_, err = lcli.MemberAdd(ctxT(t, 10*time.Second), []string{url(2)})
