@@ -303,6 +303,21 @@ char* ms_write(ms_db* d, const char* buf, size_t len, int sync) {
   return err;
 }
 
+char* ms_write_spilled(ms_db* d, ms_spill* s, const char* tail, size_t tail_len, uint32_t count,
+                       int sync) {
+  ms_spill_append(s, tail, tail_len);
+  size_t len = 0;
+  char* buf = ms_spill_data(s, &len);
+  if (len < 12) return ms_strdup(ms_bad_batch);
+  for (int i = 0; i < 4; i++) buf[8 + i] = (char)((count >> (8 * i)) & 0xff);
+  if (ms_check_batch(d, buf, len) != 0) return ms_strdup(ms_bad_batch);
+  rocksdb_writebatch_t* wb = ms_spill_take(s);
+  char* err = NULL;
+  rocksdb_write(d->db, sync ? d->wo_sync : d->wo_nosync, wb, &err);
+  rocksdb_writebatch_destroy(wb);
+  return err;
+}
+
 int ms_build_batch(ms_db* d, const char* buf, size_t len) {
   if (ms_check_batch(d, buf, len) != 0) return -1;
   rocksdb_writebatch_t* wb = rocksdb_writebatch_create_from(buf, len);

@@ -69,6 +69,18 @@ char* ms_list_cfs(const char* dir, int* n, size_t* len, char** err);
 // ms_write checks a batch in RocksDB's WriteBatch encoding (see batch.go),
 // then writes it atomically in one rocksdb_write.
 char* ms_write(ms_db* db, const char* buf, size_t len, int sync);
+// A spill holds the first part of a large write batch in C memory
+// (spill.cc); ms_write_spilled appends tail (the part still in Go memory),
+// stamps count into the header, checks it as ms_write does and writes it.
+// The spill is left empty; the caller still frees it.
+typedef struct ms_spill ms_spill;
+ms_spill* ms_spill_new(void);
+void ms_spill_free(ms_spill* s);
+void ms_spill_append(ms_spill* s, const char* p, size_t n);
+char* ms_spill_data(ms_spill* s, size_t* len);
+rocksdb_writebatch_t* ms_spill_take(ms_spill* s);
+char* ms_write_spilled(ms_db* db, ms_spill* s, const char* tail, size_t tail_len, uint32_t count,
+                       int sync);
 // ms_build_batch checks and builds the write batch as ms_write would, then
 // drops it unwritten; it returns the batch's count or -1 if malformed.
 // Benchmarks use it to time the crossing and batch building alone.

@@ -107,10 +107,11 @@ func (b *batch) Reset() {
 	if b.closed {
 		return
 	}
-	if cap(b.wb.Buffer()) > maxPooledBatchBytes {
-		b.wb = native.NewWriteBatch(make([]byte, 0, 16<<10))
+	buf := b.wb.Release() // frees what a large batch spilled to C memory
+	if cap(buf) > maxPooledBatchBytes {
+		buf = make([]byte, 0, 16<<10)
 	}
-	b.wb.Reset()
+	b.wb = native.NewWriteBatch(buf)
 	b.noops = 0
 	b.err = nil
 }
@@ -121,10 +122,9 @@ func (b *batch) Close() error {
 		return nil
 	}
 	b.closed = true
-	if buf := b.wb.Buffer(); cap(buf) <= maxPooledBatchBytes {
+	if buf := b.wb.Release(); cap(buf) <= maxPooledBatchBytes {
 		batchBufs.Put(&buf)
 	}
-	b.wb = native.WriteBatch{}
 	b.noops = 0
 	return nil
 }
