@@ -287,10 +287,7 @@ func (s *Server) mayAddMember(learner bool) error {
 		return ErrMemberNotEnoughStarted
 	}
 	voters := votersOf(ms)
-	if len(voters) == 1 {
-		return nil // growing a one-member cluster is always allowed
-	}
-	if s.connectedSince(voters, time.Now().Add(-healthInterval)) < (len(voters)+1)/2+1 {
+	if len(voters) > 1 && !healthyToAdd(len(voters), s.connectedSince(voters, time.Now().Add(-healthInterval))) {
 		s.lg.Warn("rejecting member add request; this member has not been connected to enough voters to keep a quorum with the new member down",
 			zap.Int("voters", len(voters)), zap.Bool("learner", learner), zap.Error(ErrUnhealthy))
 		return ErrUnhealthy
@@ -316,7 +313,7 @@ func (s *Server) mayRemoveMember(id uint64) error {
 		return nil
 	}
 	voters := votersOf(ms)
-	if active := s.connectedSince(voters, time.Now().Add(-healthInterval)); active-1 < (len(voters)-1)/2+1 {
+	if active := s.connectedSince(voters, time.Now().Add(-healthInterval)); !healthyToRemove(len(voters), active) {
 		s.lg.Warn("rejecting member remove request; the voters left connected to this member would not be a quorum",
 			zap.String("member", fmt.Sprintf("%x", id)), zap.Int("connected", active), zap.Error(ErrUnhealthy))
 		return ErrUnhealthy
@@ -347,6 +344,20 @@ func (s *Server) connectedSince(voters []*raft.Member, t time.Time) int {
 		}
 	}
 	return n
+}
+
+// healthyToAdd is etcd's isConnectedToQuorumAfterAddingNewMemberSince: with
+// the new member counted as down, the voters connected (this member
+// included) are a quorum of voters+1. A one-voter cluster always grows.
+func healthyToAdd(voters, connected int) bool {
+	return voters == 1 || connected >= (voters+1)/2+1
+}
+
+// healthyToRemove is the rule of etcd's mayRemoveMember for a voter this
+// member hears from: the connected voters less the removed one are a quorum
+// of the voters left.
+func healthyToRemove(voters, connected int) bool {
+	return connected-1 >= (voters-1)/2+1
 }
 
 func votersOf(ms []*raft.Member) []*raft.Member {
