@@ -224,13 +224,12 @@ func checkPeerURLs(in []string) ([]string, error) {
 	return out, nil
 }
 
-// readyToAddVoter is etcd's RaftCluster.IsReadyToAddVotingMember: after the
-// addition, the started voters (those with a published name) must still be
-// a quorum; adding a second member to a one-member cluster is allowed.
-func readyToAddVoter(ms []*raft.Member) bool {
-	voters, started := 1, 0 // the new member, not started yet
+// countVoters counts the voters other than except (0: none; no member has
+// ID 0), and those of them that
+// have started (published a name).
+func countVoters(ms []*raft.Member, except uint64) (voters, started int) {
 	for _, m := range ms {
-		if m.IsLearner {
+		if m.IsLearner || m.ID == except {
 			continue
 		}
 		voters++
@@ -238,6 +237,15 @@ func readyToAddVoter(ms []*raft.Member) bool {
 			started++
 		}
 	}
+	return voters, started
+}
+
+// readyToAddVoter is etcd's RaftCluster.IsReadyToAddVotingMember: after the
+// addition, the started voters (those with a published name) must still be
+// a quorum; adding a second member to a one-member cluster is allowed.
+func readyToAddVoter(ms []*raft.Member) bool {
+	voters, started := countVoters(ms, 0)
+	voters++ // the new member, not started yet
 	if started == 1 && voters == 2 {
 		return true
 	}
@@ -247,16 +255,7 @@ func readyToAddVoter(ms []*raft.Member) bool {
 // readyToRemoveVoter is etcd's IsReadyToRemoveVotingMember: the started
 // voters that remain must be a quorum of the remaining voters.
 func readyToRemoveVoter(ms []*raft.Member, id uint64) bool {
-	voters, started := 0, 0
-	for _, m := range ms {
-		if m.IsLearner || m.ID == id {
-			continue
-		}
-		voters++
-		if m.Name != "" {
-			started++
-		}
-	}
+	voters, started := countVoters(ms, id)
 	return started >= voters/2+1
 }
 
@@ -264,17 +263,8 @@ func readyToRemoveVoter(ms []*raft.Member, id uint64) bool {
 // the learner (counted as started) must be a quorum of the voters after the
 // promotion.
 func readyToPromote(ms []*raft.Member) bool {
-	voters, started := 1, 1 // the learner
-	for _, m := range ms {
-		if m.IsLearner {
-			continue
-		}
-		voters++
-		if m.Name != "" {
-			started++
-		}
-	}
-	return started >= voters/2+1
+	voters, started := countVoters(ms, 0)
+	return started+1 >= (voters+1)/2+1
 }
 
 // mayAddMember is etcd's strict reconfiguration check for MemberAdd.

@@ -31,11 +31,7 @@ import (
 func clusterRoles(t *testing.T, c *cluster) (leader *member, followers []*member) {
 	t.Helper()
 	leader = c.leader()
-	for _, m := range c.members {
-		if m != leader {
-			followers = append(followers, m)
-		}
-	}
+	followers = c.followers(leader)
 	require.Len(t, followers, 2)
 	return leader, followers
 }

@@ -72,19 +72,21 @@ func expectedMembers(t *testing.T, c *cluster, learners []*member, extra ...stri
 	return strings.Join(out, "; ")
 }
 
-func TestCluster_MembershipErrors(t *testing.T) {
-	t.Logf("Step 1: starting 3 members; every member publishes its name and client URL to all")
-	c := startCluster(t, engineRocksDB, 3)
+// startPublished starts n members and waits until every one lists them all
+// with their names and client URLs; it returns the cluster and that list.
+func startPublished(t *testing.T, engine string, n int) (*cluster, string) {
+	t.Helper()
+	c := startCluster(t, engine, n)
 	base := expectedMembers(t, c, nil)
 	waitMembers(t, c, base)
+	return c, base
+}
+
+func TestCluster_MembershipErrors(t *testing.T) {
+	t.Logf("Step 1: starting 3 members; every member publishes its name and client URL to all")
+	c, base := startPublished(t, engineRocksDB, 3)
 	leader := c.leader()
-	var follower *member
-	for _, m := range c.members {
-		if m != leader {
-			follower = m
-			break
-		}
-	}
+	follower := c.followers(leader)[0]
 	lcli := newClient(t, leader.endpoint())
 	fcli := newClient(t, follower.endpoint())
 	free := freePorts(t, 6)
@@ -227,14 +229,8 @@ func TestCluster_LearnerJoinsAndIsPromoted(t *testing.T) {
 			waitMembers(t, c, expectedMembers(t, c, []*member{m4}))
 
 			t.Logf("Step 4: promoting it through a follower (forwarded to the leader) succeeds once it is in sync")
-			var fol *member
 			leader := c.leader()
-			for _, m := range c.members[:3] {
-				if m != leader {
-					fol = m
-					break
-				}
-			}
+			fol := c.followers(leader)[0] // one of the first three: m4 comes last
 			fcli := newClient(t, fol.endpoint())
 			var prom *clientv3.MemberPromoteResponse
 			waitFor(t, 10*time.Second, "the promotion", func() bool {
@@ -289,16 +285,9 @@ func TestServe_MemberIDFlag(t *testing.T) {
 // --strict-reconfig-check=false turns it off.
 func TestCluster_StrictReconfigCheck(t *testing.T) {
 	t.Logf("Step 1: prepare 3 members; once the leader has been connected to its peers for 5 s a learner can be added, and removed")
-	c := startCluster(t, engineMemory, 3)
-	base := expectedMembers(t, c, nil)
-	waitMembers(t, c, base)
+	c, base := startPublished(t, engineMemory, 3)
 	leader := c.leader()
-	var fs []*member
-	for _, m := range c.members {
-		if m != leader {
-			fs = append(fs, m)
-		}
-	}
+	fs := c.followers(leader)
 	live, down := fs[0], fs[1]
 	lcli := newClient(t, leader.endpoint())
 	fcli := newClient(t, live.endpoint())

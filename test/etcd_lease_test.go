@@ -173,13 +173,7 @@ func TestLease_ThreeMembers_FollowerKeepAliveAndLeaderChange(t *testing.T) {
 	t.Logf("Step 1: starting 3 members checkpointing lease TTLs every second")
 	c := startCluster(t, engineRocksDB, 3, memberOpts{extraFlags: []string{"--lease-checkpoint-interval", "1s"}})
 	leader := c.leader()
-	var follower *member
-	for _, m := range c.members {
-		if m != leader {
-			follower = m
-			break
-		}
-	}
+	follower := c.followers(leader)[0]
 	fcli := newClient(t, follower.endpoint())
 	lcli := newClient(t, leader.endpoint())
 	ctx := ctxT(t, 80*time.Second)
@@ -273,12 +267,8 @@ func TestLease_SnapshotRestoreRebuildsLeases(t *testing.T) {
 	t.Logf("Step 1: 3 members that compact their raft log every 20 entries")
 	c := startCluster(t, engineRocksDB, 3, memberOpts{extraFlags: []string{"--snapshot-count", "20", "--snapshot-catchup-entries", "5"}})
 	leader := c.leader()
-	var lagger *member
-	for _, m := range c.members {
-		if m != leader {
-			lagger = m
-		}
-	}
+	fs := c.followers(leader)
+	lagger := fs[len(fs)-1]
 	lcli := newClient(t, leader.endpoint())
 	ctx := ctxT(t, 60*time.Second)
 

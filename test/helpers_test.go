@@ -304,6 +304,17 @@ func (c *cluster) leader() *member {
 }
 
 // endpoints lists the client endpoints of the running members.
+// followers are c's members other than leader, in c's order.
+func (c *cluster) followers(leader *member) []*member {
+	var out []*member
+	for _, m := range c.members {
+		if m != leader {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
 func (c *cluster) endpoints() []string {
 	var eps []string
 	for _, m := range c.members {

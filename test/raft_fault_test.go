@@ -235,13 +235,7 @@ func TestRaftFault_RestartedFollowerCatchesUpFromLog(t *testing.T) {
 			t.Logf("Step 1: starting 3 %s members; SIGKILL a follower", engine)
 			c := startCluster(t, engine, 3)
 			leader := c.leader()
-			var f *member
-			for _, m := range c.members {
-				if m != leader {
-					f = m
-					break
-				}
-			}
+			f := c.followers(leader)[0]
 			// The writes go through the members that stay up: a put sent on
 			// the connection to f as it dies may fail (clientv3 does not
 			// retry a put that may have been sent).
@@ -302,13 +296,7 @@ func TestRaftFault_WipedFollowerRejoinsBySnapshot(t *testing.T) {
 			}
 
 			leader := c.leader()
-			var f *member
-			for _, m := range c.members {
-				if m != leader {
-					f = m
-					break
-				}
-			}
+			f := c.followers(leader)[0]
 			oldID := memberID(t, f)
 			t.Logf("Step 2: SIGKILL follower %s, MemberRemove it, wipe its data dir", f.name)
 			f.kill()
