@@ -64,7 +64,18 @@ type watchEncoder struct {
 	events map[eventKey][]byte
 	hdr    *pb.ResponseHeader
 	hdrB   []byte
+	evs    [][]byte // scratch: the encodings of one response's events
+	// arena is where responses are assembled: each takes the next bytes
+	// of it, so that a fan-out of small responses costs an allocation per
+	// arenaBytes, not one per response. A response handed to gRPC keeps
+	// its part of the arena alive until written; the arena only grows at
+	// its end, so no part is written twice.
+	arena []byte
 }
+
+// arenaBytes is the size of a fresh arena (a response larger than it gets
+// one of its own size).
+const arenaBytes = 64 << 10
 
 func (e *watchEncoder) reset() {
 	clear(e.events)
@@ -87,12 +98,12 @@ func (e *watchEncoder) encode(r *mvcc.WatchResponse, hdr *pb.ResponseHeader) ([]
 		}
 		e.hdr, e.hdrB = hdr, b
 	}
-	evs := make([][]byte, len(r.Events))
+	evs := e.evs[:0]
 	size := 1 + protowire.SizeBytes(len(e.hdrB))
 	if r.WatchID != 0 {
 		size += 1 + protowire.SizeVarint(uint64(r.WatchID))
 	}
-	for i, ev := range r.Events {
+	for _, ev := range r.Events {
 		k := eventKey{ev: ev, withPrev: r.PrevKV || ev.PrevKv == nil}
 		b, ok := e.events[k]
 		if !ok {
@@ -106,10 +117,15 @@ func (e *watchEncoder) encode(r *mvcc.WatchResponse, hdr *pb.ResponseHeader) ([]
 			}
 			e.events[k] = b
 		}
-		evs[i] = b
+		evs = append(evs, b)
 		size += 1 + protowire.SizeBytes(len(b))
 	}
-	out := make([]byte, 0, size)
+	e.evs = evs[:0]
+	if cap(e.arena)-len(e.arena) < size {
+		e.arena = make([]byte, 0, max(arenaBytes, size))
+	}
+	n := len(e.arena)
+	out := e.arena[n:n:cap(e.arena)]
 	out = protowire.AppendTag(out, fieldHeader, protowire.BytesType)
 	out = protowire.AppendBytes(out, e.hdrB)
 	if r.WatchID != 0 {
@@ -120,5 +136,7 @@ func (e *watchEncoder) encode(r *mvcc.WatchResponse, hdr *pb.ResponseHeader) ([]
 		out = protowire.AppendTag(out, fieldEvents, protowire.BytesType)
 		out = protowire.AppendBytes(out, b)
 	}
-	return out, nil
+	clear(evs) // the encodings stay in e.events until reset, not here
+	e.arena = e.arena[:n+len(out)]
+	return out[:len(out):len(out)], nil
 }

@@ -36,15 +36,26 @@ func TestWatchEncoder_SameBytesAsMarshal(t *testing.T) {
 		{mvcc.WatchResponse{WatchID: 1 << 40, Events: []*mvccpb.Event{del}}, h5},
 	}
 
-	t.Logf("Step 2: encode them in one batch and compare with proto.Marshal")
+	t.Logf("Step 2: encode them in three batches (past a fresh arena's size) and compare each with proto.Marshal")
 	var enc watchEncoder
-	for i, c := range cases {
-		got, err := enc.encode(&c.r, c.hdr)
-		require.NoError(t, err)
-		want, err := proto.MarshalOptions{Deterministic: true}.Marshal(&pb.WatchResponse{Header: c.hdr, WatchId: c.r.WatchID,
-			Events: mvcc.EventsFor(c.r.Events, c.r.PrevKV)})
-		require.NoError(t, err)
-		require.Equal(t, want, got, "case %d", i)
+	var gots, wants [][]byte
+	for round := 0; round < 3; round++ {
+		for i := 0; i < arenaBytes/40; i++ {
+			c := cases[i%len(cases)]
+			got, err := enc.encode(&c.r, c.hdr)
+			require.NoError(t, err)
+			want, err := proto.MarshalOptions{Deterministic: true}.Marshal(&pb.WatchResponse{Header: c.hdr, WatchId: c.r.WatchID,
+				Events: mvcc.EventsFor(c.r.Events, c.r.PrevKV)})
+			require.NoError(t, err)
+			require.Equal(t, want, got, "case %d", i%len(cases))
+			gots, wants = append(gots, got), append(wants, want)
+		}
+		enc.reset()
+	}
+
+	t.Logf("Step 2b: every response still holds its bytes after all the others were encoded (gRPC may not have written it yet)")
+	for i := range gots {
+		require.Equal(t, wants[i], gots[i], "response %d", i)
 	}
 
 	t.Logf("Step 3: the shared events were not changed (PrevKv stripped in copies only)")
