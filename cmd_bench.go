@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 
@@ -166,6 +167,7 @@ func (w benchWorkload) command() *cli.Command {
 		&cli.BoolFlag{Name: "json", Usage: "print the result as JSON"},
 		&cli.StringFlag{Name: "plot", Usage: "also draw latency over time and its distribution to this PNG file"},
 		&cli.StringFlag{Name: "title", Usage: "title of the plot (default: the workload)"},
+		&cli.StringFlag{Name: "cpuprofile", Usage: "write the client's CPU profile (pprof) of the run to this file"},
 	}
 	before := cli.BeforeFunc(func(c *cli.Context) error {
 		if c.Args().Present() {
@@ -213,6 +215,17 @@ func (w benchWorkload) command() *cli.Command {
 func runBench(c *cli.Context, w benchWorkload, o bench.Options) error {
 	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if path := c.String("cpuprofile"); path != "" {
+		f, err := os.Create(path)
+		if err != nil {
+			return benchError(w.name, err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return benchError(w.name, err)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	res, err := w.run(ctx, o)
 	if err != nil {
 		return benchError(w.name, err)

@@ -12,6 +12,7 @@ import (
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -208,7 +209,7 @@ func createWatchers(ctx context.Context, o *Options, rec *recorder, conns []*cli
 func openWatchStream(ctx context.Context, o *Options, rec *recorder, c *clientv3.Client, s int, keys []string, putsOn []int64) (*watchStream, error) {
 	p := rec.probe()
 	defer p.flush()
-	stream, err := pb.NewWatchClient(c.ActiveConnection()).Watch(ctx)
+	stream, err := pb.NewWatchClient(c.ActiveConnection()).Watch(ctx, grpc.ForceCodecV2(newWatchCodec()))
 	if err != nil {
 		return nil, fmt.Errorf("bench: opening watch stream %d: %w", s, err)
 	}
@@ -273,40 +274,37 @@ func receive(st *watchStream, p *probe, putStart time.Time, putEnd []atomic.Int6
 	for _, w := range st.watchers {
 		owed += w.expected
 	}
+	var f watchFrame // watch_frame.go: only what is used here is decoded
 	for owed > 0 {
-		resp, err := st.stream.Recv()
-		if err != nil {
+		if err := st.stream.RecvMsg(&f); err != nil {
 			if !errors.Is(err, context.Canceled) && status.Code(err) != codes.Canceled {
 				p.observe(kindEvent, time.Now(), err)
 			}
 			return
 		}
-		j := int(resp.WatchId - 1)
+		j := int(f.watchID - 1)
 		if j < 0 || j >= len(st.watchers) {
 			continue // not ours (a progress notification)
 		}
 		w := st.watchers[j]
-		if resp.Canceled {
-			p.observe(kindEvent, time.Now(), fmt.Errorf("bench: watch canceled: %s", resp.CancelReason))
+		if f.canceled {
+			p.observe(kindEvent, time.Now(), fmt.Errorf("bench: watch canceled: %s", f.cancelReason))
 			owed -= w.expected - w.received.Load()
 			continue
 		}
 		now := time.Now()
 		since := int64(now.Sub(putStart))
-		for _, ev := range resp.Events {
+		for _, seq := range f.seqs {
 			var delay time.Duration
-			if v := ev.Kv.Value; len(v) >= 8 {
-				seq := binary.BigEndian.Uint64(v[:8])
-				if seq < uint64(len(putEnd)) {
-					if end := putEnd[seq].Load(); end != 0 && since > end {
-						delay = time.Duration(since - end)
-					}
+			if seq >= 0 && seq < int64(len(putEnd)) {
+				if end := putEnd[seq].Load(); end != 0 && since > end {
+					delay = time.Duration(since - end)
 				}
 			}
 			p.record(kindEvent, now, delay, nil)
 		}
-		w.received.Add(int64(len(resp.Events)))
-		owed -= int64(len(resp.Events))
+		w.received.Add(int64(len(f.seqs)))
+		owed -= int64(len(f.seqs))
 		for {
 			last := lastEvent.Load()
 			if since <= last || lastEvent.CompareAndSwap(last, since) {
