@@ -9,6 +9,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
@@ -95,7 +96,7 @@ func memberAdd(c *cli.Context) error {
 		}
 		resp, err := add(ctx, urls)
 		if err != nil {
-			return clientErr(err)
+			return reconfigErr(err)
 		}
 		kind := "Member"
 		if c.Bool("learner") {
@@ -136,7 +137,7 @@ func memberRemove(c *cli.Context) error {
 	return withOpsClient(c, func(ctx context.Context, cli *clientv3.Client) error {
 		resp, err := cli.MemberRemove(ctx, id)
 		if err != nil {
-			return clientErr(err)
+			return reconfigErr(err)
 		}
 		fmt.Fprintf(c.App.Writer, "Member %s removed from cluster %s\n", hexID(id), hexID(resp.Header.ClusterId))
 		return nil
@@ -156,4 +157,16 @@ func memberPromote(c *cli.Context) error {
 		fmt.Fprintf(c.App.Writer, "Member %s promoted in cluster %s\n", hexID(id), hexID(resp.Header.ClusterId))
 		return nil
 	})
+}
+
+// reconfigErr is clientErr, with what to do about etcd's strict
+// reconfiguration refusal added to its message.
+func reconfigErr(err error) error {
+	err = clientErr(err)
+	if err.Error() == rpctypes.ErrUnhealthy.Error() {
+		return fmt.Errorf("%w (the member that took the request has not been hearing from enough voters for 5 s "+
+			"to keep a quorum through this change: retry once the members are up and connected, "+
+			"see etcd_network_active_peers in /metrics; docs/operations.md, Member replacement)", err)
+	}
+	return err
 }
