@@ -42,7 +42,7 @@ func TestTransport_ActiveSince(t *testing.T) {
 	deadline := time.Now().Add(silenceLimit + time.Second)
 	for time.Now().Before(deadline) {
 		require.Equal(t, since, f1.node.PeerActiveSince(f2.node.ID()), "f1's view of f2 had a gap")
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(50 * time.Millisecond) // sampling over a stretch of time is what is tested
 	}
 
 	t.Logf("Step 4: partition f2; the others stop hearing it within the silence limit, and it them")

@@ -355,7 +355,7 @@ func reconfigure[T any](t *testing.T, op func(ctx context.Context) (T, error)) (
 		if rpctypes.ErrorDesc(err) != rpctypes.ErrUnhealthy.Error() || time.Now().After(deadline) {
 			return v, err
 		}
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(100 * time.Millisecond) // polling, bounded by deadline above
 	}
 }
 
