@@ -119,7 +119,7 @@ func (b *WriteBatch) Count() int { return int(b.count) }
 
 // Size is the encoded size in bytes, header included.
 func (b *WriteBatch) Size() int {
-	if len(b.rep) == 0 && b.spilled == 0 {
+	if len(b.rep) == 0 && b.spill == nil {
 		return batchHeaderBytes
 	}
 	return b.spilled + len(b.rep)

@@ -342,21 +342,21 @@ func ctxT(t *testing.T, d time.Duration) context.Context {
 }
 
 // reconfigure runs a membership change (op, with a 10 s context) again
-// while the answer is etcd's "unhealthy cluster", for up to 20 s, and
-// returns the first other answer. The strict reconfiguration check refuses
-// changes until the member taking them has been connected to the other
-// voters for 5 s, so a change soon after a cluster (or a member) starts
-// gets that answer for a while, from etcd as from MetaStore.
+// while the answer is etcd's "unhealthy cluster" (waitFor; the test fails
+// if it still is after 20 s) and returns the first other answer. The
+// strict reconfiguration check refuses changes until the member taking
+// them has been connected to the other voters for 5 s, so a change soon
+// after a cluster (or a member) starts gets that answer for a while, from
+// etcd as from MetaStore.
 func reconfigure[T any](t *testing.T, op func(ctx context.Context) (T, error)) (T, error) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		v, err := op(ctxT(t, 10*time.Second))
-		if rpctypes.ErrorDesc(err) != rpctypes.ErrUnhealthy.Error() || time.Now().After(deadline) {
-			return v, err
-		}
-		time.Sleep(100 * time.Millisecond) // polling, bounded by deadline above
-	}
+	var v T
+	var err error
+	waitFor(t, 20*time.Second, "a membership change not refused as unhealthy cluster", func() bool {
+		v, err = op(ctxT(t, 10*time.Second))
+		return rpctypes.ErrorDesc(err) != rpctypes.ErrUnhealthy.Error()
+	})
+	return v, err
 }
 
 // waitFor polls cond every 20 ms until it holds or timeout passes.
