@@ -97,6 +97,7 @@ func serveAction(c *cli.Context) error {
 		return err
 	}
 	tuneGC(lg, cfg.Engine) // gc.go: after the flags are checked, so a bad flag's error stays one line
+	tuneProcs(lg)          // procs.go: at least 2 Ps on a one-CPU allowance
 	mets, err := mhttp.NewMetrics(prometheus.DefaultRegisterer)
 	if err != nil {
 		return err

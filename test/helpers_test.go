@@ -61,6 +61,8 @@ type member struct {
 	exited     chan struct{}
 	exitErr    error
 	extraFlags []string
+	command    []string // memberOpts.command
+	env        []string // memberOpts.env
 }
 
 // cluster is a set of members started together.
@@ -74,6 +76,10 @@ type cluster struct {
 type memberOpts struct {
 	// extraFlags are appended to every member's serve flags.
 	extraFlags []string
+	// command runs before the binary, taking it and its flags as arguments
+	// (such as taskset -c 0), and env is added to the member's environment.
+	command []string
+	env     []string
 }
 
 // freePorts returns n distinct free TCP ports on 127.0.0.1.
@@ -119,7 +125,7 @@ func startCluster(t *testing.T, engine string, n int, opts ...memberOpts) *clust
 			peerURL:   fmt.Sprintf("http://127.0.0.1:%d", ports[2*i+1]),
 		}
 		m.logPath = m.dataDir + ".log"
-		m.extraFlags = o.extraFlags
+		m.extraFlags, m.command, m.env = o.extraFlags, o.command, o.env
 		c.members = append(c.members, m)
 		initial = append(initial, m.name+"="+m.peerURL)
 	}
@@ -154,7 +160,9 @@ func (m *member) start() {
 	if err != nil {
 		m.t.Fatalf("log file: %v", err)
 	}
-	cmd := exec.Command(binPath, m.args...)
+	argv := append(append(append([]string{}, m.command...), binPath), m.args...)
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Env = append(os.Environ(), m.env...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		logf.Close()
