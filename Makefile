@@ -123,6 +123,12 @@ compat-diff: build ## the same JSON gateway requests to etcd and to MetaStore, a
 bench-profile: build ## CPU profiles of a member in the cases whose targets are not met, into docs/bench/profiles/
 	./scripts/bench-profile.sh
 
+.PHONY: bench-onecpu
+# ETCD_BIN (etcd's benchmark and etcdctl; etcd too unless ETCD=0), PAIRS,
+# TOTAL, CLIENTS: see the script's header. About 5 minutes.
+bench-onecpu: build ## a member allowed one CPU: one P against serve's two, and etcd, client on another CPU
+	./scripts/bench-onecpu.sh
+
 .PHONY: bench-defrag
 # MS_BIN, FILL_MB, RATE, DURATION, ETCD_BIN (ETCD=0 skips etcd): see the
 # script's header. About 10 minutes with etcd.

@@ -17,11 +17,10 @@ import (
 // which takes a P back from a call only after seeing it in two successive
 // ticks, had backed off to naps of up to 10 ms, so it never saw a write
 // twice. No request was read while the log synced, so a write carried a
-// couple of proposals instead of 24-28 (put at 100 clients, member on one
-// core: 2.1k-3.4k req/s at 100-150 us of CPU per put and p99 88-102 ms in 3
-// of 5 runs; with 2 Ps 12.3k-14.7k req/s, p99 17-23 ms, in every run;
-// docs/BENCHMARKS.md, eleventh round). A second P keeps requests flowing
-// while one is in the write.
+// couple of proposals instead of 21-24 (put at 100 clients, member on one
+// core: 3.2k-6.4k req/s and p99 80-99 ms, against 11.6k-15.1k req/s and p99
+// 16-21 ms with 2 Ps; `make bench-onecpu`, docs/BENCHMARKS.md, eleventh
+// round). A second P keeps requests flowing while one is in the write.
 const minProcs = 2
 
 // tuneProcs raises GOMAXPROCS to minProcs unless GOMAXPROCS is set.

@@ -43,6 +43,7 @@ free_port() {
 }
 
 # start_cluster KIND N -> sets EPS (comma list), EP1 (first endpoint), SPIDS.
+# SERVER_WRAP, when set, is a command each member runs under (taskset -c 0).
 # KIND is etcd or metastore; the members get identical flags, and MetaStore's
 # members MS_EXTRA_FLAGS too (an array, e.g. (--enable-pprof)). Needs
 # ETCD_BIN (etcd, etcdctl), MS_BIN, die and log.
@@ -65,9 +66,9 @@ start_cluster() {
 			--listen-peer-urls "$p" --initial-advertise-peer-urls "$p"
 			--initial-cluster "$initial" --initial-cluster-state new --initial-cluster-token "$token")
 		if [[ $kind == etcd ]]; then
-			"$ETCD_BIN/etcd" "${args[@]}" >"$dir/$kind$i.log" 2>&1 &
+			${SERVER_WRAP[@]+"${SERVER_WRAP[@]}"} "$ETCD_BIN/etcd" "${args[@]}" >"$dir/$kind$i.log" 2>&1 &
 		else
-			"$MS_BIN" serve --engine rocksdb "${args[@]}" ${MS_EXTRA_FLAGS[@]+"${MS_EXTRA_FLAGS[@]}"} >"$dir/$kind$i.log" 2>&1 &
+			${SERVER_WRAP[@]+"${SERVER_WRAP[@]}"} "$MS_BIN" serve --engine rocksdb "${args[@]}" ${MS_EXTRA_FLAGS[@]+"${MS_EXTRA_FLAGS[@]}"} >"$dir/$kind$i.log" 2>&1 &
 		fi
 		PIDS+=($!)
 		SPIDS+=($!)
