@@ -553,3 +553,16 @@ int ms_property_int(ms_db* d, int cf, const char* name, uint64_t* out) {
 }
 
 void ms_malloc_trim(void) { malloc_trim(0); }
+
+int ms_fix_mmap_threshold(size_t n) { return mallopt(M_MMAP_THRESHOLD, (int)n); }
+
+int ms_mapped_after_free(size_t freed, size_t n) {
+  free(malloc(freed));
+  size_t before = mallinfo2().hblks;
+  char* p = malloc(n);
+  if (p == NULL) return 0;
+  p[0] = 1;
+  int mapped = mallinfo2().hblks > before;
+  free(p);
+  return mapped;
+}

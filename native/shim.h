@@ -186,6 +186,16 @@ int ms_property_int(ms_db* db, int cf, const char* name, uint64_t* out);
 // keeps freed memory in its arenas otherwise.
 void ms_malloc_trim(void);
 
+// ms_fix_mmap_threshold makes every allocation of n bytes or more a mapping
+// of its own (glibc's mallopt M_MMAP_THRESHOLD, which also stops glibc from
+// raising the threshold by itself); nonzero on success.
+int ms_fix_mmap_threshold(size_t n);
+
+// ms_mapped_after_free frees a block of `freed` bytes (which raises glibc's
+// threshold unless it is fixed), then says whether a block of n bytes gets a
+// mapping of its own (1) or comes from an arena (0). For tests.
+int ms_mapped_after_free(size_t freed, size_t n);
+
 // The RocksDB version this package was compiled against (version.cc: the
 // macros live in a C++ header).
 int ms_version_major(void);

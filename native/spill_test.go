@@ -5,7 +5,9 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"os"
 	"runtime"
+	"strings"
 	"testing"
 )
 
@@ -111,4 +113,36 @@ func TestWriteBatchSpillKeepsTheGoHeapSmall(t *testing.T) {
 		t.Fatalf("building a %d MiB batch allocated %d MiB in the Go heap", b.Size()>>20, grown>>20)
 	}
 	t.Logf("batch %d MiB, Go allocations %d KiB", b.Size()>>20, (after.TotalAlloc-before.TotalAlloc)>>10)
+}
+
+// TestOpenFixesTheMmapThreshold: once a DB is open, C blocks of
+// mmapThreshold bytes or more get mappings of their own even after a larger
+// mapped block was freed, which otherwise raises glibc's threshold past them
+// and leaves them in arenas that keep freed memory (a large batch's chunks,
+// flushed memtables).
+func TestOpenFixesTheMmapThreshold(t *testing.T) {
+	if _, set := os.LookupEnv("MALLOC_MMAP_THRESHOLD_"); set || strings.Contains(os.Getenv("GLIBC_TUNABLES"), "mmap_threshold") {
+		t.Skip("the environment sets glibc's mmap threshold, which Open then leaves alone")
+	}
+
+	t.Logf("Step 1: open a DB")
+	openTest(t, "default")
+
+	t.Logf("Step 2: three times, free a 16 MiB block, then allocate %d bytes", mmapThreshold+4096)
+	// The first 16 MiB block may come from an arena's free space; once one
+	// was mapped and freed, glibc's own threshold would be 16 MiB.
+	var mapped []bool
+	for i := 0; i < 3; i++ {
+		mapped = append(mapped, mappedAfterFree(16<<20, mmapThreshold+4096))
+	}
+
+	t.Logf("Step 3: each block was mapped on its own")
+	if !mapped[0] || !mapped[1] || !mapped[2] {
+		t.Fatalf("a %d-byte block came from an arena: mapped %v", mmapThreshold+4096, mapped)
+	}
+
+	t.Logf("Step 4: a smaller block still comes from an arena")
+	if mappedAfterFree(0, 64<<10) {
+		t.Fatalf("a 64 KiB block got a mapping of its own")
+	}
 }
