@@ -376,9 +376,9 @@ func takeError(e *C.char) error {
 // to 8 MiB came from glibc's arenas, which keep freed memory: the memtables'
 // blocks and a large batch's megabyte chunks (spill.cc) stayed in RSS after
 // they were freed. Measured with etcdctl check perf --load=l (300,000 keys,
-// then one DeleteRange of all of them): RSS peaked at 952 MB and was 724 MB
-// when it returned, against 736 and 485 MB with the threshold fixed
-// (docs/BENCHMARKS.md, eleventh round). The hot paths allocate no blocks this
+// then one DeleteRange of all of them): RSS peaked at 904-909 MB and was
+// 695-772 MB when it returned, against 768-790 and 496-637 MB with the
+// threshold fixed (docs/BENCHMARKS.md, eleventh round). The hot paths allocate no blocks this
 // large (scan pages are Go memory), so no mapping is made per request.
 const mmapThreshold = 1 << 20
 
