@@ -367,8 +367,9 @@ func takeError(e *C.char) error {
 	return newError(msg)
 }
 
-// mmapThreshold: C allocations this large or larger get a mapping of their
-// own, returned to the OS when freed.
+// mmapThreshold: C allocations this large or larger that glibc's arenas
+// cannot serve from memory they already hold get a mapping of their own,
+// returned to the OS when freed, instead of growing an arena.
 //
 // glibc starts with 128 KiB and raises the threshold to the size of any
 // mapped block that is freed, up to 32 MiB. RocksDB frees a memtable's 8
@@ -385,13 +386,19 @@ const mmapThreshold = 1 << 20
 var fixMmapThreshold sync.Once
 
 // fixMmapThresholdOnce sets it, unless the operator chose glibc's threshold
-// in the environment (MALLOC_MMAP_THRESHOLD_, or GLIBC_TUNABLES with
-// glibc.malloc.mmap_threshold), which glibc then already applied.
+// in the environment, which glibc then already applied.
 func fixMmapThresholdOnce() {
-	if _, set := os.LookupEnv("MALLOC_MMAP_THRESHOLD_"); set || strings.Contains(os.Getenv("GLIBC_TUNABLES"), "mmap_threshold") {
-		return
+	if !mmapThresholdFromEnv() {
+		C.ms_fix_mmap_threshold(C.size_t(mmapThreshold))
 	}
-	C.ms_fix_mmap_threshold(C.size_t(mmapThreshold))
+}
+
+// mmapThresholdFromEnv says whether the environment sets glibc's mmap
+// threshold: MALLOC_MMAP_THRESHOLD_, or GLIBC_TUNABLES with
+// glibc.malloc.mmap_threshold.
+func mmapThresholdFromEnv() bool {
+	_, set := os.LookupEnv("MALLOC_MMAP_THRESHOLD_")
+	return set || strings.Contains(os.Getenv("GLIBC_TUNABLES"), "mmap_threshold")
 }
 
 // mappedAfterFree reports whether, after a block of freed bytes was freed,

@@ -6,8 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"runtime"
-	"strings"
 	"testing"
 )
 
@@ -115,14 +115,31 @@ func TestWriteBatchSpillKeepsTheGoHeapSmall(t *testing.T) {
 	t.Logf("batch %d MiB, Go allocations %d KiB", b.Size()>>20, (after.TotalAlloc-before.TotalAlloc)>>10)
 }
 
+// mmapProbeEnv marks the process TestOpenFixesTheMmapThreshold starts.
+const mmapProbeEnv = "METASTORE_TEST_MMAP_PROBE"
+
 // TestOpenFixesTheMmapThreshold: once a DB is open, C blocks of
 // mmapThreshold bytes or more get mappings of their own even after a larger
 // mapped block was freed, which otherwise raises glibc's threshold past them
 // and leaves them in arenas that keep freed memory (a large batch's chunks,
 // flushed memtables).
 func TestOpenFixesTheMmapThreshold(t *testing.T) {
-	if _, set := os.LookupEnv("MALLOC_MMAP_THRESHOLD_"); set || strings.Contains(os.Getenv("GLIBC_TUNABLES"), "mmap_threshold") {
+	if mmapThresholdFromEnv() {
 		t.Skip("the environment sets glibc's mmap threshold, which Open then leaves alone")
+	}
+
+	if os.Getenv(mmapProbeEnv) != "1" {
+		// Blocks other tests freed stay in glibc's arenas and would serve the
+		// probe whatever the threshold: it runs in a process of its own.
+		t.Logf("Step 0: rerun this test alone in a fresh process")
+		cmd := exec.Command(os.Args[0], "-test.run=^TestOpenFixesTheMmapThreshold$", "-test.v", "-test.count=1")
+		cmd.Env = append(os.Environ(), mmapProbeEnv+"=1")
+		out, err := cmd.CombinedOutput()
+		t.Logf("the fresh process:\n%s", out)
+		if err != nil {
+			t.Fatalf("the fresh process failed: %v", err)
+		}
+		return
 	}
 
 	t.Logf("Step 1: open a DB")

@@ -62,7 +62,7 @@ func (c *cluster) newJoiningMember(name string) *member {
 		peerURL:   fmt.Sprintf("http://127.0.0.1:%d", ports[1]),
 	}
 	m.logPath = m.dataDir + ".log"
-	m.extraFlags = ref.extraFlags
+	m.memberOpts = ref.memberOpts
 	m.args = slices.Clone(ref.args)
 	for flag, v := range map[string]string{
 		"--name": name, "--data-dir": m.dataDir,

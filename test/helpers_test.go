@@ -60,9 +60,7 @@ type member struct {
 	cmd        *exec.Cmd
 	exited     chan struct{}
 	exitErr    error
-	extraFlags []string
-	command    []string // memberOpts.command
-	env        []string // memberOpts.env
+	memberOpts // its extra flags, command and environment
 }
 
 // cluster is a set of members started together.
@@ -125,7 +123,7 @@ func startCluster(t *testing.T, engine string, n int, opts ...memberOpts) *clust
 			peerURL:   fmt.Sprintf("http://127.0.0.1:%d", ports[2*i+1]),
 		}
 		m.logPath = m.dataDir + ".log"
-		m.extraFlags, m.command, m.env = o.extraFlags, o.command, o.env
+		m.memberOpts = o
 		c.members = append(c.members, m)
 		initial = append(initial, m.name+"="+m.peerURL)
 	}

@@ -30,14 +30,14 @@ func TestServe_TwoProcsOnOneCPU(t *testing.T) {
 	oneCPU := []string{taskset, "-c", fmt.Sprint(cpu)}
 
 	t.Logf("Step 1: start a member on CPU %d alone, GOMAXPROCS unset", cpu)
-	m := startMember(t, "memory", memberOpts{command: oneCPU, env: []string{"GOMAXPROCS="}})
+	m := startMember(t, engineMemory, memberOpts{command: oneCPU, env: []string{"GOMAXPROCS="}})
 
 	t.Logf("Step 2: /metrics says it runs with 2 Ps")
 	body := string(httpDo(t, "GET", m.clientURL+"/metrics", nil).body)
 	require.Equal(t, 2.0, metricValue(t, body, "go_sched_gomaxprocs_threads"))
 
 	t.Logf("Step 3: start another with GOMAXPROCS=1 in its environment")
-	m1 := startMember(t, "memory", memberOpts{command: oneCPU, env: []string{"GOMAXPROCS=1"}})
+	m1 := startMember(t, engineMemory, memberOpts{command: oneCPU, env: []string{"GOMAXPROCS=1"}})
 
 	t.Logf("Step 4: it keeps the operator's 1")
 	body = string(httpDo(t, "GET", m1.clientURL+"/metrics", nil).body)
