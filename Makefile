@@ -129,6 +129,12 @@ bench-profile: build ## CPU profiles of a member in the cases whose targets are 
 bench-onecpu: build ## a member allowed one CPU: one P against serve's two, and etcd, client on another CPU
 	./scripts/bench-onecpu.sh
 
+.PHONY: bench-rss
+# ETCD_BIN (etcdctl), MS_BIN_B (a second binary to alternate with), ROUNDS,
+# LOAD: see the script's header. About 2 minutes a round and binary.
+bench-rss: build ## a member's peak RSS, RSS when etcdctl check perf returns and 16 s later
+	./scripts/bench-rss.sh
+
 .PHONY: bench-defrag
 # MS_BIN, FILL_MB, RATE, DURATION, ETCD_BIN (ETCD=0 skips etcd): see the
 # script's header. About 10 minutes with etcd.
