@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -291,11 +292,28 @@ func (n *Node) clearRestoreMarker(mk *restoreMarker) error {
 // run is the raft goroutine.
 func (n *Node) run() {
 	defer n.wg.Done()
-	ticker := time.NewTicker(n.cfg.HeartbeatInterval)
-	defer ticker.Stop()
+	// The first tick comes after a random part of the interval. raft's
+	// randomized election timeout is a whole number of ticks, so members
+	// started together, whose tickers would otherwise fire within a
+	// millisecond of each other, stood for election at the same moment
+	// whenever two followers drew the same number (one election in ten at
+	// default timings) and split the vote: another round, 1-2 s more.
+	first := time.NewTimer(rand.N(n.cfg.HeartbeatInterval))
+	defer first.Stop()
+	tickc := first.C
+	var ticker *time.Ticker
+	defer func() {
+		if ticker != nil {
+			ticker.Stop()
+		}
+	}()
 	for {
 		select {
-		case <-ticker.C:
+		case <-tickc:
+			if ticker == nil {
+				ticker = time.NewTicker(n.cfg.HeartbeatInterval)
+				tickc = ticker.C
+			}
 			n.rn.Tick()
 			n.tickReads()
 		case <-n.propSig:

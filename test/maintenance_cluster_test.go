@@ -208,7 +208,7 @@ func TestMaintenanceCluster_GracefulStopTransfersLeadership(t *testing.T) {
 	start := time.Now()
 	require.NoError(t, lead.stop())
 	t.Logf("Step 2: a new leader is known right after the stop (election timeout is 5 s)...")
-	newLead := waitNewLeader(t, c, oldID, 3*time.Second)
+	newLead, _ := waitNewLeader(t, c, oldID, 3*time.Second)
 	took := time.Since(start)
 	t.Logf("new leader %x %v after SIGTERM", newLead, took)
 	require.NotEqual(t, oldID, newLead)
