@@ -262,9 +262,11 @@ func (a *Apply) put(req *pb.PutRequest) (*pb.PutResponse, error) {
 			leases.Attach(v.lease, req.Key)
 		}
 	}
-	kv := &mvccpb.KeyValue{Key: bytes.Clone(req.Key), CreateRevision: v.create, ModRevision: a.w.rev,
-		Version: v.ver, Value: bytes.Clone(v.value), Lease: v.lease}
-	a.addEvent(&mvccpb.Event{Type: mvccpb.Event_PUT, Kv: kv, PrevKv: prev})
+	if a.keepEvent() {
+		kv := &mvccpb.KeyValue{Key: bytes.Clone(req.Key), CreateRevision: v.create, ModRevision: a.w.rev,
+			Version: v.ver, Value: bytes.Clone(v.value), Lease: v.lease}
+		a.events = append(a.events, &mvccpb.Event{Type: mvccpb.Event_PUT, Kv: kv, PrevKv: prev})
+	}
 	resp := &pb.PutResponse{}
 	if req.PrevKv {
 		resp.PrevKv = prev
@@ -313,8 +315,10 @@ func (a *Apply) deleteRange(key, end []byte, wantPrev bool) (*pb.DeleteRangeResp
 			if prev.Lease != 0 && a.s.cfg.Leases != nil {
 				a.s.cfg.Leases.Detach(prev.Lease, prev.Key)
 			}
-			a.addEvent(&mvccpb.Event{Type: mvccpb.Event_DELETE,
-				Kv: &mvccpb.KeyValue{Key: prev.Key, ModRevision: a.w.rev}, PrevKv: prev})
+			if a.keepEvent() {
+				a.events = append(a.events, &mvccpb.Event{Type: mvccpb.Event_DELETE,
+					Kv: &mvccpb.KeyValue{Key: prev.Key, ModRevision: a.w.rev}, PrevKv: prev})
+			}
 		}
 		if len(page) > 0 && !withValue {
 			a.lazyPrev = true
@@ -329,17 +333,18 @@ func (a *Apply) deleteRange(key, end []byte, wantPrev bool) (*pb.DeleteRangeResp
 	}
 }
 
-// addEvent keeps ev for the watch hub, unless the Apply has passed
-// MaxApplyEvents: then it drops them all (Result.EventsDropped).
-func (a *Apply) addEvent(ev *mvccpb.Event) {
+// keepEvent reports whether the write in progress is to add its event.
+// Past MaxApplyEvents the Apply keeps none (Result.EventsDropped), and
+// callers build no event, nor copy a key or value for one.
+func (a *Apply) keepEvent() bool {
 	if a.eventsDropped {
-		return
+		return false
 	}
 	if len(a.events) >= a.s.cfg.MaxApplyEvents {
 		a.events, a.eventsDropped = nil, true
-		return
+		return false
 	}
-	a.events = append(a.events, ev)
+	return true
 }
 
 // writeVersion adds the version and its change log record to the batch.
