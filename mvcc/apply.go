@@ -33,6 +33,10 @@ type Apply struct {
 	// readCacheBarrier of them, writtenOverflow instead (readcache.go).
 	written         [][]byte
 	writtenOverflow bool
+	// delKVs and delKeys hold a DeleteRange page that nothing keeps
+	// (deleteRange), reused from page to page.
+	delKVs  []mvccpb.KeyValue
+	delKeys []byte
 
 	// w is the write in progress: one request or txn, one main revision.
 	w struct {
@@ -293,9 +297,31 @@ func (a *Apply) deleteRange(key, end []byte, wantPrev bool) (*pb.DeleteRangeResp
 	var last []byte // the escaped key of the page's last entry
 	for from := lower; ; from = skipKey(from[:0], last) {
 		page = page[:0]
+		// Once the Apply keeps no events and no reply wants the records,
+		// nothing of a page outlives it: its keys and records go in
+		// buffers the Apply reuses, not in allocations of their own.
+		reuse := !wantPrev && a.eventsDropped
+		if reuse {
+			if a.delKVs == nil {
+				a.delKVs = make([]mvccpb.KeyValue, deletePage)
+			} else {
+				clear(a.delKVs)
+			}
+			a.delKeys = a.delKeys[:0]
+		}
 		var decodeErr error
 		err := scanLive(a.b, from, upper, math.MaxInt64, func(prefix []byte, modRev int64, raw []byte) bool {
-			kv, err := toKV(prefix, modRev, raw, !withValue)
+			var kv *mvccpb.KeyValue
+			var err error
+			if reuse {
+				start := len(a.delKeys)
+				if a.delKeys, err = appendUnescaped(a.delKeys, prefix); err == nil {
+					kv = &a.delKVs[len(page)]
+					err = fillKV(kv, a.delKeys[start:len(a.delKeys):len(a.delKeys)], modRev, raw, !withValue)
+				}
+			} else {
+				kv, err = toKV(prefix, modRev, raw, !withValue)
+			}
 			if err != nil {
 				decodeErr = err
 				return false

@@ -78,7 +78,11 @@ func splitDataKey(k []byte) (prefix []byte, rev int64, err error) {
 // unescape decodes the user key from an encoded prefix (escape(key) plus
 // terminator).
 func unescape(prefix []byte) ([]byte, error) {
-	out := make([]byte, 0, len(prefix)-2)
+	return appendUnescaped(make([]byte, 0, len(prefix)-2), prefix)
+}
+
+// appendUnescaped appends the user key of prefix to out.
+func appendUnescaped(out, prefix []byte) ([]byte, error) {
 	for i := 0; i < len(prefix); i++ {
 		c := prefix[i]
 		if c != escByte {

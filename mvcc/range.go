@@ -176,15 +176,24 @@ func toKV(prefix []byte, modRev int64, raw []byte, keysOnly bool) (*mvccpb.KeyVa
 	if err != nil {
 		return nil, err
 	}
-	v, err := decodeVersion(raw)
-	if err != nil {
+	kv := &mvccpb.KeyValue{}
+	if err := fillKV(kv, key, modRev, raw, keysOnly); err != nil {
 		return nil, err
 	}
-	kv := &mvccpb.KeyValue{Key: key, CreateRevision: v.create, ModRevision: modRev, Version: v.ver, Lease: v.lease}
+	return kv, nil
+}
+
+// fillKV sets kv, a zero KeyValue, to key's version raw.
+func fillKV(kv *mvccpb.KeyValue, key []byte, modRev int64, raw []byte, keysOnly bool) error {
+	v, err := decodeVersion(raw)
+	if err != nil {
+		return err
+	}
+	kv.Key, kv.CreateRevision, kv.ModRevision, kv.Version, kv.Lease = key, v.create, modRev, v.ver, v.lease
 	if !keysOnly {
 		kv.Value = bytes.Clone(v.value)
 	}
-	return kv, nil
+	return nil
 }
 
 // rangeOn answers req from r at a store whose newest revision is curRev.

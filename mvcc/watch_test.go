@@ -773,3 +773,58 @@ func testApplyPastMaxEvents(t *testing.T, s *Store) {
 	r.until("the put on other", func(got []WatchResponse) bool { return len(eventsOf(got, other)) == 1 })
 	require.Equal(t, []string{"PUT other@28"}, eventsOf(r.got, other))
 }
+
+// Past MaxApplyEvents a DeleteRange reuses one buffer for each page of
+// keys. Over several pages of keys holding the escape byte, every key
+// must be deleted, detached from its lease and logged under its own name.
+func TestApply_LargeDeletePastMaxEventsReusesPages(t *testing.T) {
+	for _, ec := range engineCases {
+		t.Run(ec.name, func(t *testing.T) {
+			const n = 3*deletePage + 100
+			leases := newFakeLeases(7)
+			s := openStore(t, ec, Config{MaxApplyEvents: 10, Leases: leases})
+			key := func(i int) string { return fmt.Sprintf("d\x00%05d\x00\x01", i) }
+
+			t.Logf("Step 1: putting %d keys with escape bytes, every third on lease 7", n)
+			apply(t, s, func(a *Apply) {
+				for i := 0; i < n; i++ {
+					req := &pb.PutRequest{Key: []byte(key(i)), Value: []byte("v")}
+					if i%3 == 0 {
+						req.Lease = 7
+					}
+					_, err := a.Put(req)
+					require.NoError(t, err)
+				}
+			})
+			require.Len(t, leases.attached[7], (n+2)/3)
+			h := newHub(t, s, WatchConfig{})
+			ws := h.NewStream()
+			r := newReader(t, ws)
+			id, _ := ws.Watch(WatchRequest{Key: []byte("d"), End: []byte("e")})
+			r.next(1)
+
+			t.Logf("Step 2: one Apply deletes them all, past its 10 events")
+			var deleted int64
+			res := apply(t, s, func(a *Apply) {
+				resp, err := a.DeleteRange(&pb.DeleteRangeRequest{Key: []byte("d"), RangeEnd: []byte("e")})
+				require.NoError(t, err)
+				deleted = resp.Deleted
+			})
+			require.True(t, res.EventsDropped)
+
+			t.Logf("Step 3: waiting for the watcher to replay %d deletes from the change log", n)
+			r.until(fmt.Sprintf("%d events", n), func(got []WatchResponse) bool { return len(eventsOf(got, id)) >= n })
+
+			t.Logf("Step 4: every key is gone, unleased, and logged under its own name")
+			require.Equal(t, int64(n), deleted)
+			left := get(t, s, &pb.RangeRequest{Key: []byte("d"), RangeEnd: []byte("e"), CountOnly: true})
+			require.Zero(t, left.Count)
+			require.Empty(t, leases.attached[7])
+			evs := eventsOf(r.got, id)
+			require.Len(t, evs, n)
+			for i, ev := range evs {
+				require.Equal(t, fmt.Sprintf("DELETE %s@%d", key(i), res.Rev), ev)
+			}
+		})
+	}
+}
