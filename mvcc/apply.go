@@ -304,8 +304,6 @@ func (a *Apply) deleteRange(key, end []byte, wantPrev bool) (*pb.DeleteRangeResp
 		if reuse {
 			if a.delKVs == nil {
 				a.delKVs = make([]mvccpb.KeyValue, deletePage)
-			} else {
-				clear(a.delKVs)
 			}
 			a.delKeys = a.delKeys[:0]
 		}
@@ -317,6 +315,7 @@ func (a *Apply) deleteRange(key, end []byte, wantPrev bool) (*pb.DeleteRangeResp
 				start := len(a.delKeys)
 				if a.delKeys, err = appendUnescaped(a.delKeys, prefix); err == nil {
 					kv = &a.delKVs[len(page)]
+					*kv = mvccpb.KeyValue{} // only what this page uses is reset
 					err = fillKV(kv, a.delKeys[start:len(a.delKeys):len(a.delKeys)], modRev, raw, !withValue)
 				}
 			} else {
