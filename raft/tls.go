@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -161,9 +162,13 @@ type keyPair struct {
 	cert              *tls.Certificate
 }
 
+// fileStamp tells a changed file: a file renamed over the old one (the
+// usual rotation) has another inode even when written within the same
+// timestamp tick, with the same size.
 type fileStamp struct {
 	mod  time.Time
 	size int64
+	ino  uint64
 }
 
 func stampOf(path string) (fileStamp, error) {
@@ -171,7 +176,11 @@ func stampOf(path string) (fileStamp, error) {
 	if err != nil {
 		return fileStamp{}, err
 	}
-	return fileStamp{mod: fi.ModTime(), size: fi.Size()}, nil
+	st := fileStamp{mod: fi.ModTime(), size: fi.Size()}
+	if sys, ok := fi.Sys().(*syscall.Stat_t); ok {
+		st.ino = sys.Ino
+	}
+	return st, nil
 }
 
 func (k *keyPair) get() (*tls.Certificate, error) {
