@@ -114,7 +114,8 @@ func (b *IndexedBatch) Put(ks Keyspace, key, value []byte) {
 
 // PutUnindexed records a write of value under key that reads through this
 // batch do not see until it commits: for records nothing reads back within
-// the batch (mvcc's change log). It costs the base batch's copy only, not
+// the batch (mvcc's change log, and the versions written by an Apply's
+// final request). It costs the base batch's copy only, not
 // the overlay's copy and B-tree insert.
 func (b *IndexedBatch) PutUnindexed(ks Keyspace, key, value []byte) {
 	if b.closed {

@@ -14,6 +14,9 @@ import (
 // range revisions) before any of them writes, then run in order, reads
 // seeing the txn's own earlier writes. All writes share one main revision.
 func (a *Apply) Txn(req *pb.TxnRequest) (*pb.TxnResponse, error) {
+	if _, err := a.enter(); err != nil {
+		return nil, err
+	}
 	if err := CheckTxn(req, a.s.cfg.MaxTxnOps); err != nil {
 		return nil, err
 	}

@@ -38,17 +38,25 @@ func (ap applier) Apply(entries []*raftpb.Entry) error {
 	}
 	answers := make([]answer, 0, len(entries))
 	var noopTerm uint64 // a new leader's first entry is empty (lease.go)
-	for _, e := range entries {
+	isRequest := func(e *raftpb.Entry) bool { return e.GetType() == raftpb.EntryNormal && len(e.GetData()) > 0 }
+	finalReq := len(entries) - 1 // the last request: mvcc.Apply.FinalRequest
+	for finalReq >= 0 && !isRequest(entries[finalReq]) {
+		finalReq--
+	}
+	for i, e := range entries {
 		if e.GetType() == raftpb.EntryNormal && len(e.GetData()) == 0 {
 			noopTerm = e.GetTerm()
 		}
-		if e.GetType() != raftpb.EntryNormal || len(e.GetData()) == 0 {
+		if !isRequest(e) {
 			continue
 		}
 		var req pb.InternalRaftRequest
 		if err := proto.Unmarshal(e.GetData(), &req); err != nil {
 			a.Abort()
 			return fmt.Errorf("server: entry %d is not a request: %w", e.GetIndex(), err)
+		}
+		if i == finalReq {
+			a.FinalRequest() // nothing reads through the Apply after it
 		}
 		resp, err := s.applyAuth(a, &req) // auth.go, then alarm.go: alarms, downgrade, NOSPACE/CORRUPT gate
 		answers = append(answers, answer{req.GetHeader().GetID(), result{resp: resp, err: err}})
