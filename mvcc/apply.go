@@ -90,8 +90,8 @@ func (a *Apply) Commit(sync bool) (Result, error) {
 	a.done = true
 	defer a.s.applyMu.Unlock()
 	defer a.b.Close()
-	if a.rev != a.start {
-		a.b.Put(engine.Meta, metaCurrentRev, encodeInt64(a.rev))
+	if a.rev != a.start { // nothing reads it back before the commit
+		a.b.PutUnindexed(engine.Meta, metaCurrentRev, encodeInt64(a.rev))
 	}
 	// The read cache marks the written keys before the revision is
 	// published and settles them after (readcache.go).

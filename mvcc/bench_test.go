@@ -17,26 +17,33 @@ import (
 	"github.com/metastore/metastore/engine/rocksdb"
 )
 
-// BenchmarkPut measures puts through Apply, 100 puts per committed batch
-// (the server applies a slice of raft entries per batch).
+// BenchmarkPut measures puts through Apply, 1 and 100 puts per committed
+// batch (the server applies a slice of raft entries per batch: one at one
+// client, tens under load), the last one named final as the server does.
 func BenchmarkPut(b *testing.B) {
 	for _, ec := range engineCases {
-		b.Run(ec.name, func(b *testing.B) {
-			s := openBenchStore(b, ec)
-			val := make([]byte, 256)
-			b.ResetTimer()
-			for i := 0; i < b.N; {
-				a := s.NewApply()
-				for j := 0; j < 100 && i < b.N; j, i = j+1, i+1 {
-					if _, err := a.Put(&pb.PutRequest{Key: benchKey(uint64(i % 100000)), Value: val}); err != nil {
+		for _, per := range []int{1, 100} {
+			b.Run(fmt.Sprintf("%s/batch=%d", ec.name, per), func(b *testing.B) {
+				s := openBenchStore(b, ec)
+				val := make([]byte, 256)
+				b.ReportAllocs()
+				b.ResetTimer()
+				for i := 0; i < b.N; {
+					a := s.NewApply()
+					for j := 0; j < per && i < b.N; j, i = j+1, i+1 {
+						if j == per-1 || i == b.N-1 {
+							a.FinalRequest()
+						}
+						if _, err := a.Put(&pb.PutRequest{Key: benchKey(uint64(i % 100000)), Value: val}); err != nil {
+							b.Fatal(err)
+						}
+					}
+					if _, err := a.Commit(false); err != nil {
 						b.Fatal(err)
 					}
 				}
-				if _, err := a.Commit(false); err != nil {
-					b.Fatal(err)
-				}
-			}
-		})
+			})
+		}
 	}
 }
 
