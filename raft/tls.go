@@ -1,6 +1,7 @@
 package raft
 
 import (
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -15,7 +16,6 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
-	"syscall"
 	"time"
 )
 
@@ -153,71 +153,60 @@ func (i TLSInfo) ClientConfig() (*tls.Config, error) {
 	return cfg, nil
 }
 
-// keyPair is a certificate and key read again when either file's
-// modification time or size changes.
+// keyPair is a certificate and key read again at every use and parsed
+// again when the bytes of either file changed. Comparing contents sees a
+// rotation however it was made: renamed into place, or rewritten in place
+// within one timestamp tick at the same size, which a file's modification
+// time, size and inode cannot tell. The two small reads cost little next
+// to the handshake they serve.
 type keyPair struct {
 	certFile, keyFile string
 	mu                sync.Mutex
-	stamp             [2]fileStamp
+	certPEM, keyPEM   []byte
 	cert              *tls.Certificate
 }
 
-// fileStamp tells a changed file: a file renamed over the old one (the
-// usual rotation) has another inode even when written within the same
-// timestamp tick, with the same size.
-type fileStamp struct {
-	mod  time.Time
-	size int64
-	ino  uint64
-}
-
-func stampOf(path string) (fileStamp, error) {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return fileStamp{}, err
-	}
-	st := fileStamp{mod: fi.ModTime(), size: fi.Size()}
-	if sys, ok := fi.Sys().(*syscall.Stat_t); ok {
-		st.ino = sys.Ino
-	}
-	return st, nil
-}
-
 func (k *keyPair) get() (*tls.Certificate, error) {
-	cs, cerr := stampOf(k.certFile)
-	ks, kerr := stampOf(k.keyFile)
+	certPEM, err := os.ReadFile(k.certFile)
+	keyPEM, kerr := os.ReadFile(k.keyFile)
+	if err == nil {
+		err = kerr
+	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	if cerr == nil && kerr == nil && k.cert != nil && k.stamp == [2]fileStamp{cs, ks} {
+	if err == nil && k.cert != nil && bytes.Equal(certPEM, k.certPEM) && bytes.Equal(keyPEM, k.keyPEM) {
 		return k.cert, nil
 	}
-	cert, err := tls.LoadX509KeyPair(k.certFile, k.keyFile)
+	var cert tls.Certificate
+	if err == nil {
+		cert, err = tls.X509KeyPair(certPEM, keyPEM)
+	}
 	if err != nil {
 		if k.cert != nil {
 			return k.cert, nil // mid-rotation: keep the last good pair
 		}
 		return nil, fmt.Errorf("%w: loading %s and %s: %v", ErrBadTLS, k.certFile, k.keyFile, err)
 	}
-	k.cert, k.stamp = &cert, [2]fileStamp{cs, ks}
+	k.cert, k.certPEM, k.keyPEM = &cert, certPEM, keyPEM
 	return k.cert, nil
 }
 
-// caPool is a PEM bundle of trusted CAs read again when the file changes.
+// caPool is a PEM bundle of trusted CAs, read again at every use and
+// parsed again when its bytes changed (as keyPair).
 type caPool struct {
-	file  string
-	mu    sync.Mutex
-	stamp fileStamp
-	pool  *x509.CertPool
+	file string
+	mu   sync.Mutex
+	pem  []byte
+	pool *x509.CertPool
 }
 
 func (c *caPool) get() (*x509.CertPool, error) {
-	st, serr := stampOf(c.file)
+	b, err := os.ReadFile(c.file)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if serr == nil && c.pool != nil && c.stamp == st {
+	if err == nil && c.pool != nil && bytes.Equal(b, c.pem) {
 		return c.pool, nil
 	}
-	b, err := os.ReadFile(c.file)
 	pool := x509.NewCertPool()
 	if err == nil && !pool.AppendCertsFromPEM(b) {
 		err = errors.New("no PEM certificate in it")
@@ -228,7 +217,7 @@ func (c *caPool) get() (*x509.CertPool, error) {
 		}
 		return nil, fmt.Errorf("%w: trusted CA file %s: %v", ErrBadTLS, c.file, err)
 	}
-	c.pool, c.stamp = pool, st
+	c.pool, c.pem = pool, b
 	return pool, nil
 }
 

@@ -1,6 +1,7 @@
 package raft
 
 import (
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -84,6 +85,32 @@ func TestTLSInfo_Reload(t *testing.T) {
 	t.Logf("Step 2: the key too: serial 2")
 	require.NoError(t, os.Rename(filepath.Join(other, "k.pem"), key))
 	require.Equal(t, int64(2), serial())
+
+	t.Logf("Step 3: both rewritten in place at the same size, old modification times put back: serial 3")
+	// PEM ignores what follows its blocks: every file is padded to 4 KiB.
+	padded := func(path string) []byte {
+		b, err := os.ReadFile(path)
+		require.NoError(t, err)
+		require.Less(t, len(b), 4096)
+		return append(b, bytes.Repeat([]byte("\n"), 4096-len(b))...)
+	}
+	for _, f := range []string{cert, key} {
+		require.NoError(t, os.WriteFile(f, padded(f), 0o600))
+	}
+	require.Equal(t, int64(2), serial(), "padding changes nothing")
+	third := t.TempDir()
+	writePair(t, filepath.Join(third, "c.pem"), filepath.Join(third, "k.pem"), 3)
+	for _, f := range []struct{ from, to string }{{filepath.Join(third, "c.pem"), cert}, {filepath.Join(third, "k.pem"), key}} {
+		old, err := os.Stat(f.to)
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(f.to, padded(f.from), 0o600)) // truncates and rewrites: same inode
+		require.NoError(t, os.Chtimes(f.to, old.ModTime(), old.ModTime()))
+		now, err := os.Stat(f.to)
+		require.NoError(t, err)
+		require.True(t, os.SameFile(old, now) && old.Size() == now.Size() && old.ModTime().Equal(now.ModTime()),
+			"%s: the same file, size and modification time", f.to)
+	}
+	require.Equal(t, int64(3), serial())
 }
 
 func TestTLSInfo_AutoTLS(t *testing.T) {
