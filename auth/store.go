@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sort"
 	"sync"
 	"sync/atomic"
 
@@ -479,11 +480,18 @@ func (s *Store) RoleGrantPermission(b engine.Batch, r *pb.AuthRoleGrantPermissio
 	}
 	ro := proto.Clone(old).(*authpb.Role)
 	p := &authpb.Permission{PermType: r.Perm.PermType, Key: bytes.Clone(r.Perm.Key), RangeEnd: bytes.Clone(r.Perm.RangeEnd)}
-	i, found := slices.BinarySearchFunc(ro.KeyPermission, p, comparePerm)
-	if found {
+	// As etcd's auth store, so that the same grants leave the same
+	// permissions: they are kept sorted by key alone, and a grant changes
+	// the type of the first permission on its key only when that one has
+	// the same range end; otherwise it adds a permission, even when a later
+	// one on the key has that range end (then both stay, and a revoke of
+	// the range removes both).
+	i, _ := slices.BinarySearchFunc(ro.KeyPermission, p.Key, func(e *authpb.Permission, k []byte) int { return bytes.Compare(e.Key, k) })
+	if i < len(ro.KeyPermission) && bytes.Equal(ro.KeyPermission[i].Key, p.Key) && bytes.Equal(ro.KeyPermission[i].RangeEnd, p.RangeEnd) {
 		ro.KeyPermission[i].PermType = p.PermType
 	} else {
-		ro.KeyPermission = slices.Insert(ro.KeyPermission, i, p)
+		ro.KeyPermission = append(ro.KeyPermission, p)
+		sort.Sort(permsByKey(ro.KeyPermission))
 	}
 	s.putRoleLocked(b, ro)
 	s.bumpLocked(b)
@@ -503,7 +511,8 @@ func validPermRange(key, end []byte) bool {
 	return len(end) == 1 && end[0] == 0
 }
 
-// RoleRevokePermission removes a role's permission on exactly [key, end).
+// RoleRevokePermission removes a role's permissions on exactly [key, end)
+// (there can be several: RoleGrantPermission).
 func (s *Store) RoleRevokePermission(b engine.Batch, r *pb.AuthRoleRevokePermissionRequest) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -511,23 +520,25 @@ func (s *Store) RoleRevokePermission(b engine.Batch, r *pb.AuthRoleRevokePermiss
 	if old == nil {
 		return ErrRoleNotFound
 	}
-	i, found := slices.BinarySearchFunc(old.KeyPermission, &authpb.Permission{Key: r.Key, RangeEnd: r.RangeEnd}, comparePerm)
-	if !found {
+	ro := proto.Clone(old).(*authpb.Role)
+	ro.KeyPermission = slices.DeleteFunc(ro.KeyPermission, func(p *authpb.Permission) bool {
+		return bytes.Equal(p.Key, r.Key) && bytes.Equal(p.RangeEnd, r.RangeEnd)
+	})
+	if len(ro.KeyPermission) == len(old.KeyPermission) {
 		return ErrPermissionNotGranted
 	}
-	ro := proto.Clone(old).(*authpb.Role)
-	ro.KeyPermission = slices.Delete(ro.KeyPermission, i, i+1)
 	s.putRoleLocked(b, ro)
 	s.bumpLocked(b)
 	return nil
 }
 
-func comparePerm(a, b *authpb.Permission) int {
-	if c := bytes.Compare(a.Key, b.Key); c != 0 {
-		return c
-	}
-	return bytes.Compare(a.RangeEnd, b.RangeEnd)
-}
+// permsByKey orders a role's permissions by key alone, with sort.Sort, as
+// etcd does: permissions on the same key keep the order sort.Sort leaves.
+type permsByKey []*authpb.Permission
+
+func (p permsByKey) Len() int           { return len(p) }
+func (p permsByKey) Less(i, j int) bool { return bytes.Compare(p[i].Key, p[j].Key) < 0 }
+func (p permsByKey) Swap(i, j int)      { p[i], p[j] = p[j], p[i] }
 
 // --- reads ---
 

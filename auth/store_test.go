@@ -5,10 +5,12 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
 
+	"github.com/stretchr/testify/require"
 	"go.etcd.io/etcd/api/v3/authpb"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 
@@ -355,4 +357,69 @@ func TestStore_GrantPermissionChecksTheRange(t *testing.T) {
 	if len(r.KeyPermission) != 4 {
 		t.Fatalf("role r: %v", r.KeyPermission)
 	}
+}
+
+// Grants on one key with other range ends follow etcd's auth store: only
+// the first permission on the key is updated in place, so the same grants
+// leave the same permissions (and the same rights) as in etcd.
+func TestStore_GrantPermissionKeepsEtcdsOrder(t *testing.T) {
+	s, eng := newTestStore(t)
+	for _, f := range []func(b engine.Batch) error{
+		func(b engine.Batch) error { return s.UserAdd(b, &pb.AuthUserAddRequest{Name: "root", Password: "r"}) },
+		func(b engine.Batch) error {
+			return s.UserGrantRole(b, &pb.AuthUserGrantRoleRequest{User: "root", Role: "root"})
+		},
+		func(b engine.Batch) error { return s.UserAdd(b, &pb.AuthUserAddRequest{Name: "u", Password: "p"}) },
+		func(b engine.Batch) error { return s.RoleAdd(b, "r") },
+		func(b engine.Batch) error {
+			return s.UserGrantRole(b, &pb.AuthUserGrantRoleRequest{User: "u", Role: "r"})
+		},
+	} {
+		mustApply(t, eng, f)
+	}
+	grant := func(typ authpb.Permission_Type, key, end string) {
+		t.Helper()
+		mustApply(t, eng, func(b engine.Batch) error {
+			return s.RoleGrantPermission(b, &pb.AuthRoleGrantPermissionRequest{Name: "r",
+				Perm: &authpb.Permission{PermType: typ, Key: []byte(key), RangeEnd: []byte(end)}})
+		})
+	}
+	perms := func() []string {
+		t.Helper()
+		r, err := s.RoleGet("r")
+		require.NoError(t, err)
+		var out []string
+		for _, p := range r.KeyPermission {
+			out = append(out, fmt.Sprintf("%s[%s,%s)", p.PermType, p.Key, p.RangeEnd))
+		}
+		return out
+	}
+	canRead := func(key string) error {
+		return s.IsRangePermitted(&AuthInfo{Username: "u", Revision: s.Revision()}, []byte(key), nil)
+	}
+
+	t.Logf("Step 1: read [a,a0), read [a,b), then write [a,b): the third is added, not written over the second")
+	grant(authpb.READ, "a", "a0")
+	grant(authpb.READ, "a", "b")
+	grant(authpb.WRITE, "a", "b")
+	require.Equal(t, []string{"READ[a,a0)", "READ[a,b)", "WRITE[a,b)"}, perms())
+
+	t.Logf("Step 2: with auth on, u still reads a1 (etcd answers it too)")
+	mustApply(t, eng, s.Enable)
+	require.NoError(t, canRead("a1"))
+
+	t.Logf("Step 3: the first permission on the key is updated in place; a new range end on it goes after the others")
+	grant(authpb.READWRITE, "a", "a0")
+	grant(authpb.READ, "a", "c")
+	require.Equal(t, []string{"READWRITE[a,a0)", "READ[a,b)", "WRITE[a,b)", "READ[a,c)"}, perms())
+
+	t.Logf("Step 4: revoking [a,b) removes both permissions on it; a second revoke is refused")
+	mustApply(t, eng, func(b engine.Batch) error {
+		return s.RoleRevokePermission(b, &pb.AuthRoleRevokePermissionRequest{Role: "r", Key: []byte("a"), RangeEnd: []byte("b")})
+	})
+	require.Equal(t, []string{"READWRITE[a,a0)", "READ[a,c)"}, perms())
+	err := apply(t, eng, func(b engine.Batch) error {
+		return s.RoleRevokePermission(b, &pb.AuthRoleRevokePermissionRequest{Role: "r", Key: []byte("a"), RangeEnd: []byte("b")})
+	})
+	require.ErrorIs(t, err, ErrPermissionNotGranted)
 }
