@@ -84,7 +84,7 @@ func (s *kvServer) Txn(ctx context.Context, r *pb.TxnRequest) (*pb.TxnResponse, 
 	if err := mvcc.CheckTxn(r, s.limits.MaxTxnOps); err != nil {
 		return nil, toGRPC(err)
 	}
-	if err := mvcc.CheckSize(r, s.limits.MaxRequestBytes); err != nil {
+	if err := mvcc.CheckTxnSize(r, s.limits.MaxRequestBytes); err != nil {
 		return nil, toGRPC(err)
 	}
 	resp, err := s.b.Txn(ctx, r)

@@ -123,5 +123,5 @@ func (h *Handler) checkTxn(r *pb.TxnRequest) error {
 	if err := mvcc.CheckTxn(r, h.cfg.MaxTxnOps); err != nil {
 		return err
 	}
-	return mvcc.CheckSize(r, h.cfg.MaxRequestBytes)
+	return mvcc.CheckTxnSize(r, h.cfg.MaxRequestBytes)
 }

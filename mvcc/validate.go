@@ -72,12 +72,24 @@ func singleFlat(ops []*pb.RequestOp) bool {
 }
 
 // CheckSize fails with ErrRequestTooLarge when the marshalled request is
-// over limit bytes (etcd's --max-request-bytes).
+// over limit bytes (etcd's --max-request-bytes). It is a front end's early
+// refusal of a request that will go through raft: the exact limit, as
+// etcd's, is on the raft request that wraps it (server.propose), a few
+// bytes larger.
 func CheckSize(m proto.Message, limit int) error {
 	if limit > 0 && proto.Size(m) > limit {
 		return ErrRequestTooLarge
 	}
 	return nil
+}
+
+// CheckTxnSize is CheckSize for a txn: a read-only txn does not go through
+// raft, and has no size limit (as in etcd).
+func CheckTxnSize(r *pb.TxnRequest, limit int) error {
+	if IsReadOnlyTxn(r) {
+		return nil
+	}
+	return CheckSize(r, limit)
 }
 
 func checkTxnOps(r *pb.TxnRequest, maxTxnOps int) error {

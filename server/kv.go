@@ -189,7 +189,9 @@ func (s *Server) propose(ctx context.Context, req *pb.InternalRaftRequest) (any,
 	if err != nil {
 		return nil, err
 	}
-	if len(data) > s.cfg.MaxRequestBytes+1024 {
+	// etcd's limit, on the raft request as it goes into the log (the
+	// front ends refuse most larger requests earlier: mvcc.CheckSize).
+	if len(data) > s.cfg.MaxRequestBytes {
 		return nil, mvcc.ErrRequestTooLarge
 	}
 	// Backpressure, as etcd: when apply trails commit by more than

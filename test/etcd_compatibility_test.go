@@ -1005,6 +1005,15 @@ func TestEtcd_RequestLimits(t *testing.T) {
 	_, err = cli.Txn(opCtx(t)).Then(clientv3.OpPut("t1", big[:400]), clientv3.OpPut("t2", big[:400]), clientv3.OpPut("t3", big[:400])).Commit()
 	requireErrIs(t, err, rpctypes.ErrRequestTooLarge, "1200-byte txn")
 
+	t.Logf("Step 3b: the limit is on the raft request (as etcd): a put of exactly 1,024 bytes is refused, its header makes it larger")
+	_, err = cli.Put(opCtx(t), "k", big[:1018]) // PutRequest: 1 + 1 + 1 (key) + 1 + 2 + 1,018 (value) = 1,024 bytes
+	requireErrIs(t, err, rpctypes.ErrRequestTooLarge, "1,024-byte put")
+
+	t.Logf("Step 3c: a read-only txn is not limited (it does not go through raft, as in etcd)")
+	ro, err := cli.Txn(opCtx(t)).If(clientv3.Compare(clientv3.Version(big), "=", 0)).Then(clientv3.OpGet(big)).Commit()
+	require.NoError(t, err, "a read-only txn of 4,000 bytes")
+	require.True(t, ro.Succeeded)
+
 	t.Logf("Step 4: 5 ops fail with ErrTooManyOps, 4 work")
 	ops := []clientv3.Op{clientv3.OpPut("o1", "v"), clientv3.OpPut("o2", "v"), clientv3.OpPut("o3", "v"), clientv3.OpPut("o4", "v"), clientv3.OpPut("o5", "v")}
 	_, err = cli.Txn(opCtx(t)).Then(ops...).Commit()
