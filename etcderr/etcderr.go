@@ -59,7 +59,9 @@ var table = []struct {
 	{raft.ErrLearnerNotReady, rpctypes.ErrGRPCLearnerNotReady},
 	{raft.ErrTooManyLearners, rpctypes.ErrGRPCTooManyLearners},
 	{server.ErrMemberBadURLs, rpctypes.ErrGRPCMemberBadURLs},
-	{server.ErrMemberNotEnoughStarted, rpctypes.ErrGRPCMemberNotEnoughStarted},
+	// etcd's table gives the client-side form (rpctypes.ErrMemberNotEnoughStarted),
+	// which is not a status: its gRPC server sends it as Unknown.
+	{server.ErrMemberNotEnoughStarted, status.Error(codes.Unknown, status.Convert(rpctypes.ErrGRPCMemberNotEnoughStarted).Message())},
 	{server.ErrUnhealthy, rpctypes.ErrGRPCUnhealthy},
 	// maintenance (server/alarm.go, quota.go, maintenance.go)
 	{server.ErrNoSpace, rpctypes.ErrGRPCNoSpace},

@@ -45,6 +45,16 @@ func TestFromError(t *testing.T) {
 	if FromError(nil) != nil {
 		t.Error("nil must stay nil")
 	}
+	// etcd's server sends too few started members as Unknown (its table
+	// holds the client-side error); clientv3 still recognises the message.
+	notStarted := FromError(server.ErrMemberNotEnoughStarted)
+	if st := status.Convert(notStarted); st.Code() != codes.Unknown ||
+		st.Message() != "etcdserver: re-configuration failed due to not enough started members" {
+		t.Errorf("not enough started members: %v", notStarted)
+	}
+	if got := rpctypes.Error(notStarted); !errors.Is(got, rpctypes.ErrMemberNotEnoughStarted) {
+		t.Errorf("clientv3 view of not enough started members: %v", got)
+	}
 }
 
 func TestTableHasNoDuplicateSentinels(t *testing.T) {
