@@ -28,6 +28,15 @@ func TestCallMetrics_CountsStartsAndOutcomes(t *testing.T) {
 		return counterValue(t, grpcHandled.WithLabelValues(typ, "metricstest.Svc", method, code))
 	}
 
+	// The counters are process-wide (go test -count=N runs this again): compare
+	// against their values before the calls.
+	base := map[string]float64{
+		"sK": started("unary", "Known"), "hKOK": handled("unary", "Known", "OK"),
+		"hKNF": handled("unary", "Known", "NotFound"), "sO": started("unary", "Other"),
+		"hOOK": handled("unary", "Other", "OK"), "sW": started("server_stream", "Watch"),
+		"hWC": handled("server_stream", "Watch", "Canceled"),
+	}
+
 	t.Logf("Step 2: two OK calls, one NotFound, one unknown method, one server stream")
 	ok := func(context.Context, any) (any, error) { return "r", nil }
 	notFound := func(context.Context, any) (any, error) { return nil, status.Error(codes.NotFound, "x") }
@@ -39,13 +48,13 @@ func TestCallMetrics_CountsStartsAndOutcomes(t *testing.T) {
 		func(any, grpc.ServerStream) error { return status.Error(codes.Canceled, "bye") })
 
 	t.Logf("Step 3: every call is counted with its code")
-	require.Equal(t, 3.0, started("unary", "Known"))
-	require.Equal(t, 2.0, handled("unary", "Known", "OK"))
-	require.Equal(t, 1.0, handled("unary", "Known", "NotFound"))
-	require.Equal(t, 1.0, started("unary", "Other"))
-	require.Equal(t, 1.0, handled("unary", "Other", "OK"))
-	require.Equal(t, 1.0, started("server_stream", "Watch"))
-	require.Equal(t, 1.0, handled("server_stream", "Watch", "Canceled"))
+	require.Equal(t, 3.0, started("unary", "Known")-base["sK"])
+	require.Equal(t, 2.0, handled("unary", "Known", "OK")-base["hKOK"])
+	require.Equal(t, 1.0, handled("unary", "Known", "NotFound")-base["hKNF"])
+	require.Equal(t, 1.0, started("unary", "Other")-base["sO"])
+	require.Equal(t, 1.0, handled("unary", "Other", "OK")-base["hOOK"])
+	require.Equal(t, 1.0, started("server_stream", "Watch")-base["sW"])
+	require.Equal(t, 1.0, handled("server_stream", "Watch", "Canceled")-base["hWC"])
 }
 
 func counterValue(t *testing.T, c prometheus.Counter) float64 {

@@ -28,9 +28,13 @@ func TestSingleNode_ProposeApply(t *testing.T) {
 		want[k] = v
 	}
 
-	t.Logf("Step 3: ReadIndex then WaitApplied, and verifying the state...")
+	t.Logf("Step 3: waiting for the last write to apply, then ReadIndex and WaitApplied, and verifying the state...")
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
+	// Propose returns once raft took the entry, not once it committed: the
+	// last write may still be uncommitted here, and a sole voter's ReadIndex
+	// is its commit index (localReadIndex), so wait for index 102 first.
+	require.NoError(t, m.node.WaitApplied(ctx, 102))
 	idx, err := m.node.ReadIndex(ctx)
 	require.NoError(t, err)
 	require.NoError(t, m.node.WaitApplied(ctx, idx))
