@@ -88,8 +88,9 @@ func mustApply(t *testing.T, eng engine.Engine, f func(b engine.Batch) error) {
 	}
 }
 
-func TestStore_Permissions(t *testing.T) {
-	s, eng := newTestStore(t)
+// addRootAndU adds user root with the root role, user u and role r.
+func addRootAndU(t *testing.T, s *Store, eng engine.Engine) {
+	t.Helper()
 	for _, f := range []func(b engine.Batch) error{
 		func(b engine.Batch) error { return s.UserAdd(b, &pb.AuthUserAddRequest{Name: "root", Password: "r"}) },
 		func(b engine.Batch) error {
@@ -97,6 +98,15 @@ func TestStore_Permissions(t *testing.T) {
 		},
 		func(b engine.Batch) error { return s.UserAdd(b, &pb.AuthUserAddRequest{Name: "u", Password: "p"}) },
 		func(b engine.Batch) error { return s.RoleAdd(b, "r") },
+	} {
+		mustApply(t, eng, f)
+	}
+}
+
+func TestStore_Permissions(t *testing.T) {
+	s, eng := newTestStore(t)
+	addRootAndU(t, s, eng)
+	for _, f := range []func(b engine.Batch) error{
 		func(b engine.Batch) error { return s.RoleAdd(b, "r2") },
 		func(b engine.Batch) error { // prefix /a/
 			return s.RoleGrantPermission(b, &pb.AuthRoleGrantPermissionRequest{Name: "r",
@@ -364,19 +374,10 @@ func TestStore_GrantPermissionChecksTheRange(t *testing.T) {
 // leave the same permissions (and the same rights) as in etcd.
 func TestStore_GrantPermissionKeepsEtcdsOrder(t *testing.T) {
 	s, eng := newTestStore(t)
-	for _, f := range []func(b engine.Batch) error{
-		func(b engine.Batch) error { return s.UserAdd(b, &pb.AuthUserAddRequest{Name: "root", Password: "r"}) },
-		func(b engine.Batch) error {
-			return s.UserGrantRole(b, &pb.AuthUserGrantRoleRequest{User: "root", Role: "root"})
-		},
-		func(b engine.Batch) error { return s.UserAdd(b, &pb.AuthUserAddRequest{Name: "u", Password: "p"}) },
-		func(b engine.Batch) error { return s.RoleAdd(b, "r") },
-		func(b engine.Batch) error {
-			return s.UserGrantRole(b, &pb.AuthUserGrantRoleRequest{User: "u", Role: "r"})
-		},
-	} {
-		mustApply(t, eng, f)
-	}
+	addRootAndU(t, s, eng)
+	mustApply(t, eng, func(b engine.Batch) error {
+		return s.UserGrantRole(b, &pb.AuthUserGrantRoleRequest{User: "u", Role: "r"})
+	})
 	grant := func(typ authpb.Permission_Type, key, end string) {
 		t.Helper()
 		mustApply(t, eng, func(b engine.Batch) error {
