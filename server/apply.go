@@ -44,10 +44,10 @@ func (ap applier) Apply(entries []*raftpb.Entry) error {
 		finalReq--
 	}
 	for i, e := range entries {
-		if e.GetType() == raftpb.EntryNormal && len(e.GetData()) == 0 {
-			noopTerm = e.GetTerm()
-		}
 		if !isRequest(e) {
+			if e.GetType() == raftpb.EntryNormal {
+				noopTerm = e.GetTerm() // an empty normal entry
+			}
 			continue
 		}
 		var req pb.InternalRaftRequest
