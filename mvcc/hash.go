@@ -46,7 +46,7 @@ func hashVersions(r engine.Reader, rev, compactRev int64) (uint32, error) {
 	it := r.NewIterator(engine.Data, engine.IterOptions{})
 	defer it.Close()
 	h := crc32.New(castagnoli)
-	var cur []byte
+	var cur, curV1 []byte
 	var newestAtCompact int64 // newest revision <= compactRev of cur (0 until seen)
 	var revBuf [8]byte
 	for ok := it.First(); ok; ok = it.Next() {
@@ -57,6 +57,11 @@ func hashVersions(r engine.Reader, rev, compactRev int64) (uint32, error) {
 		}
 		if !bytes.Equal(prefix, cur) {
 			cur = append(cur[:0], prefix...)
+			// Hashed in key format 1, as members before format 2 hash:
+			// members of both kinds compare hashes in one cluster.
+			if curV1, err = appendPrefixV1(curV1[:0], prefix); err != nil {
+				return 0, err
+			}
 			newestAtCompact = 0
 		}
 		if vrev <= compactRev && newestAtCompact == 0 {
@@ -65,7 +70,7 @@ func hashVersions(r engine.Reader, rev, compactRev int64) (uint32, error) {
 		if vrev > rev || compactedAway(vrev, isTombstone(it.Value()), newestAtCompact, compactRev) {
 			continue
 		}
-		h.Write(prefix)
+		h.Write(curV1)
 		binary.BigEndian.PutUint64(revBuf[:], uint64(vrev))
 		h.Write(revBuf[:])
 		h.Write(it.Value())

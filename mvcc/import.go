@@ -190,6 +190,7 @@ func (im *Importer) Finish(scheduledCompactRev int64) (ImportStats, error) {
 	scheduled := max(scheduledCompactRev, im.finished)
 	rev := max(im.lastMain, scheduled, 1)
 	im.b.Put(engine.Meta, metaCurrentRev, encodeInt64(rev))
+	im.b.Put(engine.Meta, metaKeyFormat, []byte(keyFormat))
 	if scheduled > 0 {
 		im.b.Put(engine.Meta, metaScheduledRev, encodeInt64(scheduled))
 	}

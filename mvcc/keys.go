@@ -1,23 +1,46 @@
 package mvcc
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 )
 
-// Data keyspace layout
+// Data keyspace layout (key format 2)
 //
 // Every version of a user key is stored under
 //
-//	escape(userKey) 0x00 0x01 bigEndian(^revision)
+//	enc(userKey) bigEndian(^revision)
 //
-// escape() doubles each 0x00 byte as 0x00 0xFF, so the encoding keeps the
-// byte order of user keys and no encoded key is a prefix of another's
-// versions: the terminator 0x00 0x01 sorts below any escaped byte that could
-// follow. Storing the one's complement of the revision puts the newest
-// version of a key first, so the latest version is a single seek, and a read
-// at revision R is a seek to escape(key) 0x00 0x01 bigEndian(^R). No key
-// index is kept in memory.
+// enc keeps the byte order of user keys, and a decoder finds where an
+// encoded key ends, so no encoded key is a prefix of another's and every
+// version of a key sorts together, between the keys around it. Storing the
+// one's complement of the revision puts the newest version of a key first,
+// so the latest version is a single seek, and a read at revision R is a
+// seek to enc(key) bigEndian(^R). No key index is kept in memory.
+//
+// enc writes bytes other than 0x00 as they are. A run of k zero bytes is
+// written as 0x00 and a code byte:
+//
+//	the run is followed by a non-zero byte:
+//	  k <= 238: 0x100-k (0xFF for one zero, down to 0x12)
+//	  k >= 239: 0x11, then bigEndian(^uint32(k))
+//	the run ends the key:
+//	  k <= 14:  0x01+k (0x02 to 0x0F)
+//	  k >= 15:  0x10, then bigEndian(uint32(k))
+//
+// and a key that does not end in a zero ends with 0x00 0x01. Why this keeps
+// the order: where two keys first differ, a zero sorts below any other
+// byte and the end of a key below anything; so a run that ends the key
+// sorts below every run that does not, shorter runs at the end sort first,
+// and a longer run followed by more of the key sorts first.
+//
+// Key format 1 wrote every zero byte as 0x00 0xFF, so a key of mostly zeros
+// (a fixed-width binary key holding a small number) took twice its size.
+// The two formats write a key the same way unless it holds two zeros in a
+// row or ends in a zero; Open rewrites such keys once (upgradeKeyFormat),
+// and snapshot streams and hashes still use format 1, which every
+// MetaStore version reads (AppendPortableStateKey, hashVersions).
 //
 // A key is written at most once per main revision (etcd forbids duplicate
 // puts in a txn, and a txn reads its own writes), so the sub revision is not
@@ -26,37 +49,47 @@ import (
 // Change log keyspace layout: bigEndian(main) bigEndian(sub) -> kind userKey.
 
 const (
-	escByte   = 0x00
-	escEscape = 0xFF // 0x00 in a user key is written 0x00 0xFF
-	escTerm   = 0x01 // end of the user key
-	escSkip   = 0x02 // past every version of a user key: escape(k) 0x00 0x02
-	revLen    = 8
+	escByte      = 0x00
+	codeEnd      = 0x01 // the key ends, without a zero
+	codeTailMax  = 0x0F // 0x02-0x0F: the key ends with 1-14 zeros
+	codeTailLong = 0x10 // the key ends with bigEndian(uint32(k)) zeros
+	codeRunLong  = 0x11 // bigEndian(^uint32(k)) zeros, then a non-zero byte
+	codeRunMin   = 0x12 // 0x12-0xFF: 238-1 zeros, then a non-zero byte
+	maxShortTail = codeTailMax - codeEnd
+	maxShortRun  = 0x100 - codeRunMin
+	revLen       = 8
+
+	v1Escape = 0xFF // key format 1: 0x00 in a user key is written 0x00 0xFF
 )
 
-// appendEscaped appends escape(key) and the terminator to dst.
+// appendEscaped appends enc(key) to dst.
 func appendEscaped(dst, key []byte) []byte {
-	for _, c := range key {
-		if c == escByte {
-			dst = append(dst, escByte, escEscape)
-			continue
+	for len(key) > 0 {
+		i := bytes.IndexByte(key, escByte)
+		if i < 0 {
+			dst = append(dst, key...)
+			break
 		}
-		dst = append(dst, c)
-	}
-	return append(dst, escByte, escTerm)
-}
-
-// appendEscapedBound appends escape(key) without a terminator: it sorts
-// before every version of key and of every larger key, and after every
-// version of every smaller key. Used as an iteration bound.
-func appendEscapedBound(dst, key []byte) []byte {
-	for _, c := range key {
-		if c == escByte {
-			dst = append(dst, escByte, escEscape)
-			continue
+		dst = append(dst, key[:i]...)
+		j := i + 1
+		for j < len(key) && key[j] == escByte {
+			j++
 		}
-		dst = append(dst, c)
+		k := j - i
+		key = key[j:]
+		if len(key) == 0 {
+			if k <= maxShortTail {
+				return append(dst, escByte, byte(codeEnd+k))
+			}
+			return binary.BigEndian.AppendUint32(append(dst, escByte, codeTailLong), uint32(k))
+		}
+		if k <= maxShortRun {
+			dst = append(dst, escByte, byte(0x100-k))
+		} else {
+			dst = binary.BigEndian.AppendUint32(append(dst, escByte, codeRunLong), ^uint32(k))
+		}
 	}
-	return dst
+	return append(dst, escByte, codeEnd)
 }
 
 // dataKey returns the data keyspace key of (key, rev).
@@ -65,8 +98,8 @@ func dataKey(dst, key []byte, rev int64) []byte {
 	return binary.BigEndian.AppendUint64(dst, ^uint64(rev))
 }
 
-// splitDataKey returns the encoded user-key prefix (escape(key) plus
-// terminator) and the revision of a data keyspace key.
+// splitDataKey returns the encoded user key (prefix) and the revision of a
+// data keyspace key.
 func splitDataKey(k []byte) (prefix []byte, rev int64, err error) {
 	if len(k) < revLen+2 {
 		return nil, 0, fmt.Errorf("%w: data key of %d bytes", ErrCorruptRecord, len(k))
@@ -75,14 +108,91 @@ func splitDataKey(k []byte) (prefix []byte, rev int64, err error) {
 	return k[:n], int64(^binary.BigEndian.Uint64(k[n:])), nil
 }
 
-// unescape decodes the user key from an encoded prefix (escape(key) plus
-// terminator).
+// unescape decodes the user key of an encoded key.
 func unescape(prefix []byte) ([]byte, error) {
-	return appendUnescaped(make([]byte, 0, len(prefix)-2), prefix)
+	return appendUnescaped(make([]byte, 0, len(prefix)), prefix)
 }
 
-// appendUnescaped appends the user key of prefix to out.
+// appendUnescaped appends the user key of prefix, which must be exactly
+// one encoded key in the form enc writes, to out.
 func appendUnescaped(out, prefix []byte) ([]byte, error) {
+	for len(prefix) > 0 {
+		i := bytes.IndexByte(prefix, escByte)
+		if i < 0 {
+			break
+		}
+		out = append(out, prefix[:i]...)
+		if i+1 >= len(prefix) {
+			return nil, fmt.Errorf("%w: truncated key escape", ErrCorruptRecord)
+		}
+		code := prefix[i+1]
+		prefix = prefix[i+2:]
+		var k uint32
+		tail := false
+		switch {
+		case code == codeEnd:
+			if len(prefix) != 0 {
+				return nil, fmt.Errorf("%w: terminator inside key", ErrCorruptRecord)
+			}
+			return out, nil
+		case code > codeEnd && code <= codeTailMax:
+			k, tail = uint32(code-codeEnd), true
+		case code == codeTailLong || code == codeRunLong:
+			if len(prefix) < 4 {
+				return nil, fmt.Errorf("%w: truncated zero run", ErrCorruptRecord)
+			}
+			k, tail = binary.BigEndian.Uint32(prefix), code == codeTailLong
+			prefix = prefix[4:]
+			if !tail {
+				k = ^k
+			}
+			if (tail && k <= maxShortTail) || (!tail && k <= maxShortRun) {
+				return nil, fmt.Errorf("%w: zero run of %d in the long form", ErrCorruptRecord, k)
+			}
+		case code >= codeRunMin:
+			k = uint32(0x100 - int(code))
+		default:
+			return nil, fmt.Errorf("%w: bad key escape 0x%02x", ErrCorruptRecord, code)
+		}
+		out = append(out, make([]byte, k)...)
+		if tail {
+			if len(prefix) != 0 {
+				return nil, fmt.Errorf("%w: terminator inside key", ErrCorruptRecord)
+			}
+			return out, nil
+		}
+		if len(prefix) == 0 || prefix[0] == escByte {
+			return nil, fmt.Errorf("%w: zero run not followed by a non-zero byte", ErrCorruptRecord)
+		}
+	}
+	return nil, fmt.Errorf("%w: key without terminator", ErrCorruptRecord)
+}
+
+// skipKey returns the smallest data key past every version of the user key
+// whose encoded form is prefix: the largest version key has the revision
+// bytes all 0xFF, and nothing but versions of this key starts with prefix.
+func skipKey(dst, prefix []byte) []byte {
+	dst = append(dst, prefix...)
+	dst = binary.BigEndian.AppendUint64(dst, ^uint64(0))
+	return append(dst, 0)
+}
+
+// appendEscapedV1 appends key in key format 1 to dst: every 0x00 written
+// 0x00 0xFF, then 0x00 0x01.
+func appendEscapedV1(dst, key []byte) []byte {
+	for _, c := range key {
+		if c == escByte {
+			dst = append(dst, escByte, v1Escape)
+			continue
+		}
+		dst = append(dst, c)
+	}
+	return append(dst, escByte, codeEnd)
+}
+
+// appendUnescapedV1 appends the user key of prefix, one key in key format
+// 1, to out.
+func appendUnescapedV1(out, prefix []byte) ([]byte, error) {
 	for i := 0; i < len(prefix); i++ {
 		c := prefix[i]
 		if c != escByte {
@@ -93,10 +203,10 @@ func appendUnescaped(out, prefix []byte) ([]byte, error) {
 			return nil, fmt.Errorf("%w: truncated key escape", ErrCorruptRecord)
 		}
 		switch prefix[i+1] {
-		case escEscape:
+		case v1Escape:
 			out = append(out, escByte)
 			i++
-		case escTerm:
+		case codeEnd:
 			if i+2 != len(prefix) {
 				return nil, fmt.Errorf("%w: terminator inside key", ErrCorruptRecord)
 			}
@@ -108,12 +218,18 @@ func appendUnescaped(out, prefix []byte) ([]byte, error) {
 	return nil, fmt.Errorf("%w: key without terminator", ErrCorruptRecord)
 }
 
-// skipKey returns the smallest encoded key past every version of the user
-// key whose encoded prefix is given.
-func skipKey(dst, prefix []byte) []byte {
-	dst = append(dst, prefix...)
-	dst[len(dst)-1] = escSkip
-	return dst
+// appendPrefixV1 appends the key format 1 form of prefix (an encoded key)
+// to dst. Most keys are written the same in both formats: those whose only
+// zero byte is the terminator's are copied.
+func appendPrefixV1(dst, prefix []byte) ([]byte, error) {
+	if len(prefix) >= 2 && bytes.IndexByte(prefix, escByte) == len(prefix)-2 && prefix[len(prefix)-1] == codeEnd {
+		return append(dst, prefix...), nil
+	}
+	key, err := unescape(prefix)
+	if err != nil {
+		return nil, err
+	}
+	return appendEscapedV1(dst, key), nil
 }
 
 // Version values

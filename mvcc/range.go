@@ -42,17 +42,18 @@ func (s *Store) Range(req *pb.RangeRequest) (*pb.RangeResponse, error) {
 
 // keyBounds returns the data keyspace bounds [lower, upper) holding every
 // version of every user key in [key, end). An empty end means the single key
-// key; end "\x00" means every key >= key (upper nil).
+// key; end "\x00" means every key >= key (upper nil). The encoded form of a
+// key sorts below its versions and above every version of smaller keys, so
+// it is the bound itself.
 func keyBounds(key, end []byte) (lower, upper []byte) {
+	lower = appendEscaped(nil, key)
 	if len(end) == 0 {
-		lower = appendEscaped(nil, key)
 		return lower, skipKey(nil, lower)
 	}
-	lower = appendEscapedBound(nil, key)
 	if len(end) == 1 && end[0] == 0 {
 		return lower, nil
 	}
-	return lower, appendEscapedBound(nil, end)
+	return lower, appendEscaped(nil, end)
 }
 
 // scanLive calls fn with the newest version at or below rev of every user

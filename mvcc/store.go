@@ -138,6 +138,9 @@ func Open(eng engine.Engine, cfg Config) (*Store, error) {
 	s := &Store{eng: eng, cfg: cfg.withDefaults()}
 	s.latest = newLatestCache(s.cfg.LatestCacheBytes)
 	s.reads = newReadCache(s.cfg.ReadCacheBytes)
+	if _, err := upgradeKeyFormat(eng); err != nil {
+		return nil, err
+	}
 	rev, err := readMetaInt(eng, metaCurrentRev, 1)
 	if err != nil {
 		return nil, err
@@ -210,10 +213,14 @@ func (s *Store) Close() error {
 }
 
 // Reload re-reads the revisions from the engine after its contents were
-// replaced wholesale (a raft snapshot restore). No Apply may be open.
+// replaced wholesale (a raft snapshot restore, whose data keys come in key
+// format 1: see AppendPortableStateKey). No Apply may be open.
 func (s *Store) Reload() error {
 	s.applyMu.Lock()
 	defer s.applyMu.Unlock()
+	if _, err := upgradeKeyFormat(s.eng); err != nil {
+		return err
+	}
 	rev, err := readMetaInt(s.eng, metaCurrentRev, 1)
 	if err != nil {
 		return err

@@ -9,10 +9,13 @@ import (
 	"io"
 
 	"github.com/metastore/metastore/engine"
+	"github.com/metastore/metastore/mvcc"
 )
 
 // The state snapshot is a stream of records, engine-neutral so that a
-// RocksDB member can catch up a memory member and back:
+// RocksDB member can catch up a memory member and back, and with data keys
+// in mvcc's key format 1 (mvcc.AppendPortableStateKey) so that members of
+// different versions can catch each other up:
 //
 //	magic "MSSNAP1\n"
 //	record*: keyspace(1) uvarint(len key) key uvarint(len value) value
@@ -46,17 +49,26 @@ func writeState(snap engine.Reader, w io.Writer) error {
 	crc := crc32.New(crc32.MakeTable(crc32.Castagnoli))
 	out := io.MultiWriter(bw, crc)
 	var n uint64
-	var hdr []byte
+	var hdr, kbuf []byte
 	for _, ks := range snapKeyspaces {
 		it := snap.NewIterator(ks, engine.IterOptions{})
 		for ok := it.First(); ok; ok = it.Next() {
+			key, keep, err := mvcc.AppendPortableStateKey(kbuf[:0], ks, it.Key())
+			if err != nil {
+				it.Close()
+				return err
+			}
+			kbuf = key
+			if !keep {
+				continue
+			}
 			hdr = append(hdr[:0], byte(ks))
-			hdr = binary.AppendUvarint(hdr, uint64(len(it.Key())))
+			hdr = binary.AppendUvarint(hdr, uint64(len(key)))
 			if _, err := out.Write(hdr); err != nil {
 				it.Close()
 				return err
 			}
-			if _, err := out.Write(it.Key()); err != nil {
+			if _, err := out.Write(key); err != nil {
 				it.Close()
 				return err
 			}
