@@ -64,7 +64,7 @@ func (ap applier) Apply(entries []*raftpb.Entry) error {
 	last := entries[len(entries)-1].GetIndex()
 	// Nothing reads the applied index back before the commit.
 	a.Batch().PutUnindexed(engine.Meta, metaAppliedIndex, binary.BigEndian.AppendUint64(nil, last))
-	size := a.Batch().Size()
+	size, records := a.Batch().Size(), a.Batch().Count()
 	start := time.Now()
 	if _, err := a.Commit(false); err != nil {
 		return fmt.Errorf("server: committing entries up to %d: %w", last, err)
@@ -77,7 +77,7 @@ func (ap applier) Apply(entries []*raftpb.Entry) error {
 	if noopTerm != 0 {
 		s.noopApplied(noopTerm)
 	}
-	if size >= releaseAfterBytes {
+	if size >= releaseAfterBytes || records >= releaseAfterRecords {
 		releaseMemory(s.engines(), s.lg)
 	}
 	if s.cfg.Engine == EngineMemory {
@@ -109,6 +109,12 @@ func applyRequest(a *mvcc.Apply, le *lease.Lessor, r *pb.InternalRaftRequest) (a
 // many keys builds one), the memory it took is handed back to the OS at
 // once rather than kept by the Go heap until the scavenger gets to it.
 const releaseAfterBytes = 64 << 20
+
+// releaseAfterRecords: the same for a batch of this many records, however
+// small (a DeleteRange of 100,000 short keys writes 200,000: a tombstone
+// and a change record each). The memtable and the apply's Go heap grow
+// with the records as much as with their bytes.
+const releaseAfterRecords = 200_000
 
 // releasing is set while a release runs: big batches in a row start one.
 var releasing atomic.Bool
