@@ -123,7 +123,9 @@ func grpcRoute[C any, T any, P interface {
 		if !decodeRequest(ctx, req) {
 			return
 		}
-		resp, err := call(client(h.conc), h.outgoingContext(h.callCtx, ctx), req)
+		cctx, stop := clientContext(h.outgoingContext(h.callCtx, ctx), ctx)
+		resp, err := call(client(h.conc), cctx, req)
+		stop()
 		if err != nil {
 			writeError(ctx, h.grpcError(err))
 			return

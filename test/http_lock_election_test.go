@@ -274,3 +274,75 @@ func gwPostAsyncStream(t *testing.T, base, name string) <-chan *gwStream {
 	}()
 	return out
 }
+
+func TestHTTPLockElection_AbandonedWaiters(t *testing.T) {
+	scenarioHTTPAbandonedWaiters(t, engineMemory)
+}
+
+// gwPostAbandoned starts a gateway call that blocks, waits until ready()
+// holds (its waiting key is written), then gives it up the way a client
+// with a timeout does: the request is canceled and its connection closed.
+func gwPostAbandoned(t *testing.T, base, path, body, what string, ready func() bool) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+path, strings.NewReader(body))
+		if err != nil {
+			done <- err
+			return
+		}
+		resp, err := (&http.Client{Transport: &http.Transport{}}).Do(req)
+		if err == nil {
+			resp.Body.Close()
+			err = fmt.Errorf("answered %d", resp.StatusCode)
+		}
+		done <- err
+	}()
+	waitFor(t, 10*time.Second, what+" waiting", ready)
+	cancel()
+	require.ErrorIs(t, <-done, context.Canceled, what)
+}
+
+// scenarioHTTPAbandonedWaiters: a lock or campaign call that its client
+// gave up on (a timeout, a closed connection) is withdrawn: its waiting key
+// is deleted, as etcd's gateway does, and it is never granted later.
+func scenarioHTTPAbandonedWaiters(t *testing.T, engine string) {
+	c := startAPICluster(t, engine, 1)
+	base := c.members[0].clientURL
+	cli := newClient(t, c.members[0].endpoint())
+
+	t.Logf("Step 1: two leases; lease 2001 holds the lock and leads the election")
+	for _, id := range []string{"2001", "2002"} {
+		code, body := gwPost(t, base, "/v3/lease/grant", "", `{"ID":"`+id+`","TTL":"60"}`)
+		require.Equal(t, 200, code, body)
+	}
+	code, body := gwPost(t, base, "/v3/lock/lock", "", `{"name":"`+b64("gone")+`","lease":"2001"}`)
+	require.Equal(t, 200, code, body)
+	code, body = gwPost(t, base, "/v3/election/campaign", "", `{"name":"`+b64("gonel")+`","lease":"2001","value":"`+b64("c1")+`"}`)
+	require.Equal(t, 200, code, body)
+	leader := gwJSONField(t, body, "leader")
+	leaderJSON, err := json.Marshal(leader)
+	require.NoError(t, err)
+
+	t.Logf("Step 2: a locker and a candidate on lease 2002 wait, then their clients give up")
+	gwPostAbandoned(t, base, "/v3/lock/lock", `{"name":"`+b64("gone")+`","lease":"2002"}`, "the second locker",
+		func() bool { return len(prefixKeys(t, cli, "gone/").Kvs) == 2 })
+	gwPostAbandoned(t, base, "/v3/election/campaign", `{"name":"`+b64("gonel")+`","lease":"2002","value":"`+b64("c2")+`"}`,
+		"the second candidate", func() bool { return len(prefixKeys(t, cli, "gonel/").Kvs) == 2 })
+
+	t.Logf("Step 3: their waiting keys are deleted")
+	waitFor(t, 10*time.Second, "the abandoned waiters' keys deleted", func() bool {
+		return len(prefixKeys(t, cli, "gone/").Kvs) == 1 && len(prefixKeys(t, cli, "gonel/").Kvs) == 1
+	})
+
+	t.Logf("Step 4: once released, nobody holds the lock and nobody leads")
+	code, body = gwPost(t, base, "/v3/lock/unlock", "", `{"key":"`+b64("gone/7d1")+`"}`)
+	require.Equal(t, 200, code, body)
+	code, body = gwPost(t, base, "/v3/election/resign", "", `{"leader":`+string(leaderJSON)+`}`)
+	require.Equal(t, 200, code, body)
+	require.Empty(t, prefixKeys(t, cli, "gone/").Kvs)
+	require.Empty(t, prefixKeys(t, cli, "gonel/").Kvs)
+	code, body = gwPost(t, base, "/v3/election/leader", "", `{"name":"`+b64("gonel")+`"}`)
+	requireGW(t, 500, `{"code":2,"message":"election: no leader"}`, code, body, "leader after the resign")
+}
