@@ -323,9 +323,10 @@ func (ws *WatchStream) Reject(reason string) {
 		Revision: h.store.Rev()}, true)
 }
 
-// Cancel removes a watch, drops its responses not yet taken, and queues
-// its canceled response. An unknown ID fails with ErrWatcherNotExist and
-// queues nothing (as etcd).
+// Cancel removes a watch, drops its responses not yet taken but its
+// created response (a client that creates and cancels at once gets both
+// answers, as from etcd), and queues its canceled response. An unknown ID
+// fails with ErrWatcherNotExist and queues nothing (as etcd).
 func (ws *WatchStream) Cancel(id int64) error {
 	h := ws.hub
 	h.mu.Lock()
@@ -339,7 +340,13 @@ func (ws *WatchStream) Cancel(id int64) error {
 	ws.mu.Lock()
 	kept := ws.mu.queue[:0]
 	for _, q := range ws.mu.queue {
-		if q.w != w {
+		switch {
+		case q.w != w:
+			kept = append(kept, q)
+		case q.resp.Created:
+			// No longer charged to the watcher, without the events a
+			// merge may have added.
+			q.w, q.resp.Events = nil, nil
 			kept = append(kept, q)
 		}
 	}

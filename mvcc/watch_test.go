@@ -296,6 +296,35 @@ func TestWatch_CancelDropsQueuedEvents(t *testing.T) {
 	require.Nil(t, eventsOf(r.got, a))
 }
 
+// TestWatch_CancelKeepsTheCreatedResponse: a watch created and canceled
+// before the stream's sender took anything (one gateway request body that
+// does both) is answered created, then canceled, as etcd answers it; the
+// events queued between are dropped.
+func TestWatch_CancelKeepsTheCreatedResponse(t *testing.T) {
+	s := openStore(t, engineCases[0], Config{})
+	h := newHub(t, s, WatchConfig{})
+	ws := h.NewStream()
+	r := newReader(t, ws)
+
+	t.Logf("Step 1: a watch, a put to its key, then a cancel, nothing taken")
+	a, err := ws.Watch(WatchRequest{Key: []byte("a")})
+	require.NoError(t, err)
+	put(t, s, "a", "1") // 2
+	waitStats(t, h, "fan-out", func(WatchStats) bool { return h.Rev() == 2 })
+	require.NoError(t, ws.Cancel(a))
+
+	t.Logf("Step 2: taking the queue: created, then canceled, no events")
+	got := r.next(2)
+	require.Equal(t, WatchResponse{WatchID: a, Created: true, Revision: 1}, got[0])
+	require.Equal(t, WatchResponse{WatchID: a, Canceled: true, Revision: 2}, got[1])
+
+	t.Logf("Step 3: nothing more comes")
+	put(t, s, "a", "2") // 3
+	waitStats(t, h, "fan-out", func(WatchStats) bool { return h.Rev() == 3 })
+	r.poll()
+	require.Len(t, r.got, 2)
+}
+
 func TestWatch_CompactedStartRevision(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, s *Store) {
 		h := newHub(t, s, WatchConfig{})
