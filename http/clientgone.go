@@ -12,7 +12,7 @@ import (
 
 // clientGonePoll is how often a call that may wait without bound checks
 // whether its client closed the connection.
-const clientGonePoll = 200 * time.Millisecond
+const clientGonePoll = 50 * time.Millisecond
 
 // clientContext returns a context derived from parent that is also
 // canceled when the client of ctx closes its connection, as net/http's
