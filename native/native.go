@@ -112,6 +112,9 @@ func Open(dir string, opts Options, want []string) (*DB, error) {
 		max_total_wal_bytes:     C.uint64_t(opts.MaxTotalWALBytes),
 		db_write_buffer_bytes:   C.uint64_t(opts.TotalWriteBufferBytes),
 	}
+	if !mmapThresholdFromEnv() {
+		cfg.arena_block_bytes = C.uint64_t(arenaBlockBytes)
+	}
 	if opts.DisableFsync {
 		cfg.disable_fsync = 1
 	}
@@ -382,6 +385,16 @@ func takeError(e *C.char) error {
 // threshold fixed (docs/BENCHMARKS.md, eleventh round). The hot paths allocate no blocks this
 // large (scan pages are Go memory), so no mapping is made per request.
 const mmapThreshold = 1 << 20
+
+// arenaBlockBytes: memtables allocate in blocks of this size, below
+// mmapThreshold, so that glibc serves them from its arenas and a new
+// memtable reuses the pages of a flushed one. Left at RocksDB's default (an
+// eighth of the memtable, 4 MiB here) every block got a mapping of its own,
+// faulted in a page at a time: 0.8-1 minor page fault per put and 3% of the
+// member's CPU under etcdctl check perf (docs/BENCHMARKS.md, fourteenth
+// round). What the arenas keep is handed back after a large batch
+// (ReleaseFreeMemory, a malloc_trim).
+const arenaBlockBytes = mmapThreshold / 2
 
 var fixMmapThreshold sync.Once
 

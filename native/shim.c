@@ -89,6 +89,8 @@ ms_open_result ms_open(const char* dir, const ms_config* cfg, const char* const*
   // max_write_buffer_number full memtables at once.
   if (cfg->db_write_buffer_bytes > 0)
     rocksdb_options_set_db_write_buffer_size(o, (size_t)cfg->db_write_buffer_bytes);
+  if (cfg->arena_block_bytes > 0)
+    rocksdb_options_set_arena_block_size(o, (size_t)cfg->arena_block_bytes);
   rocksdb_options_set_level_compaction_dynamic_level_bytes(o, 1);
   rocksdb_options_set_compression(o, ms_rocks_compression(cfg->compression));
   rocksdb_options_set_bottommost_compression(o, ms_rocks_compression(cfg->bottommost_compression));

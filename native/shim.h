@@ -28,6 +28,7 @@ typedef struct ms_config {
   int max_write_buffer_number;
   uint64_t max_total_wal_bytes;
   uint64_t db_write_buffer_bytes;  // total memtable budget over column families (0: none)
+  uint64_t arena_block_bytes;      // memtable arena block size (0: RocksDB's, write_buffer_bytes/8)
   int disable_fsync;  // sync writes do not fsync the WAL
   // prefix_cf (>= 0) is the index in names of the column family whose keys
   // end in a prefix_suffix_len-byte suffix: its prefix extractor strips

@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
+	"strings"
 	"testing"
 )
 
@@ -161,5 +163,34 @@ func TestOpenFixesTheMmapThreshold(t *testing.T) {
 	t.Logf("Step 4: a smaller block still comes from an arena")
 	if mappedAfterFree(0, 64<<10) {
 		t.Fatalf("a 64 KiB block got a mapping of its own")
+	}
+}
+
+// TestOpenSetsArenaBlocksBelowTheMmapThreshold: the memtables' arena
+// blocks are smaller than the mmap threshold, so glibc serves them from
+// its arenas (RocksDB records the option it applied in the OPTIONS file).
+func TestOpenSetsArenaBlocksBelowTheMmapThreshold(t *testing.T) {
+	t.Logf("Step 1: opening a database...")
+	dir := t.TempDir()
+	db, err := Open(dir, testOptions(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+
+	t.Logf("Step 2: reading the options RocksDB applied...")
+	files, err := filepath.Glob(filepath.Join(dir, "OPTIONS-*"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no OPTIONS file in %s: %v", dir, err)
+	}
+	b, err := os.ReadFile(files[len(files)-1])
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	t.Logf("Step 3: verifying the arena block size...")
+	want := fmt.Sprintf("arena_block_size=%d", arenaBlockBytes)
+	if arenaBlockBytes >= mmapThreshold || !strings.Contains(string(b), want) {
+		t.Fatalf("OPTIONS lacks %q below the mmap threshold %d", want, mmapThreshold)
 	}
 }
