@@ -32,6 +32,9 @@ type Config struct {
 	HealthTimeout time.Duration
 	// EnablePprof serves /debug/pprof/ (etcd's --enable-pprof).
 	EnablePprof bool
+	// CORS lists the origins allowed to call the client URLs from a
+	// browser (etcd's --cors); empty or "*" allows all (cors.go).
+	CORS []string
 	// Metrics, when set, counts requests per route and status
 	// (metastore_http_*). Gatherer is what /metrics serves; nil disables it.
 	Metrics  *Metrics
@@ -102,6 +105,7 @@ type Handler struct {
 	callCtx   context.Context
 	stopCalls context.CancelFunc
 	conc      *concurrencyClients
+	cors      corsPolicy
 }
 
 // NewHandler returns the HTTP front end over s. Limits not set in cfg are
@@ -119,7 +123,7 @@ func NewHandler(s *server.Server, cfg Config) *Handler {
 
 func newHandler(kv KV, mt Maintenance, cfg Config) *Handler {
 	cfg = cfg.withDefaults()
-	h := &Handler{cfg: cfg, kv: kv, mt: mt, streams: newStreamStop()}
+	h := &Handler{cfg: cfg, kv: kv, mt: mt, streams: newStreamStop(), cors: newCORSPolicy(cfg.CORS)}
 	h.ctx, h.cancel = context.WithCancel(context.Background())
 	h.callCtx, h.stopCalls = context.WithCancel(h.ctx)
 	h.anon = h.ctx
@@ -323,7 +327,15 @@ func (h *Handler) serve(ctx *fasthttp.RequestCtx, opsOnly bool) {
 		start = time.Now()
 	}
 	r := h.lookup(ctx)
+	if !opsOnly {
+		h.cors.apply(ctx)
+	}
 	switch {
+	case !opsOnly && ctx.IsOptions():
+		if r == nil {
+			r = notFound
+		}
+		ctx.SetStatusCode(fasthttp.StatusOK) // a CORS preflight, on any path
 	case r == nil || (opsOnly && !r.ops) || (r == pprofRoute && h.pprof == nil) || (r.serve == nil):
 		r = notFound
 		writeError(ctx, errNotFound)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
 	epb "go.etcd.io/etcd/server/v3/etcdserver/api/v3election/v3electionpb"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -57,6 +58,25 @@ func gwPostAsync(t *testing.T, base, path, body string) <-chan gwReply {
 	return out
 }
 
+// grantGWLeases grants leases of 60 s with the given IDs over the gateway.
+func grantGWLeases(t *testing.T, base string, ids ...string) {
+	t.Helper()
+	for _, id := range ids {
+		code, body := gwPost(t, base, "/v3/lease/grant", "", `{"ID":"`+id+`","TTL":"60"}`)
+		require.Equal(t, 200, code, body)
+	}
+}
+
+// startWithGWLeases starts one member, grants the leases over its gateway
+// and returns its client URL and a clientv3 client.
+func startWithGWLeases(t *testing.T, engine string, ids ...string) (string, *clientv3.Client) {
+	t.Helper()
+	c := startAPICluster(t, engine, 1)
+	base := c.members[0].clientURL
+	grantGWLeases(t, base, ids...)
+	return base, newClient(t, c.members[0].endpoint())
+}
+
 // gwJSONField decodes a gateway reply body and returns a top-level field.
 func gwJSONField(t *testing.T, body, field string) any {
 	t.Helper()
@@ -74,15 +94,8 @@ func requireGW(t *testing.T, wantCode int, want string, code int, body string, w
 }
 
 func scenarioHTTPLock(t *testing.T, engine string) {
-	c := startAPICluster(t, engine, 1)
-	base := c.members[0].clientURL
-	cli := newClient(t, c.members[0].endpoint())
-
 	t.Logf("Step 1: two leases over the gateway (IDs 1001 and 1002: 3e9 and 3ea in hex)")
-	for _, id := range []string{"1001", "1002"} {
-		code, body := gwPost(t, base, "/v3/lease/grant", "", `{"ID":"`+id+`","TTL":"60"}`)
-		require.Equal(t, 200, code, body)
-	}
+	base, cli := startWithGWLeases(t, engine, "1001", "1002")
 
 	t.Logf("Step 2: /v3/lock/lock on lease 1001 holds the lock at once: key name/<lease hex>")
 	code, body := gwPost(t, base, "/v3/lock/lock", "", `{"name":"`+b64("httplock")+`","lease":"1001"}`)
@@ -189,10 +202,7 @@ func scenarioHTTPElection(t *testing.T, engine string) {
 	name := b64("httpelect")
 
 	t.Logf("Step 1: two leases; no leader yet")
-	for _, id := range []string{"1001", "1002"} {
-		code, body := gwPost(t, base, "/v3/lease/grant", "", `{"ID":"`+id+`","TTL":"60"}`)
-		require.Equal(t, 200, code, body)
-	}
+	grantGWLeases(t, base, "1001", "1002")
 	code, body := gwPost(t, base, "/v3/election/leader", "", `{"name":"`+name+`"}`)
 	requireGW(t, 500, `{"code":2,"message":"election: no leader"}`, code, body, "leader before any campaign")
 
@@ -308,15 +318,8 @@ func gwPostAbandoned(t *testing.T, base, path, body, what string, ready func() b
 // gave up on (a timeout, a closed connection) is withdrawn: its waiting key
 // is deleted, as etcd's gateway does, and it is never granted later.
 func scenarioHTTPAbandonedWaiters(t *testing.T, engine string) {
-	c := startAPICluster(t, engine, 1)
-	base := c.members[0].clientURL
-	cli := newClient(t, c.members[0].endpoint())
-
 	t.Logf("Step 1: two leases; lease 2001 holds the lock and leads the election")
-	for _, id := range []string{"2001", "2002"} {
-		code, body := gwPost(t, base, "/v3/lease/grant", "", `{"ID":"`+id+`","TTL":"60"}`)
-		require.Equal(t, 200, code, body)
-	}
+	base, cli := startWithGWLeases(t, engine, "2001", "2002")
 	code, body := gwPost(t, base, "/v3/lock/lock", "", `{"name":"`+b64("gone")+`","lease":"2001"}`)
 	require.Equal(t, 200, code, body)
 	code, body = gwPost(t, base, "/v3/election/campaign", "", `{"name":"`+b64("gonel")+`","lease":"2001","value":"`+b64("c1")+`"}`)
