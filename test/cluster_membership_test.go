@@ -168,6 +168,8 @@ func TestCluster_MembershipErrors(t *testing.T) {
 	require.ErrorIs(t, err, rpctypes.ErrPeerURLExist)
 	_, err = raw.MemberUpdate(ctxT(t, 5*time.Second), &pb.MemberUpdateRequest{ID: lid, PeerURLs: []string{"http://no-port"}})
 	require.ErrorIs(t, rpctypes.Error(err), rpctypes.ErrMemberBadURLs)
+	_, err = raw.MemberUpdate(ctxT(t, 5*time.Second), &pb.MemberUpdateRequest{ID: 0x1234, PeerURLs: []string{"http://no-port"}})
+	require.ErrorIs(t, rpctypes.Error(err), rpctypes.ErrMemberNotFound, "an unknown ID is reported before bad URLs, as etcd")
 
 	t.Logf("Step 9: MemberRemove removes the learner; removing it again, or an unknown ID, is MemberNotFound")
 	rm, err := fcli.MemberRemove(ctxT(t, 5*time.Second), lid)
