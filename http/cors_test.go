@@ -7,14 +7,18 @@ import (
 	"github.com/valyala/fasthttp"
 )
 
-// TestCORS_AsEtcd: by default (etcd's --cors "*") every answer on the
-// client URLs carries etcd's CORS headers and an OPTIONS preflight on any
-// path is answered 200; with a white list only its origins get them, the
-// origin echoed; the metrics-only listener sends none.
+// TestCORS_AsEtcd: by default (etcd's --cors "*") every answer to a
+// request with an Origin on the client URLs carries etcd's CORS headers and
+// an OPTIONS preflight on any path is answered 200; with a white list only
+// its origins get them, the origin echoed; requests without an Origin and
+// the metrics-only listener get none.
 func TestCORS_AsEtcd(t *testing.T) {
 	t.Logf("Step 1: the default policy: every origin")
 	h, _, _ := newTestHandler(t, Config{})
 	resp := do(h, "POST", "/v3/kv/range", `{"key":"YQ=="}`)
+	require.Equal(t, 200, resp.StatusCode())
+	require.Empty(t, resp.Header.Peek("Access-Control-Allow-Origin"), "no Origin: not a browser")
+	resp = do(h, "POST", "/v3/kv/range", `{"key":"YQ=="}`, "Origin", "https://app.example")
 	require.Equal(t, 200, resp.StatusCode())
 	require.Equal(t, "*", string(resp.Header.Peek("Access-Control-Allow-Origin")))
 	require.Equal(t, "POST, GET, OPTIONS, PUT, DELETE", string(resp.Header.Peek("Access-Control-Allow-Methods")))

@@ -47,8 +47,7 @@ func upgradeKeyFormat(eng engine.Engine) (int, error) {
 		if err != nil {
 			return n, err
 		}
-		// Only keys with a zero besides the terminator's can differ.
-		if bytes.IndexByte(prefix, escByte) == len(prefix)-2 {
+		if sameInBothFormats(prefix) {
 			continue
 		}
 		if user, err = appendUnescapedV1(user[:0], prefix); err != nil {

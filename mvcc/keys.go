@@ -218,11 +218,16 @@ func appendUnescapedV1(out, prefix []byte) ([]byte, error) {
 	return nil, fmt.Errorf("%w: key without terminator", ErrCorruptRecord)
 }
 
+// sameInBothFormats reports whether prefix (an encoded key) has no zero
+// byte but its terminator's: most keys, written the same in both formats.
+func sameInBothFormats(prefix []byte) bool {
+	return len(prefix) >= 2 && bytes.IndexByte(prefix, escByte) == len(prefix)-2 && prefix[len(prefix)-1] == codeEnd
+}
+
 // appendPrefixV1 appends the key format 1 form of prefix (an encoded key)
-// to dst. Most keys are written the same in both formats: those whose only
-// zero byte is the terminator's are copied.
+// to dst.
 func appendPrefixV1(dst, prefix []byte) ([]byte, error) {
-	if len(prefix) >= 2 && bytes.IndexByte(prefix, escByte) == len(prefix)-2 && prefix[len(prefix)-1] == codeEnd {
+	if sameInBothFormats(prefix) {
 		return append(dst, prefix...), nil
 	}
 	key, err := unescape(prefix)
