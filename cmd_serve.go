@@ -37,6 +37,7 @@ func serveFlags() []cli.Flag {
 		&cli.StringFlag{Name: "listen-http-urls", Usage: "additional URLs that serve only the HTTP API (client URLs serve gRPC and HTTP on one port)"},
 		&cli.StringFlag{Name: "listen-metrics-urls", Usage: "URLs that serve only /metrics, /health, /livez, /readyz and /version"},
 		&cli.BoolFlag{Name: "enable-pprof", Usage: "serve runtime profiling data at /debug/pprof/ on the client and metrics URLs"},
+		&cli.StringFlag{Name: "host-whitelist", Value: "*", Usage: "comma-separated host names a plain-HTTP request on the client URLs may name in its Host header (against DNS rebinding); empty or * allows all"},
 		&cli.StringFlag{Name: "cors", Value: "*", Usage: "comma-separated white list of origins for CORS (cross-origin resource sharing) on the client URLs; empty or * allows all"},
 		&cli.StringFlag{Name: "initial-advertise-peer-urls", Usage: "this member's peer URLs to advertise (default: --listen-peer-urls)"},
 		&cli.StringFlag{Name: "initial-cluster", Usage: "initial cluster: name=peerURL,... (default: <name>=<initial-advertise-peer-urls>)"},
@@ -178,7 +179,8 @@ func serveAction(c *cli.Context) error {
 		return nil
 	}
 	gs := mgrpc.NewServer(srv)
-	hh := mhttp.NewHandler(srv, mhttp.Config{EnablePprof: c.Bool("enable-pprof"), CORS: strings.Split(c.String("cors"), ","), Metrics: mets,
+	hh := mhttp.NewHandler(srv, mhttp.Config{EnablePprof: c.Bool("enable-pprof"), CORS: strings.Split(c.String("cors"), ","),
+		HostWhitelist: strings.Split(c.String("host-whitelist"), ","), Metrics: mets,
 		Gatherer: prometheus.DefaultGatherer, Logger: lg})
 	front := mhttp.Serve(hh, gs, mhttp.Listeners{Client: clientLis, HTTP: httpLis, Metrics: metricsLis})
 	lg.Info("serving", zap.String("name", cfg.Name), zap.String("engine", cfg.Engine),

@@ -35,6 +35,10 @@ type Config struct {
 	// CORS lists the origins allowed to call the client URLs from a
 	// browser (etcd's --cors); empty or "*" allows all (cors.go).
 	CORS []string
+	// HostWhitelist lists the host names a plain-HTTP request on the
+	// client URLs may name (etcd's --host-whitelist); empty or "*" allows
+	// all (hosts.go).
+	HostWhitelist []string
 	// Metrics, when set, counts requests per route and status
 	// (metastore_http_*). Gatherer is what /metrics serves; nil disables it.
 	Metrics  *Metrics
@@ -106,6 +110,7 @@ type Handler struct {
 	stopCalls context.CancelFunc
 	conc      *concurrencyClients
 	cors      corsPolicy
+	hosts     hostPolicy
 }
 
 // NewHandler returns the HTTP front end over s. Limits not set in cfg are
@@ -123,7 +128,8 @@ func NewHandler(s *server.Server, cfg Config) *Handler {
 
 func newHandler(kv KV, mt Maintenance, cfg Config) *Handler {
 	cfg = cfg.withDefaults()
-	h := &Handler{cfg: cfg, kv: kv, mt: mt, streams: newStreamStop(), cors: newCORSPolicy(cfg.CORS)}
+	h := &Handler{cfg: cfg, kv: kv, mt: mt, streams: newStreamStop(), cors: newCORSPolicy(cfg.CORS),
+		hosts: newHostPolicy(cfg.HostWhitelist)}
 	h.ctx, h.cancel = context.WithCancel(context.Background())
 	h.callCtx, h.stopCalls = context.WithCancel(h.ctx)
 	h.anon = h.ctx
@@ -327,10 +333,16 @@ func (h *Handler) serve(ctx *fasthttp.RequestCtx, opsOnly bool) {
 		start = time.Now()
 	}
 	r := h.lookup(ctx)
-	if !opsOnly {
+	// As etcd: the host check first, then the CORS headers.
+	refused := !opsOnly && h.hosts.refuse(ctx, h.cfg.Logger)
+	if !opsOnly && !refused {
 		h.cors.apply(ctx)
 	}
 	switch {
+	case refused:
+		if r == nil {
+			r = notFound
+		}
 	case !opsOnly && ctx.IsOptions():
 		if r == nil {
 			r = notFound
