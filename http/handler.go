@@ -334,7 +334,7 @@ func (h *Handler) serve(ctx *fasthttp.RequestCtx, opsOnly bool) {
 	}
 	r := h.lookup(ctx)
 	// As etcd: the host check first, then the CORS headers.
-	refused := !opsOnly && h.hosts.refuse(ctx, h.cfg.Logger)
+	refused := !opsOnly && (h.hosts.refuse(ctx, h.cfg.Logger) || h.refuseGatewayCert(ctx))
 	if !opsOnly && !refused {
 		h.cors.apply(ctx)
 	}

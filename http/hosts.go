@@ -1,6 +1,7 @@
 package http
 
 import (
+	"bytes"
 	"crypto/tls"
 	"net"
 	"strconv"
@@ -75,16 +76,51 @@ func hostRefusal(host string) string {
 
 // overTLS reports whether c is, or wraps, a TLS connection (a client
 // listener's connections arrive wrapped by the protocol sniff).
-func overTLS(c net.Conn) bool {
+func overTLS(c net.Conn) bool { return tlsConn(c) != nil }
+
+// tlsConn is the TLS connection c is or wraps; nil if none.
+func tlsConn(c net.Conn) *tls.Conn {
 	for c != nil {
-		if _, ok := c.(*tls.Conn); ok {
-			return true
+		if tc, ok := c.(*tls.Conn); ok {
+			return tc
 		}
 		w, ok := c.(interface{ NetConn() net.Conn })
 		if !ok {
-			return false
+			return nil
 		}
 		c = w.NetConn()
+	}
+	return nil
+}
+
+// refuseGatewayCert answers etcd's 400 to a /v3/ request over TLS whose
+// verified client certificate has a common name while auth is enabled, and
+// reports whether it did. etcd's gateway calls its gRPC server with a
+// certificate of its own, so the caller's common name would not be the
+// user (security.md); etcd refuses such requests rather than act as
+// another user, and so does MetaStore, whose gateway would otherwise treat
+// them as anonymous.
+func (h *Handler) refuseGatewayCert(ctx *fasthttp.RequestCtx) bool {
+	if !bytes.HasPrefix(ctx.Path(), []byte("/v3/")) {
+		return false
+	}
+	tc := tlsConn(ctx.Conn())
+	if tc == nil {
+		return false
+	}
+	g, ok := h.kv.(AuthGate)
+	if !ok || !g.AuthEnabled() {
+		return false
+	}
+	for _, chain := range tc.ConnectionState().VerifiedChains {
+		if len(chain) > 0 && chain[0].Subject.CommonName != "" {
+			ctx.ResetBody()
+			ctx.SetStatusCode(fasthttp.StatusBadRequest)
+			ctx.SetContentType("text/plain; charset=utf-8")
+			ctx.Response.Header.Set("X-Content-Type-Options", "nosniff")
+			ctx.SetBodyString("CommonName of client sending a request against gateway will be ignored and not used as expected\n")
+			return true
+		}
 	}
 	return false
 }

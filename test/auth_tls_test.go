@@ -4,6 +4,9 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"io"
+	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -185,4 +188,17 @@ func TestAuth_TLSCommonName(t *testing.T) {
 	require.NoError(t, err)
 	_, err = ec.Campaign(ctx, &epb.CampaignRequest{Name: []byte("/other/el"), Lease: int64(g.ID), Value: []byte("alice")})
 	require.ErrorContains(t, err, rpctypes.ErrPermissionDenied.Error())
+
+	t.Logf("Step 10: the JSON gateway refuses a request with a named certificate, as etcd, rather than run it as another user")
+	hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: tlsClientConfig(t, ca, &aliceF)}}
+	resp, err := hc.Post(fol.clientURL+"/v3/kv/range", "application/json", strings.NewReader(`{"key":"L2FwcC94"}`))
+	require.NoError(t, err)
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.Equal(t, http.StatusBadRequest, resp.StatusCode, string(body))
+	require.Equal(t, "CommonName of client sending a request against gateway will be ignored and not used as expected\n", string(body))
+	resp, err = hc.Get(fol.clientURL + "/health")
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode, "paths outside /v3/ are not concerned")
 }
