@@ -176,37 +176,19 @@ func (h *Handler) gwObserve(ctx *fasthttp.RequestCtx) {
 	if !decodeRequest(ctx, req) {
 		return
 	}
-	sctx, cancel := context.WithCancel(h.outgoingContext(h.callCtx, ctx))
-	stream, err := h.conc.election.Observe(sctx, req)
+	oc, err := h.startObserve(h.outgoingContext(h.callCtx, ctx), req)
 	if err != nil {
-		cancel()
 		writeStreamError(ctx, h.grpcError(err))
 		return
 	}
-	msgs := make(chan *epb.LeaderResponse)
-	errc := make(chan error, 1)
-	go func() {
-		for {
-			m, err := stream.Recv()
-			if err != nil {
-				errc <- err
-				return
-			}
-			select {
-			case msgs <- m:
-			case <-sctx.Done():
-				return
-			}
-		}
-	}()
 
 	var first *epb.LeaderResponse
 	wait := time.NewTimer(streamKeepAlive)
 	select {
-	case first = <-msgs:
-	case err := <-errc:
+	case first = <-oc.msgs:
+	case err := <-oc.errc:
 		wait.Stop()
-		cancel()
+		oc.cancel()
 		if errors.Is(err, io.EOF) {
 			ctx.SetStatusCode(fasthttp.StatusOK)
 			ctx.SetContentType(contentJSON)
@@ -216,7 +198,7 @@ func (h *Handler) gwObserve(ctx *fasthttp.RequestCtx) {
 		return
 	case <-wait.C:
 	case <-h.streams.c:
-		cancel()
+		oc.cancel()
 		writeStreamError(ctx, fromStatus(rpctypes.ErrGRPCStopped))
 		return
 	}
@@ -227,47 +209,98 @@ func (h *Handler) gwObserve(ctx *fasthttp.RequestCtx) {
 	timeout := h.cfg.WriteTimeout
 	conn := ctx.Conn()
 	_ = ctx.SetWriteDeadline(time.Now().Add(timeout)) // see serveStream (watch.go)
-	stop, done := h.streams.c, h.ctx.Done()
 	ctx.SetBodyStreamWriter(func(w *bufio.Writer) {
-		defer cancel()
-		out := streamOut{w: w, conn: conn, timeout: timeout}
-		keep := time.NewTicker(streamKeepAlive)
-		defer keep.Stop()
-		var buf []byte
-		send := func(m *epb.LeaderResponse) (err error) {
-			buf, err = out.writeResult(buf, m)
-			return err
+		h.pumpObserve(&streamOut{w: w, conn: conn, timeout: timeout, alive: gwKeepAlive}, oc, first, nil)
+	})
+}
+
+// observeCall is an Observe in flight: its messages as they come, and its
+// end (io.EOF when the service ended it).
+type observeCall struct {
+	sctx   context.Context
+	cancel context.CancelFunc
+	msgs   chan *epb.LeaderResponse
+	errc   chan error
+}
+
+// startObserve calls Observe over the in-process connection with parent
+// (which carries the token) and receives its messages on a goroutine.
+func (h *Handler) startObserve(parent context.Context, req *epb.LeaderRequest) (*observeCall, error) {
+	sctx, cancel := context.WithCancel(parent)
+	stream, err := h.conc.election.Observe(sctx, req)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	oc := &observeCall{sctx: sctx, cancel: cancel, msgs: make(chan *epb.LeaderResponse), errc: make(chan error, 1)}
+	go func() {
+		for {
+			m, err := stream.Recv()
+			if err != nil {
+				oc.errc <- err
+				return
+			}
+			select {
+			case oc.msgs <- m:
+			case <-sctx.Done():
+				return
+			}
 		}
-		wrote := false
-		if first != nil {
-			if send(first) != nil {
+	}()
+	return oc, nil
+}
+
+// pumpObserve writes oc's messages (first, if not nil, then the rest) to
+// out, each as a {"result":...} line, until the call or the client ends
+// (end may be nil), or the handler stops; then it cancels the call.
+func (h *Handler) pumpObserve(out streamSink, oc *observeCall, first *epb.LeaderResponse, end *streamEnd) {
+	defer oc.cancel()
+	stop, done := h.streams.c, h.ctx.Done()
+	var ended <-chan struct{}
+	if end != nil {
+		ended = end.c
+	}
+	keep := time.NewTicker(streamKeepAlive)
+	defer keep.Stop()
+	var buf []byte
+	send := func(m *epb.LeaderResponse) (err error) {
+		buf, err = writeResult(out, buf, m)
+		return err
+	}
+	wrote := false
+	if first != nil {
+		if send(first) != nil {
+			return
+		}
+		wrote = true
+	}
+	for {
+		select {
+		case m := <-oc.msgs:
+			if send(m) != nil {
 				return
 			}
 			wrote = true
-		}
-		for {
-			select {
-			case m := <-msgs:
-				if send(m) != nil {
-					return
-				}
-				wrote = true
-			case err := <-errc:
-				if !errors.Is(err, io.EOF) && sctx.Err() == nil {
-					// grpc-gateway's error chunk ends the stream.
-					_ = out.write(appendErrorChunk(buf[:0], h.grpcError(err)))
-				}
-				return
-			case <-keep.C:
-				if !wrote && out.write(gwKeepAlive) != nil {
-					return // the client is gone
-				}
-				wrote = false
-			case <-stop:
-				return
-			case <-done:
-				return
+		case err := <-oc.errc:
+			if !errors.Is(err, io.EOF) && oc.sctx.Err() == nil {
+				// grpc-gateway's error chunk ends the stream.
+				_ = out.write(appendErrorChunk(buf[:0], h.grpcError(err)))
 			}
+			return
+		case <-keep.C:
+			if !wrote && out.keepAlive() != nil {
+				return // the client is gone
+			}
+			wrote = false
+		case <-ended:
+			if end.msg != nil {
+				_ = out.write(end.msg)
+			}
+			return
+		case <-stop:
+			return
+		case <-done:
+			return
 		}
-	})
+	}
 }

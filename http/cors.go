@@ -52,3 +52,9 @@ func (p corsPolicy) apply(ctx *fasthttp.RequestCtx) {
 	h.Set("Access-Control-Allow-Origin", origin)
 	h.Set("Access-Control-Allow-Headers", "accept, content-type, authorization")
 }
+
+// allows reports whether a request from origin may be served across
+// origins: no Origin (not a browser), or an allowed one.
+func (p corsPolicy) allows(origin []byte) bool {
+	return len(origin) == 0 || p.all || p.origins[string(origin)]
+}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/fasthttp/websocket"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/valyala/fasthttp"
 	epb "go.etcd.io/etcd/server/v3/etcdserver/api/v3election/v3electionpb"
@@ -111,6 +112,8 @@ type Handler struct {
 	conc      *concurrencyClients
 	cors      corsPolicy
 	hosts     hostPolicy
+	upgrader  *websocket.FastHTTPUpgrader
+	sessions  wsSessions // WebSocket sessions (websocket.go)
 }
 
 // NewHandler returns the HTTP front end over s. Limits not set in cfg are
@@ -133,6 +136,7 @@ func newHandler(kv KV, mt Maintenance, cfg Config) *Handler {
 	h.ctx, h.cancel = context.WithCancel(context.Background())
 	h.callCtx, h.stopCalls = context.WithCancel(h.ctx)
 	h.anon = h.ctx
+	h.upgrader = h.newUpgrader()
 	if g, ok := kv.(AuthGate); ok {
 		h.anon = g.AnonymousContext(h.ctx)
 	}
@@ -152,6 +156,7 @@ func newHandler(kv KV, mt Maintenance, cfg Config) *Handler {
 func (h *Handler) Close() {
 	h.streams.stop()
 	h.cancel()
+	h.sessions.closeAndWait()
 }
 
 // Handle serves every endpoint: the client listeners (after the protocol
@@ -211,7 +216,10 @@ type route struct {
 	methods methodSet
 	ops     bool // also served by HandleOps
 	serve   func(h *Handler, ctx *fasthttp.RequestCtx)
-	idx     int
+	// ws serves a stream over a WebSocket (websocket.go); nil for the
+	// other gateway paths, which are served one message each.
+	ws  func(h *Handler, ctx *fasthttp.RequestCtx) wsSession
+	idx int
 }
 
 // routes are the exact paths.
@@ -234,7 +242,7 @@ var routes = map[string]*route{
 	"/v3/maintenance/snapshot":            {name: "v3_maintenance_snapshot", methods: post, serve: (*Handler).gwSnapshot},
 	"/v3/maintenance/downgrade":           {name: "v3_maintenance_downgrade", methods: post, serve: adminRoute(downgrade)},
 	"/v3/maintenance/alarm":               {name: "v3_maintenance_alarm", methods: post, serve: (*Handler).gwAlarm},
-	"/v3/watch":                           {name: "v3_watch", methods: post, serve: (*Handler).gwWatch},
+	"/v3/watch":                           {name: "v3_watch", methods: post, serve: (*Handler).gwWatch, ws: wsWatch},
 	"/v3/lease/grant":                     {name: "v3_lease_grant", methods: post, serve: leaseRoute(LeaseAPI.LeaseGrant)},
 	"/v3/lease/revoke":                    {name: "v3_lease_revoke", methods: post, serve: leaseRoute(LeaseAPI.LeaseRevoke)},
 	"/v3/kv/lease/revoke":                 {name: "v3_kv_lease_revoke", methods: post, serve: leaseRoute(LeaseAPI.LeaseRevoke)},
@@ -242,14 +250,14 @@ var routes = map[string]*route{
 	"/v3/kv/lease/timetolive":             {name: "v3_kv_lease_timetolive", methods: post, serve: leaseRoute(leaseTimeToLive)},
 	"/v3/lease/leases":                    {name: "v3_lease_leases", methods: post, serve: leaseRoute(LeaseAPI.LeaseLeases)},
 	"/v3/kv/lease/leases":                 {name: "v3_kv_lease_leases", methods: post, serve: leaseRoute(LeaseAPI.LeaseLeases)},
-	"/v3/lease/keepalive":                 {name: "v3_lease_keepalive", methods: post, serve: (*Handler).gwLeaseKeepAlive},
+	"/v3/lease/keepalive":                 {name: "v3_lease_keepalive", methods: post, serve: (*Handler).gwLeaseKeepAlive, ws: wsLeaseKeepAlive},
 	"/v3/lock/lock":                       {name: "v3_lock_lock", methods: post, serve: grpcRoute(lockClient, v3lockpb.LockClient.Lock)},
 	"/v3/lock/unlock":                     {name: "v3_lock_unlock", methods: post, serve: grpcRoute(lockClient, v3lockpb.LockClient.Unlock)},
 	"/v3/election/campaign":               {name: "v3_election_campaign", methods: post, serve: grpcRoute(electionClient, epb.ElectionClient.Campaign)},
 	"/v3/election/proclaim":               {name: "v3_election_proclaim", methods: post, serve: grpcRoute(electionClient, epb.ElectionClient.Proclaim)},
 	"/v3/election/leader":                 {name: "v3_election_leader", methods: post, serve: grpcRoute(electionClient, epb.ElectionClient.Leader)},
 	"/v3/election/resign":                 {name: "v3_election_resign", methods: post, serve: grpcRoute(electionClient, epb.ElectionClient.Resign)},
-	"/v3/election/observe":                {name: "v3_election_observe", methods: post, serve: (*Handler).gwObserve},
+	"/v3/election/observe":                {name: "v3_election_observe", methods: post, serve: (*Handler).gwObserve, ws: wsObserve},
 	"/v3/auth/enable":                     {name: "v3_auth_enable", methods: post, serve: authRoute(AuthAPI.AuthEnable)},
 	"/v3/auth/disable":                    {name: "v3_auth_disable", methods: post, serve: authRoute(AuthAPI.AuthDisable)},
 	"/v3/auth/status":                     {name: "v3_auth_status", methods: post, serve: authRoute(AuthAPI.AuthStatus)},
@@ -348,6 +356,8 @@ func (h *Handler) serve(ctx *fasthttp.RequestCtx, opsOnly bool) {
 			r = notFound
 		}
 		ctx.SetStatusCode(fasthttp.StatusOK) // a CORS preflight, on any path
+	case !opsOnly && r != nil && r.serve != nil && isWebSocket(ctx):
+		h.serveWebSocket(ctx, r)
 	case r == nil || (opsOnly && !r.ops) || (r == pprofRoute && h.pprof == nil) || (r.serve == nil):
 		r = notFound
 		writeError(ctx, errNotFound)

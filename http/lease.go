@@ -92,18 +92,9 @@ func (h *Handler) gwLeaseKeepAlive(ctx *fasthttp.RequestCtx) {
 	buf := (*b)[:0]
 	status := fasthttp.StatusOK
 	for i, req := range reqs {
-		resp, err := l.LeaseRenew(cctx, req.ID)
-		if errors.Is(err, lease.ErrNotFound) {
-			resp, err = &pb.LeaseKeepAliveResponse{Header: l.LeaseHeader(), ID: req.ID}, nil
-		}
-		if err == nil {
-			n := len(buf)
-			buf = append(buf, `{"result":`...)
-			if buf, err = gwMarshal.MarshalAppend(buf, resp); err == nil {
-				buf = append(buf, "}\n"...)
-				continue
-			}
-			buf = buf[:n]
+		var err error
+		if buf, err = appendRenewal(buf, cctx, l, req); err == nil {
+			continue
 		}
 		e := toAPIError(err)
 		if i == 0 {
@@ -116,4 +107,24 @@ func (h *Handler) gwLeaseKeepAlive(ctx *fasthttp.RequestCtx) {
 	ctx.SetStatusCode(status)
 	ctx.SetContentType(contentJSON)
 	ctx.SetBody(buf)
+}
+
+// appendRenewal renews req's lease and appends the answer line,
+// {"result":<LeaseKeepAliveResponse>} (TTL 0 for an unknown or expired
+// lease); on another error it appends nothing and returns the error.
+func appendRenewal(buf []byte, cctx context.Context, l LeaseAPI, req *pb.LeaseKeepAliveRequest) ([]byte, error) {
+	resp, err := l.LeaseRenew(cctx, req.ID)
+	if errors.Is(err, lease.ErrNotFound) {
+		resp, err = &pb.LeaseKeepAliveResponse{Header: l.LeaseHeader(), ID: req.ID}, nil
+	}
+	if err != nil {
+		return buf, err
+	}
+	n := len(buf)
+	buf = append(buf, `{"result":`...)
+	out, err := gwMarshal.MarshalAppend(buf, resp)
+	if err != nil {
+		return buf[:n], err
+	}
+	return append(out, "}\n"...), nil
 }

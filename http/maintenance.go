@@ -133,7 +133,7 @@ func (h *Handler) gwSnapshot(ctx *fasthttp.RequestCtx) {
 		var buf []byte
 		send := func(m *pb.SnapshotResponse) bool {
 			var err error
-			buf, err = out.writeResult(buf, m)
+			buf, err = writeResult(&out, buf, m)
 			return err == nil
 		}
 		total, sent := ss.Size(), int64(0)

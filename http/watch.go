@@ -116,94 +116,130 @@ func (h *Handler) watchLimits() (progress time.Duration, maxPerStream int, batch
 }
 
 // serveStream answers with a streaming body that carries ws's responses,
-// encoded by enc; it owns ws from here on and closes it. After each write
-// it paces as gRPC watch streams do (server.PauseAfterWatchBatch with
-// batchDelay).
+// encoded by enc; it owns ws from here on and closes it.
 func (h *Handler) serveStream(ctx *fasthttp.RequestCtx, ws *mvcc.WatchStream, keepAlive []byte, progress, batchDelay time.Duration, enc watchEncoder) {
 	timeout := h.cfg.WriteTimeout
 	conn := ctx.Conn()
 	// NB: marks the write deadline as the handler's, so fasthttp does not
 	// set its own for the whole response; the writer moves it on.
 	_ = ctx.SetWriteDeadline(time.Now().Add(timeout))
-	stop, done := h.streams.c, h.ctx.Done()
 	ctx.SetBodyStreamWriter(func(w *bufio.Writer) {
 		defer ws.Close()
-		out := streamOut{w: w, conn: conn, timeout: timeout}
-		keep := time.NewTicker(streamKeepAlive)
-		defer keep.Stop()
-		var tick <-chan time.Time
-		if progress > 0 {
-			// Jitter as etcd: streams opened together do not tick together.
-			t := time.NewTicker(progress + rand.N(progress/10+1))
-			defer t.Stop()
-			tick = t.C
-		}
-		var resps []mvcc.WatchResponse
-		var buf []byte
-		wrote := false
-		for {
-			select {
-			case <-ws.Ready():
-				resps = ws.Take(resps[:0])
-				buf = buf[:0]
-				end := false
-				for i := range resps {
-					if buf, end = enc(buf, &resps[i]); end {
-						break
-					}
-				}
-				clear(resps) // drop the events for the collector
-				if len(buf) > 0 {
-					if out.write(buf) != nil {
-						return
-					}
-					wrote = true
-				}
-				if cap(buf) > 1<<20 {
-					buf = nil // a large replay must not pin its memory
-				}
-				if end {
-					return
-				}
-				server.PauseAfterWatchBatch(len(resps), batchDelay)
-			case <-keep.C:
-				if !wrote && out.write(keepAlive) != nil {
-					return // the client is gone
-				}
-				wrote = false
-			case <-tick:
-				ws.ProgressTick()
-			case <-ws.Done():
-				return // the hub is closing
-			case <-stop:
-				return
-			case <-done:
-				return
-			}
-		}
+		h.pumpWatch(&streamOut{w: w, conn: conn, timeout: timeout, alive: keepAlive}, ws, progress, batchDelay, enc, nil)
 	})
 }
 
+// streamSink is where a stream's output goes: a chunked HTTP body
+// (streamOut) or WebSocket messages (wsOut, websocket.go).
+type streamSink interface {
+	// write writes b: one or more whole lines (events for SSE).
+	write(b []byte) error
+	// keepAlive tells a quiet client the stream is alive; its failure
+	// shows the client is gone.
+	keepAlive() error
+}
+
+// streamEnd ends a stream from outside its writer: c is closed when the
+// client's side is over (a WebSocket's reader saw it close or send a
+// malformed request), after msg, the last line to send if any, is set.
+type streamEnd struct {
+	c   chan struct{}
+	msg []byte
+}
+
+// pumpWatch writes ws's responses, encoded by enc, to out until the
+// stream ends: the client is gone (a write fails, or end), the hub or the
+// handler stops, or enc says so. After each write it paces as gRPC watch
+// streams do (server.PauseAfterWatchBatch with batchDelay). end may be nil.
+func (h *Handler) pumpWatch(out streamSink, ws *mvcc.WatchStream, progress, batchDelay time.Duration, enc watchEncoder, end *streamEnd) {
+	stop, done := h.streams.c, h.ctx.Done()
+	var ended <-chan struct{}
+	if end != nil {
+		ended = end.c
+	}
+	keep := time.NewTicker(streamKeepAlive)
+	defer keep.Stop()
+	var tick <-chan time.Time
+	if progress > 0 {
+		// Jitter as etcd: streams opened together do not tick together.
+		t := time.NewTicker(progress + rand.N(progress/10+1))
+		defer t.Stop()
+		tick = t.C
+	}
+	var resps []mvcc.WatchResponse
+	var buf []byte
+	wrote := false
+	for {
+		select {
+		case <-ws.Ready():
+			resps = ws.Take(resps[:0])
+			buf = buf[:0]
+			last := false
+			for i := range resps {
+				if buf, last = enc(buf, &resps[i]); last {
+					break
+				}
+			}
+			clear(resps) // drop the events for the collector
+			if len(buf) > 0 {
+				if out.write(buf) != nil {
+					return
+				}
+				wrote = true
+			}
+			if cap(buf) > 1<<20 {
+				buf = nil // a large replay must not pin its memory
+			}
+			if last {
+				return
+			}
+			server.PauseAfterWatchBatch(len(resps), batchDelay)
+		case <-keep.C:
+			if !wrote && out.keepAlive() != nil {
+				return // the client is gone
+			}
+			wrote = false
+		case <-tick:
+			ws.ProgressTick()
+		case <-ended:
+			if end.msg != nil {
+				_ = out.write(end.msg)
+			}
+			return
+		case <-ws.Done():
+			return // the hub is closing
+		case <-stop:
+			return
+		case <-done:
+			return
+		}
+	}
+}
+
 // streamOut writes to a streaming body, each write flushed and bounded by
-// the write timeout.
+// the write timeout; alive is its keep-alive.
 type streamOut struct {
 	w       *bufio.Writer
 	conn    net.Conn
 	timeout time.Duration
+	alive   []byte
 }
 
-// writeResult writes m as one chunk of a gateway stream, {"result":m} and
-// a newline, encoded into buf; a message that does not encode ends the
-// stream with an error chunk instead. It returns buf for the next chunk.
-func (o *streamOut) writeResult(buf []byte, m proto.Message) ([]byte, error) {
+func (o *streamOut) keepAlive() error { return o.write(o.alive) }
+
+// writeResult writes m to out as one line of a gateway stream,
+// {"result":m} and a newline, encoded into buf; a message that does not
+// encode ends the stream with an error line instead. It returns buf for
+// the next line.
+func writeResult(out streamSink, buf []byte, m proto.Message) ([]byte, error) {
 	buf = append(buf[:0], `{"result":`...)
 	b, err := gwMarshal.MarshalAppend(buf, m)
 	if err != nil {
-		_ = o.write(appendErrorChunk(buf[:0], toAPIError(err)))
+		_ = out.write(appendErrorChunk(buf[:0], toAPIError(err)))
 		return buf, err
 	}
 	buf = append(b, "}\n"...)
-	return buf, o.write(buf)
+	return buf, out.write(buf)
 }
 
 func (o *streamOut) write(b []byte) error {
@@ -242,24 +278,30 @@ func (h *Handler) gwWatch(ctx *fasthttp.RequestCtx) {
 	progress, maxPer, batchDelay := h.watchLimits()
 	ws := wa.WatchHub().NewStream()
 	for _, req := range reqs {
-		switch u := req.RequestUnion.(type) {
-		case *pb.WatchRequest_CreateRequest:
-			if u.CreateRequest != nil && h.authorizeWatch(cctx, ws, u.CreateRequest) {
-				server.CreateWatch(ws, u.CreateRequest, maxPer)
-			}
-		case *pb.WatchRequest_CancelRequest:
-			if u.CancelRequest != nil {
-				_ = ws.Cancel(u.CancelRequest.WatchId) // unknown IDs get no answer (etcd)
-			}
-		case *pb.WatchRequest_ProgressRequest:
-			if u.ProgressRequest != nil {
-				ws.RequestProgress()
-			}
-		}
+		h.applyWatchRequest(cctx, ws, req, maxPer)
 	}
 	ctx.SetStatusCode(fasthttp.StatusOK)
 	ctx.SetContentType(contentJSON)
 	h.serveStream(ctx, ws, gwKeepAlive, progress, batchDelay, gwWatchEncoder(wa))
+}
+
+// applyWatchRequest applies one request of a gateway watch stream to ws:
+// create (after the read permission check), cancel or progress.
+func (h *Handler) applyWatchRequest(cctx context.Context, ws *mvcc.WatchStream, req *pb.WatchRequest, maxPerStream int) {
+	switch u := req.RequestUnion.(type) {
+	case *pb.WatchRequest_CreateRequest:
+		if u.CreateRequest != nil && h.authorizeWatch(cctx, ws, u.CreateRequest) {
+			server.CreateWatch(ws, u.CreateRequest, maxPerStream)
+		}
+	case *pb.WatchRequest_CancelRequest:
+		if u.CancelRequest != nil {
+			_ = ws.Cancel(u.CancelRequest.WatchId) // unknown IDs get no answer (etcd)
+		}
+	case *pb.WatchRequest_ProgressRequest:
+		if u.ProgressRequest != nil {
+			ws.RequestProgress()
+		}
+	}
 }
 
 // authorizeWatch refuses a watch on a range the caller may not read, as
