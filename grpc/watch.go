@@ -104,20 +104,9 @@ func (s *watchServer) recvLoop(stream pb.Watch_WatchServer, ws *mvcc.WatchStream
 		if err != nil {
 			return err
 		}
-		switch u := req.RequestUnion.(type) {
-		case *pb.WatchRequest_CreateRequest:
-			if u.CreateRequest != nil && s.authorizeWatch(stream.Context(), ws, u.CreateRequest) { // auth.go
-				server.CreateWatch(ws, u.CreateRequest, s.maxPer)
-			}
-		case *pb.WatchRequest_CancelRequest:
-			if u.CancelRequest != nil {
-				_ = ws.Cancel(u.CancelRequest.WatchId) // unknown IDs get no answer (etcd)
-			}
-		case *pb.WatchRequest_ProgressRequest:
-			if u.ProgressRequest != nil {
-				ws.RequestProgress()
-			}
-		}
+		server.ApplyWatchRequest(ws, req, s.maxPer, func(c *pb.WatchCreateRequest) bool {
+			return s.authorizeWatch(stream.Context(), ws, c) // auth.go
+		})
 	}
 }
 

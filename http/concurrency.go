@@ -255,11 +255,7 @@ func (h *Handler) startObserve(parent context.Context, req *epb.LeaderRequest) (
 // (end may be nil), or the handler stops; then it cancels the call.
 func (h *Handler) pumpObserve(out streamSink, oc *observeCall, first *epb.LeaderResponse, end *streamEnd) {
 	defer oc.cancel()
-	stop, done := h.streams.c, h.ctx.Done()
-	var ended <-chan struct{}
-	if end != nil {
-		ended = end.c
-	}
+	stop, done, ended := h.streams.c, h.ctx.Done(), end.done()
 	keep := time.NewTicker(streamKeepAlive)
 	defer keep.Stop()
 	var buf []byte
@@ -293,9 +289,7 @@ func (h *Handler) pumpObserve(out streamSink, oc *observeCall, first *epb.Leader
 			}
 			wrote = false
 		case <-ended:
-			if end.msg != nil {
-				_ = out.write(end.msg)
-			}
+			end.flush(out)
 			return
 		case <-stop:
 			return

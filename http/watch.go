@@ -142,9 +142,25 @@ type streamSink interface {
 // streamEnd ends a stream from outside its writer: c is closed when the
 // client's side is over (a WebSocket's reader saw it close or send a
 // malformed request), after msg, the last line to send if any, is set.
+// A nil *streamEnd never ends.
 type streamEnd struct {
 	c   chan struct{}
 	msg []byte
+}
+
+// done is closed when the stream must end; nil for a nil end.
+func (e *streamEnd) done() <-chan struct{} {
+	if e == nil {
+		return nil
+	}
+	return e.c
+}
+
+// flush writes the last line, if any, to out.
+func (e *streamEnd) flush(out streamSink) {
+	if e.msg != nil {
+		_ = out.write(e.msg)
+	}
 }
 
 // pumpWatch writes ws's responses, encoded by enc, to out until the
@@ -152,11 +168,7 @@ type streamEnd struct {
 // handler stops, or enc says so. After each write it paces as gRPC watch
 // streams do (server.PauseAfterWatchBatch with batchDelay). end may be nil.
 func (h *Handler) pumpWatch(out streamSink, ws *mvcc.WatchStream, progress, batchDelay time.Duration, enc watchEncoder, end *streamEnd) {
-	stop, done := h.streams.c, h.ctx.Done()
-	var ended <-chan struct{}
-	if end != nil {
-		ended = end.c
-	}
+	stop, done, ended := h.streams.c, h.ctx.Done(), end.done()
 	keep := time.NewTicker(streamKeepAlive)
 	defer keep.Stop()
 	var tick <-chan time.Time
@@ -202,9 +214,7 @@ func (h *Handler) pumpWatch(out streamSink, ws *mvcc.WatchStream, progress, batc
 		case <-tick:
 			ws.ProgressTick()
 		case <-ended:
-			if end.msg != nil {
-				_ = out.write(end.msg)
-			}
+			end.flush(out)
 			return
 		case <-ws.Done():
 			return // the hub is closing
@@ -288,20 +298,9 @@ func (h *Handler) gwWatch(ctx *fasthttp.RequestCtx) {
 // applyWatchRequest applies one request of a gateway watch stream to ws:
 // create (after the read permission check), cancel or progress.
 func (h *Handler) applyWatchRequest(cctx context.Context, ws *mvcc.WatchStream, req *pb.WatchRequest, maxPerStream int) {
-	switch u := req.RequestUnion.(type) {
-	case *pb.WatchRequest_CreateRequest:
-		if u.CreateRequest != nil && h.authorizeWatch(cctx, ws, u.CreateRequest) {
-			server.CreateWatch(ws, u.CreateRequest, maxPerStream)
-		}
-	case *pb.WatchRequest_CancelRequest:
-		if u.CancelRequest != nil {
-			_ = ws.Cancel(u.CancelRequest.WatchId) // unknown IDs get no answer (etcd)
-		}
-	case *pb.WatchRequest_ProgressRequest:
-		if u.ProgressRequest != nil {
-			ws.RequestProgress()
-		}
-	}
+	server.ApplyWatchRequest(ws, req, maxPerStream, func(c *pb.WatchCreateRequest) bool {
+		return h.authorizeWatch(cctx, ws, c)
+	})
 }
 
 // authorizeWatch refuses a watch on a range the caller may not read, as

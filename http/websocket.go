@@ -2,6 +2,7 @@ package http
 
 import (
 	"bytes"
+	"context"
 	"sync"
 	"time"
 
@@ -250,6 +251,24 @@ func (w *wsConn) readEach(each func(msg []byte) (last []byte, more bool)) []byte
 	}
 }
 
+// pumpWhileReading runs pump, which writes the session's stream, while a
+// reader goroutine hands every message to each (as readEach); pump's end
+// is closed when the reader stops, after the line each ended with is set.
+// When pump returns the connection is closed, which stops the reader.
+func (w *wsConn) pumpWhileReading(h *Handler, each func(msg []byte) ([]byte, bool), pump func(end *streamEnd)) {
+	end := &streamEnd{c: make(chan struct{})}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer close(end.c)
+		end.msg = w.readEach(each)
+	}()
+	pump(end)
+	w.end(h)
+	wg.Wait()
+}
+
 // readFirst reads the first message; ok is false when the client went
 // away first.
 func (w *wsConn) readFirst() (msg []byte, ok bool) {
@@ -261,18 +280,24 @@ func (w *wsConn) readFirst() (msg []byte, ok bool) {
 	return msg, true
 }
 
+// sessionAPI is the server as the API T a session needs, with the
+// request's context (auth.go); on failure the error is written.
+func sessionAPI[T any](h *Handler, ctx *fasthttp.RequestCtx) (api T, cctx context.Context, ok bool) {
+	if api, ok = h.kv.(T); !ok {
+		writeError(ctx, errNotFound)
+		return api, nil, false
+	}
+	cctx, ok = h.requestContext(ctx)
+	return api, cctx, ok
+}
+
 // requestError is grpc-gateway's error line for a malformed request.
 func requestError(err error) []byte { return appendErrorChunk(nil, badRequest(err.Error())) }
 
 // wsWatch is /v3/watch over a WebSocket: requests are applied as their
 // messages arrive, while the responses go out.
 func wsWatch(h *Handler, ctx *fasthttp.RequestCtx) wsSession {
-	wa, ok := h.kv.(WatchAPI)
-	if !ok {
-		writeError(ctx, errNotFound)
-		return nil
-	}
-	cctx, ok := h.requestContext(ctx)
+	wa, cctx, ok := sessionAPI[WatchAPI](h, ctx)
 	if !ok {
 		return nil
 	}
@@ -280,38 +305,25 @@ func wsWatch(h *Handler, ctx *fasthttp.RequestCtx) wsSession {
 	return func(w *wsConn) {
 		ws := wa.WatchHub().NewStream()
 		defer ws.Close()
-		end := &streamEnd{c: make(chan struct{})}
-		var wg sync.WaitGroup
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer close(end.c)
-			end.msg = w.readEach(func(msg []byte) ([]byte, bool) {
-				reqs, err := decodeJSONStream[pb.WatchRequest](msg)
-				if err != nil {
-					return requestError(err), false
-				}
-				for _, req := range reqs {
-					h.applyWatchRequest(cctx, ws, req, maxPer)
-				}
-				return nil, true
-			})
-		}()
-		h.pumpWatch(w, ws, progress, batchDelay, gwWatchEncoder(wa), end)
-		w.end(h) // ends the reader if the pump ended first
-		wg.Wait()
+		w.pumpWhileReading(h, func(msg []byte) ([]byte, bool) {
+			reqs, err := decodeJSONStream[pb.WatchRequest](msg)
+			if err != nil {
+				return requestError(err), false
+			}
+			for _, req := range reqs {
+				h.applyWatchRequest(cctx, ws, req, maxPer)
+			}
+			return nil, true
+		}, func(end *streamEnd) {
+			h.pumpWatch(w, ws, progress, batchDelay, gwWatchEncoder(wa), end)
+		})
 	}
 }
 
 // wsLeaseKeepAlive is /v3/lease/keepalive over a WebSocket: each request
 // is renewed and answered as it arrives.
 func wsLeaseKeepAlive(h *Handler, ctx *fasthttp.RequestCtx) wsSession {
-	l, ok := h.kv.(LeaseAPI)
-	if !ok {
-		writeError(ctx, errNotFound)
-		return nil
-	}
-	cctx, ok := h.requestContext(ctx)
+	l, cctx, ok := sessionAPI[LeaseAPI](h, ctx)
 	if !ok {
 		return nil
 	}
@@ -363,17 +375,9 @@ func wsObserve(h *Handler, ctx *fasthttp.RequestCtx) wsSession {
 			_ = w.write(appendErrorChunk(nil, h.grpcError(err)))
 			return
 		}
-		end := &streamEnd{c: make(chan struct{})}
-		var wg sync.WaitGroup
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer close(end.c)
-			w.readEach(func([]byte) ([]byte, bool) { return nil, true })
-		}()
-		h.pumpObserve(w, oc, nil, end)
-		w.end(h)
-		wg.Wait()
+		w.pumpWhileReading(h, func([]byte) ([]byte, bool) { return nil, true }, func(end *streamEnd) {
+			h.pumpObserve(w, oc, nil, end)
+		})
 	}
 }
 

@@ -47,6 +47,28 @@ func (s *Server) Header(rev int64) *pb.ResponseHeader {
 	return h
 }
 
+// ApplyWatchRequest applies one request of a watch stream, for the gRPC
+// service and the JSON gateway alike: a create, when authorize (the front
+// end's read permission check, which answers a refusal itself) lets it
+// through, by CreateWatch's rules; a cancel (an unknown ID gets no answer,
+// as in etcd); or a progress request.
+func ApplyWatchRequest(ws *mvcc.WatchStream, req *pb.WatchRequest, maxPerStream int, authorize func(*pb.WatchCreateRequest) bool) {
+	switch u := req.RequestUnion.(type) {
+	case *pb.WatchRequest_CreateRequest:
+		if u.CreateRequest != nil && authorize(u.CreateRequest) {
+			CreateWatch(ws, u.CreateRequest, maxPerStream)
+		}
+	case *pb.WatchRequest_CancelRequest:
+		if u.CancelRequest != nil {
+			_ = ws.Cancel(u.CancelRequest.WatchId)
+		}
+	case *pb.WatchRequest_ProgressRequest:
+		if u.ProgressRequest != nil {
+			ws.RequestProgress()
+		}
+	}
+}
+
 // CreateWatch applies etcd's rules to a watch create request, for the gRPC
 // service and the JSON gateway alike: an empty key is "\x00" (the smallest
 // key), a negative start revision is refused as compacted, a create past

@@ -19,6 +19,18 @@ import (
 // etcd does not answer: it serves only its two-way streams (watch,
 // keep-alive) over a WebSocket and drops a socket on a malformed request.
 
+// readWSInto reads the next text message (within 10 s), decodes it into
+// v and returns it.
+func readWSInto(t *testing.T, c *websocket.Conn, v any) string {
+	t.Helper()
+	require.NoError(t, c.SetReadDeadline(time.Now().Add(10*time.Second)))
+	typ, b, err := c.ReadMessage()
+	require.NoError(t, err)
+	require.Equal(t, websocket.TextMessage, typ)
+	require.NoError(t, json.Unmarshal(b, v), string(b))
+	return string(b)
+}
+
 // wsMsg is one gateway message: a result or an error.
 type wsMsg struct {
 	Result struct {
@@ -62,13 +74,9 @@ func sendWS(t *testing.T, c *websocket.Conn, body string) {
 // readWS reads the next message (within 10 s) and decodes it.
 func readWS(t *testing.T, c *websocket.Conn) (wsMsg, string) {
 	t.Helper()
-	require.NoError(t, c.SetReadDeadline(time.Now().Add(10*time.Second)))
-	typ, b, err := c.ReadMessage()
-	require.NoError(t, err)
-	require.Equal(t, websocket.TextMessage, typ)
 	var m wsMsg
-	require.NoError(t, json.Unmarshal(b, &m), string(b))
-	return m, string(b)
+	raw := readWSInto(t, c, &m)
+	return m, raw
 }
 
 // TestHTTPWebSocket_Watch: one socket carries watches created and
@@ -181,16 +189,13 @@ func TestHTTPWebSocket_LeaseKeepAliveAndUnary(t *testing.T) {
 	t.Logf("Step 6: /v3/kv/range over a WebSocket: one answer (the bare response, as a unary call's), then the socket ends")
 	rg := dialWS(t, m.clientURL, "/v3/kv/range")
 	sendWS(t, rg, fmt.Sprintf(`{"key":%q}`, b64("ws/k")))
-	require.NoError(t, rg.SetReadDeadline(time.Now().Add(10*time.Second)))
-	_, b, err := rg.ReadMessage()
-	require.NoError(t, err)
 	var rr struct {
 		Kvs []struct {
 			Value string `json:"value"`
 		} `json:"kvs"`
 	}
-	require.NoError(t, json.Unmarshal(b, &rr), string(b))
-	require.Len(t, rr.Kvs, 1, string(b))
+	raw = readWSInto(t, rg, &rr)
+	require.Len(t, rr.Kvs, 1, raw)
 	require.Equal(t, b64("v"), rr.Kvs[0].Value)
 	require.NoError(t, rg.SetReadDeadline(time.Now().Add(10*time.Second)))
 	_, _, err = rg.ReadMessage()
@@ -219,9 +224,6 @@ func TestHTTPWebSocket_Observe(t *testing.T) {
 	t.Logf("Step 2: observe over a WebSocket: the current leader's value first")
 	ob := dialWS(t, m.clientURL, "/v3/election/observe")
 	sendWS(t, ob, fmt.Sprintf(`{"name":%q}`, b64("ws-el")))
-	require.NoError(t, ob.SetReadDeadline(time.Now().Add(10*time.Second)))
-	_, b, err := ob.ReadMessage()
-	require.NoError(t, err)
 	var lr struct {
 		Result struct {
 			Kv struct {
@@ -229,13 +231,11 @@ func TestHTTPWebSocket_Observe(t *testing.T) {
 			} `json:"kv"`
 		} `json:"result"`
 	}
-	require.NoError(t, json.Unmarshal(b, &lr), string(b))
-	require.Equal(t, b64("v1"), lr.Result.Kv.Value, string(b))
+	raw := readWSInto(t, ob, &lr)
+	require.Equal(t, b64("v1"), lr.Result.Kv.Value, raw)
 
 	t.Logf("Step 3: proclaim v2: it arrives as the next message")
 	require.NoError(t, el.Proclaim(ctxT(t, 10*time.Second), "v2"))
-	_, b, err = ob.ReadMessage()
-	require.NoError(t, err)
-	require.NoError(t, json.Unmarshal(b, &lr), string(b))
-	require.Equal(t, b64("v2"), lr.Result.Kv.Value, string(b))
+	raw = readWSInto(t, ob, &lr)
+	require.Equal(t, b64("v2"), lr.Result.Kv.Value, raw)
 }
