@@ -213,8 +213,11 @@ func TestWipedMember_RejoinsBySnapshot(t *testing.T) {
 
 	t.Logf("Step 2: removing member %s and wiping its storage...", victim.name)
 	c.stop(victim)
+	require.True(t, leader.node.HasMember(oldID))
 	require.NoError(t, leader.node.RemoveMember(ctx, oldID))
 	require.Len(t, leader.node.Members(), 2)
+	require.False(t, leader.node.HasMember(oldID))
+	require.True(t, leader.node.HasMember(leader.node.ID()))
 
 	t.Logf("Step 3: adding it back as a new member with an empty engine (first snapshot chunk corrupted)...")
 	leader.tr.corruptNextChunk.Store(true)

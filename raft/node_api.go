@@ -326,6 +326,11 @@ func (n *Node) Members() []*Member {
 	return out
 }
 
+// HasMember reports whether id is a member (voter or learner) now.
+func (n *Node) HasMember(id uint64) bool {
+	return slices.ContainsFunc(n.members.Load().Members, func(m *Member) bool { return m.ID == id })
+}
+
 // TransferLeadership asks the leader (this node) to hand leadership to
 // member to, and waits until to is leader or ctx ends.
 func (n *Node) TransferLeadership(ctx context.Context, to uint64) error {

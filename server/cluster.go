@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"net/url"
-	"slices"
 	"strings"
 	"time"
 
@@ -104,7 +103,7 @@ func (s *Server) MemberRemove(ctx context.Context, r *pb.MemberRemoveRequest) (*
 // name and client URLs are the member's own to publish).
 func (s *Server) MemberUpdate(ctx context.Context, r *pb.MemberUpdateRequest) (*pb.MemberUpdateResponse, error) {
 	// An unknown member is reported before its URLs are checked, as etcd.
-	if !slices.ContainsFunc(s.node.Members(), func(m *raft.Member) bool { return m.ID == r.ID }) {
+	if !s.node.HasMember(r.ID) {
 		return nil, memberErr(ctx, fmt.Errorf("%w: %x", raft.ErrMemberNotFound, r.ID))
 	}
 	urls, err := checkPeerURLs(r.PeerURLs)
