@@ -256,28 +256,9 @@ func scenarioTxnResults(t *testing.T, engine string) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for done, tries := 0, 0; done < incs; tries++ {
-				if tries > 50*incs {
-					errs <- fmt.Errorf("gave up after %d tries", tries)
-					return
-				}
-				get, err := cli.Get(opCtx(t), "counter")
-				if err != nil {
-					errs <- err
-					return
-				}
-				var n int
-				fmt.Sscan(string(get.Kvs[0].Value), &n)
-				resp, err := cli.Txn(opCtx(t)).If(clientv3.Compare(clientv3.ModRevision("counter"), "=", get.Kvs[0].ModRevision)).
-					Then(clientv3.OpPut("counter", fmt.Sprint(n+1)), clientv3.OpPut(fmt.Sprintf("log/%03d", n+1), "")).Commit()
-				if err != nil {
-					errs <- err
-					return
-				}
-				if resp.Succeeded {
-					done++
-				}
-			}
+			errs <- casIncrements(t, cli, incs, 50*incs, func(n int) []clientv3.Op {
+				return []clientv3.Op{clientv3.OpPut(fmt.Sprintf("log/%03d", n), "")}
+			})
 		}()
 	}
 	wg.Wait()

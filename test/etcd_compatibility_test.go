@@ -333,6 +333,21 @@ func TestEtcd_FromKey(t *testing.T) {
 	require.Equal(t, int64(3), get.Count)
 }
 
+// checkDelete deletes key with opts and checks etcd's answer: how many
+// keys went, their previous kvs (kvStrings; nil: none) and the revision.
+func checkDelete(t *testing.T, cli *clientv3.Client, key string, deleted int64, prev []string, rev int64, opts ...clientv3.OpOption) {
+	t.Helper()
+	del, err := cli.Delete(opCtx(t), key, opts...)
+	require.NoError(t, err)
+	require.Equal(t, deleted, del.Deleted)
+	if prev == nil {
+		require.Empty(t, del.PrevKvs)
+	} else {
+		require.Equal(t, prev, kvStrings(del.PrevKvs))
+	}
+	require.Equal(t, rev, del.Header.Revision)
+}
+
 func TestEtcd_DeleteWithPrevKV(t *testing.T) {
 	t.Parallel()
 	t.Logf("Step 1: starting one member, writing d/1..d/4 (2..5) and e (6)")
@@ -342,32 +357,16 @@ func TestEtcd_DeleteWithPrevKV(t *testing.T) {
 	}
 
 	t.Logf("Step 2: delete one key with prev kv")
-	del, err := cli.Delete(opCtx(t), "d/1", clientv3.WithPrevKV())
-	require.NoError(t, err)
-	require.Equal(t, int64(1), del.Deleted)
-	require.Equal(t, []string{"d/1=v-d/1 c2 m2 v1"}, kvStrings(del.PrevKvs))
-	require.Equal(t, int64(7), del.Header.Revision)
+	checkDelete(t, cli, "d/1", 1, []string{"d/1=v-d/1 c2 m2 v1"}, 7, clientv3.WithPrevKV())
 
 	t.Logf("Step 3: deleting a missing key deletes nothing and keeps the revision")
-	del, err = cli.Delete(opCtx(t), "d/1", clientv3.WithPrevKV())
-	require.NoError(t, err)
-	require.Equal(t, int64(0), del.Deleted)
-	require.Empty(t, del.PrevKvs)
-	require.Equal(t, int64(7), del.Header.Revision)
+	checkDelete(t, cli, "d/1", 0, nil, 7, clientv3.WithPrevKV())
 
 	t.Logf("Step 4: delete the range [d/2, d/4): two keys in one revision")
-	del, err = cli.Delete(opCtx(t), "d/2", clientv3.WithRange("d/4"), clientv3.WithPrevKV())
-	require.NoError(t, err)
-	require.Equal(t, int64(2), del.Deleted)
-	require.Equal(t, []string{"d/2=v-d/2 c3 m3 v1", "d/3=v-d/3 c4 m4 v1"}, kvStrings(del.PrevKvs))
-	require.Equal(t, int64(8), del.Header.Revision)
+	checkDelete(t, cli, "d/2", 2, []string{"d/2=v-d/2 c3 m3 v1", "d/3=v-d/3 c4 m4 v1"}, 8, clientv3.WithRange("d/4"), clientv3.WithPrevKV())
 
 	t.Logf("Step 5: delete the prefix d/ without prev kv")
-	del, err = cli.Delete(opCtx(t), "d/", clientv3.WithPrefix())
-	require.NoError(t, err)
-	require.Equal(t, int64(1), del.Deleted)
-	require.Empty(t, del.PrevKvs)
-	require.Equal(t, int64(9), del.Header.Revision)
+	checkDelete(t, cli, "d/", 1, nil, 9, clientv3.WithPrefix())
 
 	t.Logf("Step 6: only e is left; the deleted keys are still readable at older revisions")
 	get := mustGet(t, cli, "", clientv3.WithFromKey())
@@ -569,6 +568,37 @@ func TestEtcd_TxnBranches(t *testing.T) {
 	require.Equal(t, int64(5), resp.Header.Revision)
 }
 
+// casIncrements increments the decimal value of "counter" n times with
+// compare-and-swap on its mod revision (read, then a txn that writes n+1
+// and also(n+1), if not nil, only if nobody wrote in between), retrying
+// lost races, within maxTries attempts.
+func casIncrements(t *testing.T, cli *clientv3.Client, n, maxTries int, also func(int) []clientv3.Op) error {
+	for done, tries := 0, 0; done < n; tries++ {
+		if tries > maxTries {
+			return fmt.Errorf("gave up after %d tries", tries)
+		}
+		get, err := cli.Get(opCtx(t), "counter")
+		if err != nil {
+			return err
+		}
+		var v int
+		fmt.Sscan(string(get.Kvs[0].Value), &v)
+		ops := []clientv3.Op{clientv3.OpPut("counter", fmt.Sprint(v+1))}
+		if also != nil {
+			ops = append(ops, also(v+1)...)
+		}
+		resp, err := cli.Txn(opCtx(t)).If(clientv3.Compare(clientv3.ModRevision("counter"), "=", get.Kvs[0].ModRevision)).
+			Then(ops...).Commit()
+		if err != nil {
+			return err
+		}
+		if resp.Succeeded {
+			done++
+		}
+	}
+	return nil
+}
+
 func TestEtcd_TxnCompareAndSwap(t *testing.T) {
 	t.Parallel()
 	t.Logf("Step 1: starting one member; counter=0 at 2")
@@ -595,35 +625,11 @@ func TestEtcd_TxnCompareAndSwap(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for done, tries := 0, 0; done < incs; tries++ {
-				if tries > 100*incs {
-					errs <- fmt.Errorf("worker gave up after %d tries", tries)
-					return
-				}
-				get, err := cli.Get(opCtx(t), "counter")
-				if err != nil {
-					errs <- err
-					return
-				}
-				var n int
-				fmt.Sscan(string(get.Kvs[0].Value), &n)
-				resp, err := cli.Txn(opCtx(t)).If(clientv3.Compare(clientv3.ModRevision("counter"), "=", get.Kvs[0].ModRevision)).
-					Then(clientv3.OpPut("counter", fmt.Sprint(n+1))).Commit()
-				if err != nil {
-					errs <- err
-					return
-				}
-				if resp.Succeeded {
-					done++
-				}
-			}
+			errs <- casIncrements(t, cli, incs, 100*incs, nil)
 		}()
 	}
 	wg.Wait()
-	close(errs)
-	for err := range errs {
-		require.NoError(t, err)
-	}
+	collect(t, errs)
 
 	t.Logf("Step 4: no increment was lost")
 	get := mustGet(t, cli, "counter")
