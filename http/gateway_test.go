@@ -114,3 +114,21 @@ func TestGateway_BadInput(t *testing.T) {
 	require.Equal(t, 200, r.StatusCode(), string(r.Body()))
 	require.Equal(t, "POST", string(do(h, "GET", "/v3/kv/put", "").Header.Peek("Allow")))
 }
+
+// TestGateway_V3BetaIsV3: etcd 3.7 still serves its gateway's old prefix
+// /v3beta/ as /v3/; so does MetaStore.
+func TestGateway_V3BetaIsV3(t *testing.T) {
+	t.Logf("Step 1: a handler with one key")
+	h, _, _ := newTestHandler(t, Config{})
+	require.Equal(t, 200, do(h, "POST", "/v3/kv/put", `{"key":"YQ==","value":"MQ=="}`).StatusCode())
+
+	t.Logf("Step 2: the same range under both prefixes")
+	a := do(h, "POST", "/v3/kv/range", `{"key":"YQ=="}`)
+	b := do(h, "POST", "/v3beta/kv/range", `{"key":"YQ=="}`)
+
+	t.Logf("Step 3: the answers are the same; /v3alpha/ is unknown, as in etcd")
+	require.Equal(t, 200, b.StatusCode())
+	require.Equal(t, string(a.Body()), string(b.Body()))
+	require.Contains(t, string(b.Body()), `"kvs":[`)
+	require.Equal(t, 404, do(h, "POST", "/v3alpha/kv/range", `{"key":"YQ=="}`).StatusCode())
+}

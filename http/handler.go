@@ -335,10 +335,16 @@ func (h *Handler) lookup(ctx *fasthttp.RequestCtx) *route {
 	return nil
 }
 
+var v3beta = []byte("/v3beta/")
+
 func (h *Handler) serve(ctx *fasthttp.RequestCtx, opsOnly bool) {
 	var start time.Time
 	if h.metrics != nil {
 		start = time.Now()
+	}
+	if !opsOnly && bytes.HasPrefix(ctx.Path(), v3beta) {
+		// etcd's old gateway prefix, served as /v3/ (as etcd 3.7 does).
+		ctx.URI().SetPathBytes(append([]byte("/v3/"), ctx.Path()[len(v3beta):]...))
 	}
 	r := h.lookup(ctx)
 	// As etcd: the host check first, then the CORS headers.
