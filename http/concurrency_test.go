@@ -219,7 +219,7 @@ func TestGatewayConcurrency_NotServedWithoutGRPC(t *testing.T) {
 		"/v3/election/leader", "/v3/election/observe", "/v3/election/resign"} {
 		r := do(h, "POST", p, `{}`)
 		require.Equal(t, 404, r.StatusCode(), p)
-		require.Equal(t, 405, do(h, "GET", p, "").StatusCode(), p)
+		require.Equal(t, 501, do(h, "GET", p, "").StatusCode(), p)
 	}
 }
 

@@ -93,7 +93,7 @@ func TestGateway_BadInput(t *testing.T) {
 		{"ignore_value with value", "POST", "/v3/kv/put", `{"key":"Zm9v","value":"YQ==","ignore_value":true}`, 400, 3, "etcdserver: value is provided"},
 		{"unknown path", "POST", "/v3/kv/nosuch", `{}`, 404, 5, "Not Found"},
 		{"watch not yet served", "POST", "/v3/watch", `{}`, 404, 5, "Not Found"},
-		{"GET on a gateway path", "GET", "/v3/kv/range", ``, 405, 12, "Method Not Allowed"},
+		{"GET on a gateway path", "GET", "/v3/kv/range", ``, 501, 12, "Method Not Allowed"},
 		{"PUT on health", "PUT", "/health", ``, 405, 12, "Method Not Allowed"},
 	}
 	for _, tc := range cases {
@@ -131,4 +131,22 @@ func TestGateway_V3BetaIsV3(t *testing.T) {
 	require.Equal(t, string(a.Body()), string(b.Body()))
 	require.Contains(t, string(b.Body()), `"kvs":[`)
 	require.Equal(t, 404, do(h, "POST", "/v3alpha/kv/range", `{"key":"YQ=="}`).StatusCode())
+}
+
+// TestNotFound_AsEtcd: a path nothing serves is grpc-gateway's JSON error
+// under /v3/ (and the REST API's /v1/), elsewhere Go's plain text, as etcd.
+func TestNotFound_AsEtcd(t *testing.T) {
+	t.Logf("Step 1: a handler")
+	h, _, _ := newTestHandler(t, Config{})
+
+	t.Logf("Step 2: unknown paths inside and outside the APIs")
+	in := do(h, "POST", "/v3/nowhere", `{}`)
+	out := do(h, "POST", "/v3alpha/kv/range", `{}`)
+
+	t.Logf("Step 3: JSON inside, plain text outside")
+	require.Equal(t, 404, in.StatusCode())
+	require.Equal(t, "{\"code\":5,\"message\":\"Not Found\"}\n", string(in.Body()))
+	require.Equal(t, 404, out.StatusCode())
+	require.Equal(t, "text/plain; charset=utf-8", string(out.Header.ContentType()))
+	require.Equal(t, "404 page not found\n", string(out.Body()))
 }

@@ -337,6 +337,22 @@ func (h *Handler) lookup(ctx *fasthttp.RequestCtx) *route {
 
 var v3beta = []byte("/v3beta/")
 
+// writeNotFound answers a path nothing serves as etcd does: under /v3/
+// (and the REST API's /v1/) grpc-gateway's JSON error, elsewhere Go's
+// plain "404 page not found".
+func writeNotFound(ctx *fasthttp.RequestCtx) {
+	p := ctx.Path()
+	if bytes.HasPrefix(p, []byte("/v3/")) || bytes.HasPrefix(p, []byte("/v1/")) {
+		writeError(ctx, errNotFound)
+		return
+	}
+	ctx.ResetBody()
+	ctx.SetStatusCode(fasthttp.StatusNotFound)
+	ctx.SetContentType("text/plain; charset=utf-8")
+	ctx.Response.Header.Set("X-Content-Type-Options", "nosniff")
+	ctx.SetBodyString("404 page not found\n")
+}
+
 func (h *Handler) serve(ctx *fasthttp.RequestCtx, opsOnly bool) {
 	var start time.Time
 	if h.metrics != nil {
@@ -366,10 +382,14 @@ func (h *Handler) serve(ctx *fasthttp.RequestCtx, opsOnly bool) {
 		h.serveWebSocket(ctx, r)
 	case r == nil || (opsOnly && !r.ops) || (r == pprofRoute && h.pprof == nil) || (r.serve == nil):
 		r = notFound
-		writeError(ctx, errNotFound)
+		writeNotFound(ctx)
 	case !r.methods.has(ctx):
 		ctx.Response.Header.Set("Allow", r.methods.String())
-		writeError(ctx, errMethodNotAllowed)
+		e := errMethodNotAllowed
+		if bytes.HasPrefix(ctx.Path(), []byte("/v3/")) {
+			e.status = fasthttp.StatusNotImplemented // grpc-gateway's status for its code 12, as etcd
+		}
+		writeError(ctx, e)
 	default:
 		r.serve(h, ctx)
 	}
