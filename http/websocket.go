@@ -181,7 +181,8 @@ type wsConn struct {
 	c       *websocket.Conn
 	timeout time.Duration
 	every   time.Duration // the ping period
-	once    sync.Once
+	mu      sync.Mutex    // closed and the read deadline
+	closed  bool
 }
 
 // write sends each non-empty line of b as one text message, as etcd's
@@ -210,16 +211,28 @@ func (w *wsConn) keepAlive() error { return nil }
 
 // stillAlive gives the client wsLivePings more ping periods.
 func (w *wsConn) stillAlive() {
-	_ = w.c.SetReadDeadline(time.Now().Add(wsLivePings * w.every))
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.closed {
+		_ = w.c.SetReadDeadline(time.Now().Add(wsLivePings * w.every))
+	}
 }
 
-// close sends a close message with code and text, once, and closes the
-// connection, which ends a read in progress.
+// close sends a close message with code and text, once, and ends a read
+// or write in progress. NB: fasthttp closes a hijacked connection only
+// once the session returns (its Close does nothing before), so a client
+// that does not answer the close message, or does not read, would keep the
+// session waiting; a deadline in the past ends its reads and writes now.
 func (w *wsConn) close(code int, text string) {
-	w.once.Do(func() {
-		_ = w.c.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, text), time.Now().Add(time.Second))
-		_ = w.c.Close()
-	})
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		return
+	}
+	w.closed = true
+	_ = w.c.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, text), time.Now().Add(time.Second))
+	_ = w.c.NetConn().SetDeadline(time.Unix(1, 0))
+	_ = w.c.Close()
 }
 
 // end closes the connection: 1001 (going away) when the member is

@@ -239,3 +239,34 @@ func TestHTTPWebSocket_Observe(t *testing.T) {
 	raw = readWSInto(t, ob, &lr)
 	require.Equal(t, b64("v2"), lr.Result.Kv.Value, raw)
 }
+
+// TestHTTPWebSocket_GracefulStop: SIGTERM closes open sockets with 1001
+// (going away) and the member exits well within its shutdown timeout.
+func TestHTTPWebSocket_GracefulStop(t *testing.T) {
+	t.Parallel()
+	if os.Getenv(etcdBinEnv) != "" {
+		t.Skip("MetaStore's own shutdown")
+	}
+	t.Logf("Step 1: start one member; open a watch socket and a keep-alive socket")
+	c := startCluster(t, engineMemory, 1)
+	m := c.members[0]
+	ws := dialWS(t, m.clientURL, "/v3/watch")
+	sendWS(t, ws, fmt.Sprintf(`{"create_request":{"key":%q}}`, b64("gs")))
+	msg, raw := readWS(t, ws)
+	require.True(t, msg.Result.Created, raw)
+	ka := dialWS(t, m.clientURL, "/v3/lease/keepalive")
+
+	t.Logf("Step 2: stop the member with SIGTERM")
+	start := time.Now()
+	require.NoError(t, m.stop())
+
+	t.Logf("Step 3: it exited quickly, and both sockets were closed with 1001")
+	require.Less(t, time.Since(start), 8*time.Second)
+	for _, s := range []*websocket.Conn{ws, ka} {
+		require.NoError(t, s.SetReadDeadline(time.Now().Add(5*time.Second)))
+		_, _, err := s.ReadMessage()
+		var ce *websocket.CloseError
+		require.ErrorAs(t, err, &ce)
+		require.Equal(t, websocket.CloseGoingAway, ce.Code)
+	}
+}
