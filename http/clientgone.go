@@ -51,10 +51,10 @@ func clientContext(parent context.Context, ctx *fasthttp.RequestCtx) (cctx conte
 	}
 }
 
-// rawConn finds the socket under c, through wrappers that expose the
-// connection they wrap (sniffedConn, *tls.Conn); nil if there is none.
+// rawConn finds the socket under c, through the wrappers (unwrap); nil
+// if there is none.
 func rawConn(c net.Conn) syscall.RawConn {
-	for c != nil {
+	for ; c != nil; c = unwrap(c) {
 		if sc, ok := c.(syscall.Conn); ok {
 			rc, err := sc.SyscallConn()
 			if err != nil {
@@ -62,11 +62,19 @@ func rawConn(c net.Conn) syscall.RawConn {
 			}
 			return rc
 		}
-		w, ok := c.(interface{ NetConn() net.Conn })
-		if !ok {
-			return nil
-		}
-		c = w.NetConn()
+	}
+	return nil
+}
+
+// unwrap is the connection c wraps: under a sniffedConn or a *tls.Conn
+// (NetConn), or a connection fasthttp handed to a WebSocket session
+// (UnsafeConn); nil if c wraps none.
+func unwrap(c net.Conn) net.Conn {
+	switch w := c.(type) {
+	case interface{ NetConn() net.Conn }:
+		return w.NetConn()
+	case interface{ UnsafeConn() net.Conn }:
+		return w.UnsafeConn()
 	}
 	return nil
 }

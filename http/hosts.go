@@ -80,15 +80,10 @@ func overTLS(c net.Conn) bool { return tlsConn(c) != nil }
 
 // tlsConn is the TLS connection c is or wraps; nil if none.
 func tlsConn(c net.Conn) *tls.Conn {
-	for c != nil {
+	for ; c != nil; c = unwrap(c) {
 		if tc, ok := c.(*tls.Conn); ok {
 			return tc
 		}
-		w, ok := c.(interface{ NetConn() net.Conn })
-		if !ok {
-			return nil
-		}
-		c = w.NetConn()
 	}
 	return nil
 }

@@ -270,3 +270,31 @@ func TestHTTPWebSocket_GracefulStop(t *testing.T) {
 		require.Equal(t, websocket.CloseGoingAway, ce.Code)
 	}
 }
+
+// TestHTTPWebSocket_AbandonedLock: a /v3/lock/lock sent over a WebSocket
+// waits like the POST; when its client goes away the waiting key is
+// withdrawn, as for an abandoned POST (TestHTTPLockElection_AbandonedWaiters).
+func TestHTTPWebSocket_AbandonedLock(t *testing.T) {
+	t.Parallel()
+	if os.Getenv(etcdBinEnv) != "" {
+		t.Skip("etcd's gateway waits for the end of the body, which a WebSocket never sends (compatibility.md)")
+	}
+	t.Logf("Step 1: one member, leases 2001 and 2002; lease 2001 holds the lock wslock")
+	base, cli := startWithGWLeases(t, engineMemory, "2001", "2002")
+	code, body := gwPost(t, base, "/v3/lock/lock", "", `{"name":"`+b64("wslock")+`","lease":"2001"}`)
+	require.Equal(t, 200, code, body)
+
+	t.Logf("Step 2: lock on lease 2002 over a WebSocket: its key is queued")
+	ws := dialWS(t, base, "/v3/lock/lock")
+	sendWS(t, ws, `{"name":"`+b64("wslock")+`","lease":"2002"}`)
+	waitFor(t, 10*time.Second, "the WebSocket locker's key", func() bool {
+		return len(prefixKeys(t, cli, "wslock/").Kvs) == 2
+	})
+
+	t.Logf("Step 3: the client goes away: its waiting key is deleted")
+	require.NoError(t, ws.Close())
+	waitFor(t, 10*time.Second, "the abandoned key to go", func() bool {
+		return len(prefixKeys(t, cli, "wslock/").Kvs) == 1
+	})
+	require.Equal(t, "wslock/7d1", string(prefixKeys(t, cli, "wslock/").Kvs[0].Key))
+}
