@@ -358,7 +358,9 @@ func (h *Handler) serve(ctx *fasthttp.RequestCtx, opsOnly bool) {
 	if h.metrics != nil {
 		start = time.Now()
 	}
-	if !opsOnly && bytes.HasPrefix(ctx.Path(), v3beta) {
+	// NB: the raw path first: the REST paths are matched raw, and the
+	// normalised one would be made for them only here.
+	if !opsOnly && bytes.HasPrefix(ctx.URI().PathOriginal(), v3beta) && bytes.HasPrefix(ctx.Path(), v3beta) {
 		// etcd's old gateway prefix, served as /v3/ (as etcd 3.7 does).
 		ctx.URI().SetPathBytes(append([]byte("/v3/"), ctx.Path()[len(v3beta):]...))
 	}

@@ -96,15 +96,12 @@ func tlsConn(c net.Conn) *tls.Conn {
 // another user, and so does MetaStore, whose gateway would otherwise treat
 // them as anonymous.
 func (h *Handler) refuseGatewayCert(ctx *fasthttp.RequestCtx) bool {
-	if !bytes.HasPrefix(ctx.Path(), []byte("/v3/")) {
-		return false
-	}
 	tc := tlsConn(ctx.Conn())
 	if tc == nil {
 		return false
 	}
 	g, ok := h.kv.(AuthGate)
-	if !ok || !g.AuthEnabled() {
+	if !ok || !g.AuthEnabled() || !bytes.HasPrefix(ctx.Path(), []byte("/v3/")) {
 		return false
 	}
 	for _, chain := range tc.ConnectionState().VerifiedChains {

@@ -67,7 +67,7 @@ func (h *Handler) newUpgrader() *websocket.FastHTTPUpgrader {
 
 // isWebSocket reports whether ctx asks for a WebSocket on a gateway path.
 func isWebSocket(ctx *fasthttp.RequestCtx) bool {
-	return bytes.HasPrefix(ctx.Path(), []byte("/v3/")) && websocket.FastHTTPIsWebSocketUpgrade(ctx)
+	return websocket.FastHTTPIsWebSocketUpgrade(ctx) && bytes.HasPrefix(ctx.Path(), []byte("/v3/"))
 }
 
 // serveWebSocket upgrades ctx and runs r's session on the connection. A
