@@ -45,7 +45,7 @@ func configCheckAction(c *cli.Context) error {
 	// the scratch flag set (file values over defaults, no environment).
 	sc := cli.NewContext(c.App, set, nil)
 	sc.Command = &cli.Command{Name: "serve", Flags: flags}
-	if _, err := newLogger(sc.String("log-level"), sc.String("log-format")); err != nil {
+	if _, err := logConfig(sc); err != nil {
 		return fmt.Errorf("config file %s: %w", path, err)
 	}
 	if _, _, _, err := serveConfig(sc, zap.NewNop()); err != nil {

@@ -15,7 +15,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/urfave/cli/v2"
 	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
 	"golang.org/x/net/netutil"
 
 	"github.com/metastore/metastore/engine/rocksdb"
@@ -34,7 +33,7 @@ func serveFlags() []cli.Flag {
 		&cli.StringFlag{Name: "listen-client-urls", Value: "http://127.0.0.1:2379", Usage: "URLs to listen on for client traffic"},
 		&cli.StringFlag{Name: "advertise-client-urls", Usage: "client URLs to publish to the cluster (default: --listen-client-urls)"},
 		&cli.StringFlag{Name: "listen-peer-urls", Value: "http://127.0.0.1:2380", Usage: "URLs to listen on for peer traffic"},
-		&cli.StringFlag{Name: "listen-http-urls", Usage: "additional URLs that serve only the HTTP API (client URLs serve gRPC and HTTP on one port)"},
+		&cli.StringFlag{Name: "listen-http-urls", Aliases: []string{"listen-client-http-urls"}, Usage: "additional URLs that serve only the HTTP API (client URLs serve gRPC and HTTP on one port)"},
 		&cli.StringFlag{Name: "listen-metrics-urls", Usage: "URLs that serve only /metrics, /health, /livez, /readyz and /version"},
 		&cli.BoolFlag{Name: "enable-pprof", Usage: "serve runtime profiling data at /debug/pprof/ on the client and metrics URLs"},
 		&cli.StringFlag{Name: "host-whitelist", Value: "*", Usage: "comma-separated host names a plain-HTTP request on the client URLs may name in its Host header (against DNS rebinding); empty or * allows all"},
@@ -66,7 +65,7 @@ func serveFlags() []cli.Flag {
 		&cli.Uint64Flag{Name: "rocksdb-block-cache-bytes", Value: 64 << 20, Usage: "RocksDB block cache size (data blocks and the partitions of index and filter blocks)"},
 		&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
 		&cli.StringFlag{Name: "log-format", Value: "json", Usage: "json or console"},
-	}, append(append(opsFlags(), tlsFlags()...), authFlags()...)...)) // cmd_ops.go, cmd_tls.go, cmd_auth.go
+	}, append(append(append(opsFlags(), tlsFlags()...), authFlags()...), etcdCompatFlags()...)...)) // cmd_ops.go, cmd_tls.go, cmd_auth.go, cmd_etcdflags.go
 }
 
 func withEnv(flags []cli.Flag) []cli.Flag {
@@ -89,7 +88,7 @@ func serveAction(c *cli.Context) error {
 	if c.Args().Present() {
 		return fmt.Errorf("serve takes no arguments, got %q", c.Args().First())
 	}
-	lg, err := newLogger(c.String("log-level"), c.String("log-format"))
+	lg, err := newLogger(c) // cmd_etcdflags.go
 	if err != nil {
 		return err
 	}
@@ -105,7 +104,7 @@ func serveAction(c *cli.Context) error {
 		return err
 	}
 	cfg.Metrics = mets.ServerHooks()
-	peerLis, err := listenAll(peerURLs)
+	peerLis, err := listenAll(listenConfig(c), peerURLs)
 	if err != nil {
 		return err
 	}
@@ -179,7 +178,7 @@ func serveAction(c *cli.Context) error {
 		return nil
 	}
 	gs := mgrpc.NewServer(srv)
-	hh := mhttp.NewHandler(srv, mhttp.Config{EnablePprof: c.Bool("enable-pprof"), CORS: strings.Split(c.String("cors"), ","),
+	hh := mhttp.NewHandler(srv, mhttp.Config{EnablePprof: c.Bool("enable-pprof"), CORS: strings.Split(c.String("cors"), ","), DisableGateway: !c.Bool("enable-grpc-gateway"),
 		HostWhitelist: strings.Split(c.String("host-whitelist"), ","), Metrics: mets,
 		Gatherer: prometheus.DefaultGatherer, Logger: lg})
 	front := mhttp.Serve(hh, gs, mhttp.Listeners{Client: clientLis, HTTP: httpLis, Metrics: metricsLis})
@@ -304,6 +303,10 @@ func serveConfig(c *cli.Context, lg *zap.Logger) (server.Config, []*url.URL, []*
 		LeaseCheckpointInterval: c.Duration("lease-checkpoint-interval"), LeaseRevokeRate: c.Int("lease-revoke-rate"),
 		WatchProgressNotifyInterval: c.Duration("watch-progress-notify-interval"),
 		WatchBatchDelay:             c.Duration("watch-batch-delay"),
+		DisablePreVote:              !c.Bool("pre-vote"),
+		GRPCKeepAliveMinTime:        c.Duration("grpc-keepalive-min-time"),
+		GRPCKeepAliveInterval:       c.Duration("grpc-keepalive-interval"),
+		GRPCKeepAliveTimeout:        c.Duration("grpc-keepalive-timeout"),
 	}
 	if cfg.WatchBatchDelay < 0 {
 		return server.Config{}, nil, nil, fmt.Errorf("--watch-batch-delay must not be negative (got %s)", cfg.WatchBatchDelay)
@@ -385,10 +388,10 @@ func listenFlag(c *cli.Context, flag string) ([]net.Listener, error) {
 	return listenClient(c, urls, "http/1.1") // https: cmd_tls.go
 }
 
-func listenAll(urls []*url.URL) ([]net.Listener, error) {
+func listenAll(lc net.ListenConfig, urls []*url.URL) ([]net.Listener, error) {
 	var ls []net.Listener
 	for _, u := range urls {
-		l, err := net.Listen("tcp", u.Host)
+		l, err := listen(lc, u.Host)
 		if err != nil {
 			closeAll(ls)
 			return nil, fmt.Errorf("listening on %s: %w", u, err)
@@ -410,25 +413,6 @@ func urlStrings(us []*url.URL) []string {
 		out[i] = u.String()
 	}
 	return out
-}
-
-func newLogger(level, format string) (*zap.Logger, error) {
-	var lvl zapcore.Level
-	if err := lvl.UnmarshalText([]byte(level)); err != nil {
-		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
-	}
-	var zc zap.Config
-	switch format {
-	case "json":
-		zc = zap.NewProductionConfig()
-	case "console":
-		zc = zap.NewDevelopmentConfig()
-	default:
-		return nil, fmt.Errorf("--log-format %q: want json or console", format)
-	}
-	zc.Level = zap.NewAtomicLevelAt(lvl)
-	zc.Sampling = nil
-	return zc.Build()
 }
 
 func defaultRocksDB() rocksdb.Config { return rocksdb.DefaultConfig() }

@@ -88,19 +88,19 @@ func urlHosts(c *cli.Context, flags ...string) []string {
 // clientTLSInfo is the client side of serve's TLS flags; --auto-tls writes
 // its certificate under <data-dir>/fixtures/client, as etcd.
 func clientTLSInfo(c *cli.Context) raft.TLSInfo {
-	return raft.TLSInfo{CertFile: c.String("cert-file"), KeyFile: c.String("key-file"),
+	return withTLSVersions(c, raft.TLSInfo{CertFile: c.String("cert-file"), KeyFile: c.String("key-file"),
 		TrustedCAFile: c.String("trusted-ca-file"), ClientCertAuth: c.Bool("client-cert-auth"),
 		AutoTLS: c.Bool("auto-tls"), AutoDir: filepath.Join(serveDataDir(c), "fixtures", "client"),
-		AutoHosts: urlHosts(c, "listen-client-urls", "advertise-client-urls")}
+		AutoHosts: urlHosts(c, "listen-client-urls", "advertise-client-urls")})
 }
 
 // peerTLSInfo is the peer side; --peer-auto-tls writes under
 // <data-dir>/fixtures/peer.
 func peerTLSInfo(c *cli.Context) raft.TLSInfo {
-	return raft.TLSInfo{CertFile: c.String("peer-cert-file"), KeyFile: c.String("peer-key-file"),
+	return withTLSVersions(c, raft.TLSInfo{CertFile: c.String("peer-cert-file"), KeyFile: c.String("peer-key-file"),
 		TrustedCAFile: c.String("peer-trusted-ca-file"), ClientCertAuth: c.Bool("peer-client-cert-auth"),
 		AutoTLS: c.Bool("peer-auto-tls"), AutoDir: filepath.Join(serveDataDir(c), "fixtures", "peer"),
-		AutoHosts: urlHosts(c, "listen-peer-urls", "initial-advertise-peer-urls")}
+		AutoHosts: urlHosts(c, "listen-peer-urls", "initial-advertise-peer-urls")})
 }
 
 // applyTLSFlags checks the TLS flags against the URLs' schemes and fills
@@ -108,6 +108,9 @@ func peerTLSInfo(c *cli.Context) raft.TLSInfo {
 // URLs: the trusted CA verifies them, the client certificate identifies
 // this member).
 func applyTLSFlags(c *cli.Context, cfg *server.Config, lg *zap.Logger) error {
+	if _, _, _, err := tlsVersions(c); err != nil { // cmd_etcdflags.go
+		return err
+	}
 	ct, pt := clientTLSInfo(c), peerTLSInfo(c)
 	for _, f := range []string{"listen-client-urls", "advertise-client-urls", "listen-http-urls", "listen-metrics-urls"} {
 		if strings.Contains(c.String(f), "https://") && !ct.Enabled() {
@@ -145,7 +148,7 @@ func applyTLSFlags(c *cli.Context, cfg *server.Config, lg *zap.Logger) error {
 // listenClient listens on urls, serving TLS (the client side of serve's
 // flags, nextProtos offered by ALPN) on the https ones.
 func listenClient(c *cli.Context, urls []*url.URL, nextProtos ...string) ([]net.Listener, error) {
-	ls, err := listenAll(urls)
+	ls, err := listenAll(listenConfig(c), urls)
 	if err != nil {
 		return nil, err
 	}

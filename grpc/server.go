@@ -3,11 +3,13 @@ package grpc
 import (
 	"math"
 	"runtime"
+	"time"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
 
 	"github.com/metastore/metastore/server"
 )
@@ -36,6 +38,12 @@ func NewServer(s *server.Server) *grpc.Server {
 		// per connection are far above what a LAN round trip needs.
 		grpc.InitialWindowSize(streamWindow),
 		grpc.InitialConnWindowSize(connWindow),
+		// etcd's keep-alive policy. gRPC's own would close a client's
+		// connection that pings more often than every 5 minutes
+		// (clientv3 users commonly ping every 10-30 s).
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: orDefault(cfg.GRPCKeepAliveMinTime, 5*time.Second)}),
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: orDefault(cfg.GRPCKeepAliveInterval, 2*time.Hour),
+			Timeout: orDefault(cfg.GRPCKeepAliveTimeout, 20*time.Second)}),
 		// metrics.go: grpc_server_started/handled_total; auth.go: each
 		// call's token into its context; admin-only methods.
 		grpc.ChainUnaryInterceptor(cm.unaryInterceptor(), AuthUnaryInterceptor(s)),
@@ -71,4 +79,12 @@ func maxStreams(n uint32) uint32 {
 		return math.MaxUint32
 	}
 	return n
+}
+
+// orDefault is d, or def when d is not positive.
+func orDefault(d, def time.Duration) time.Duration {
+	if d > 0 {
+		return d
+	}
+	return def
 }

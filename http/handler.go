@@ -40,6 +40,9 @@ type Config struct {
 	// client URLs may name (etcd's --host-whitelist); empty or "*" allows
 	// all (hosts.go).
 	HostWhitelist []string
+	// DisableGateway stops serving etcd's JSON gateway, /v3/ (etcd's
+	// --enable-grpc-gateway=false); the REST and operations paths stay.
+	DisableGateway bool
 	// Metrics, when set, counts requests per route and status
 	// (metastore_http_*). Gatherer is what /metrics serves; nil disables it.
 	Metrics  *Metrics
@@ -365,6 +368,9 @@ func (h *Handler) serve(ctx *fasthttp.RequestCtx, opsOnly bool) {
 		ctx.URI().SetPathBytes(append([]byte("/v3/"), ctx.Path()[len(v3beta):]...))
 	}
 	r := h.lookup(ctx)
+	if h.cfg.DisableGateway && r != nil && bytes.HasPrefix(ctx.URI().PathOriginal(), []byte("/v3/")) {
+		r = nil // not found
+	}
 	// As etcd: the host check first, then the CORS headers.
 	refused := !opsOnly && (h.hosts.refuse(ctx, h.cfg.Logger) || h.refuseGatewayCert(ctx))
 	if !opsOnly && !refused {

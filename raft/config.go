@@ -103,6 +103,8 @@ type Config struct {
 	// OnLogSync, if set, is called from the raft goroutine after each synced
 	// write of the log with how long it took (see metrics.go). It must not block.
 	OnLogSync func(time.Duration)
+	// DisablePreVote turns raft's pre-vote off (etcd's --pre-vote=false).
+	DisablePreVote bool
 }
 
 func (c *Config) withDefaults() (Config, error) {

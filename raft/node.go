@@ -190,7 +190,7 @@ func Start(c Config, applier Applier, tr *Transport) (*Node, error) {
 		MaxInflightMsgs:           cfg.MaxInflightMsgs,
 		MaxUncommittedEntriesSize: 1 << 30,
 		CheckQuorum:               true,
-		PreVote:                   true,
+		PreVote:                   !cfg.DisablePreVote,
 		StepDownOnRemoval:         true,
 		Logger:                    &zapRaftLogger{n.lg.Sugar()},
 	}

@@ -46,6 +46,19 @@ type TLSInfo struct {
 	// AutoHosts are the DNS names or IPs the generated certificate names
 	// (localhost and 127.0.0.1 are always included).
 	AutoHosts []string
+	// MinVersion and MaxVersion bound the TLS versions (0: TLS 1.2 at
+	// least, the newest at most); CipherSuites are the TLS 1.2 suites
+	// allowed (nil: Go's choice). etcd's --tls-min-version,
+	// --tls-max-version and --cipher-suites.
+	MinVersion, MaxVersion uint16
+	CipherSuites           []uint16
+}
+
+// versions sets i's TLS versions and suites on c.
+func (i TLSInfo) versions(c *tls.Config) {
+	c.MinVersion = max(i.MinVersion, tls.VersionTLS12)
+	c.MaxVersion = i.MaxVersion
+	c.CipherSuites = i.CipherSuites
 }
 
 // Enabled reports whether TLS is configured.
@@ -100,8 +113,8 @@ func (i TLSInfo) ServerConfig(nextProtos ...string) (*tls.Config, error) {
 		if err != nil {
 			return nil, err
 		}
-		c := &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{*cert},
-			NextProtos: append([]string(nil), nextProtos...)}
+		c := &tls.Config{Certificates: []tls.Certificate{*cert}, NextProtos: append([]string(nil), nextProtos...)}
+		i.versions(c)
 		if ca != nil {
 			pool, err := ca.get()
 			if err != nil {
@@ -133,7 +146,8 @@ func (i TLSInfo) ClientConfig() (*tls.Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	cfg := &tls.Config{}
+	i.versions(cfg)
 	if i.TrustedCAFile != "" {
 		pool, err := (&caPool{file: i.TrustedCAFile}).get()
 		if err != nil {

@@ -76,6 +76,14 @@ type Config struct {
 	// too few started or connected voters for a quorum are then accepted
 	// (cluster.go).
 	NoStrictReconfigCheck bool
+	// DisablePreVote turns raft's pre-vote off (--pre-vote=false).
+	DisablePreVote bool
+	// GRPCKeepAliveMinTime, GRPCKeepAliveInterval and GRPCKeepAliveTimeout
+	// are etcd's gRPC keep-alive policy for client connections (the
+	// shortest ping interval a client may use; how often a quiet
+	// connection is pinged; how long an answer is awaited); 0 takes etcd's
+	// defaults (5 s, 2 h, 20 s).
+	GRPCKeepAliveMinTime, GRPCKeepAliveInterval, GRPCKeepAliveTimeout time.Duration
 	// LeaseCheckpointInterval is how often the leader checkpoints remaining
 	// lease TTLs (0: 5 minutes; negative: never). LeaseRevokeRate bounds the
 	// expired leases revoked per second (0: 1000). See lease/.

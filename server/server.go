@@ -159,6 +159,7 @@ func (s *Server) Start(peerListener net.Listener) error {
 		SnapshotCount: s.cfg.SnapshotCount, SnapshotCatchUpEntries: s.cfg.SnapshotCatchUpEntries,
 		LogEngine: s.log, DataDir: s.cfg.DataDir, Logger: s.lg,
 		OnLeaderChange: s.cfg.Metrics.leaderHook(), OnLogSync: s.cfg.Metrics.LogSynced,
+		DisablePreVote: s.cfg.DisablePreVote,
 	}, applier{s}, s.tr)
 	if err != nil {
 		s.tr.Close()

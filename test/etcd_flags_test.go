@@ -1,0 +1,167 @@
+package test
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+	"golang.org/x/sys/unix"
+)
+
+// etcd's serve flags beyond the core ones (cmd_etcdflags.go), each shown
+// doing what it does in etcd.
+
+// pingsDrawGoAway opens an HTTP/2 connection to a member's client port
+// as a gRPC client would, keeps one Watch call open (keep-alive rules
+// differ without a stream), sends n pings every interval, and reports
+// whether the member answered with a GOAWAY saying too_many_pings. (A
+// clientv3 client cannot show it: gRPC raises its ping interval to 10 s.)
+func pingsDrawGoAway(t *testing.T, endpoint string, n int, every time.Duration) bool {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", endpoint, 5*time.Second)
+	require.NoError(t, err)
+	defer conn.Close()
+	_, err = conn.Write([]byte(http2.ClientPreface))
+	require.NoError(t, err)
+	fr := http2.NewFramer(conn, conn)
+	require.NoError(t, fr.WriteSettings())
+	var hb bytes.Buffer
+	enc := hpack.NewEncoder(&hb)
+	for _, f := range [][2]string{{":method", "POST"}, {":scheme", "http"}, {":path", "/etcdserverpb.Watch/Watch"},
+		{":authority", endpoint}, {"content-type", "application/grpc"}, {"te", "trailers"}} {
+		require.NoError(t, enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]}))
+	}
+	require.NoError(t, fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: hb.Bytes(), EndHeaders: true}))
+
+	goaway := make(chan string, 1)
+	go func() { // the reader: settings acked, a GOAWAY reported
+		for {
+			f, err := fr.ReadFrame()
+			if err != nil {
+				return
+			}
+			switch f := f.(type) {
+			case *http2.SettingsFrame:
+				if !f.IsAck() {
+					_ = fr.WriteSettingsAck()
+				}
+			case *http2.GoAwayFrame:
+				goaway <- string(f.DebugData())
+				return
+			}
+		}
+	}()
+	for i := 0; i < n; i++ {
+		if err := fr.WritePing(false, [8]byte{byte(i)}); err != nil {
+			break
+		}
+		time.Sleep(every)
+	}
+	select {
+	case d := <-goaway:
+		return strings.Contains(d, "too_many_pings")
+	case <-time.After(2 * time.Second):
+		return false
+	}
+}
+
+// TestEtcdFlags_GRPCKeepAliveMinTime: a client pinging every 100 ms is told
+// too_many_pings by a member at etcd's default minimum (5 s), and kept by
+// one started with --grpc-keepalive-min-time 50ms.
+func TestEtcdFlags_GRPCKeepAliveMinTime(t *testing.T) {
+	t.Parallel()
+	t.Logf("Step 1: one member at the default, one with --grpc-keepalive-min-time 50ms")
+	def := startMember(t, engineMemory)
+	lax := startMember(t, engineMemory, memberOpts{extraFlags: []string{"--grpc-keepalive-min-time", "50ms"}})
+
+	t.Logf("Step 2: ping each 6 times, 100 ms apart, with a call open")
+	defAway := pingsDrawGoAway(t, def.endpoint(), 6, 100*time.Millisecond)
+	laxAway := pingsDrawGoAway(t, lax.endpoint(), 6, 100*time.Millisecond)
+
+	t.Logf("Step 3: the default member sent GOAWAY too_many_pings, the other did not")
+	require.True(t, defAway)
+	require.False(t, laxAway)
+}
+
+// TestEtcdFlags_PreVoteAndListenerFlags: --pre-vote=false elects without a
+// pre-vote round; --listen-client-http-urls serves the HTTP API;
+// --enable-grpc-gateway=false turns /v3/ off (REST stays);
+// --socket-reuse-port lets another socket bind the client port.
+func TestEtcdFlags_PreVoteAndListenerFlags(t *testing.T) {
+	t.Parallel()
+	t.Logf("Step 1: start a member with the flags")
+	httpPort := freePorts(t, 1)[0]
+	httpURL := fmt.Sprintf("http://127.0.0.1:%d", httpPort)
+	m := startMember(t, engineMemory, memberOpts{extraFlags: []string{"--pre-vote=false",
+		"--listen-client-http-urls", httpURL, "--enable-grpc-gateway=false", "--socket-reuse-port", "--socket-reuse-address"}})
+
+	t.Logf("Step 2: its election had no pre-vote round")
+	log, err := os.ReadFile(m.logPath)
+	require.NoError(t, err)
+	require.Contains(t, string(log), "became candidate")
+	require.NotContains(t, string(log), "pre-candidate")
+
+	t.Logf("Step 3: the HTTP-only URL serves; /v3/ is not found, REST works")
+	hc := &http.Client{Timeout: 5 * time.Second}
+	resp, err := hc.Get(httpURL + "/health")
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, 200, resp.StatusCode)
+	resp, err = hc.Post(m.clientURL+"/v3/kv/range", "application/json", strings.NewReader(`{"key":"YQ=="}`))
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, 404, resp.StatusCode)
+	req, _ := http.NewRequest("PUT", m.clientURL+"/v1/kv/a", strings.NewReader("1"))
+	resp, err = hc.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, 200, resp.StatusCode)
+
+	t.Logf("Step 4: a socket with SO_REUSEPORT binds the member's client port")
+	lc := net.ListenConfig{Control: func(_, _ string, rc syscall.RawConn) error {
+		var serr error
+		if err := rc.Control(func(fd uintptr) { serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1) }); err != nil {
+			return err
+		}
+		return serr
+	}}
+	l, err := lc.Listen(context.Background(), "tcp", m.endpoint())
+	require.NoError(t, err)
+	require.NoError(t, l.Close())
+}
+
+// TestEtcdFlags_TLSMinVersion: with --tls-min-version TLS1.3 a TLS 1.2
+// client fails the handshake and a TLS 1.3 one is served.
+func TestEtcdFlags_TLSMinVersion(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	ca := newTestCA(t, "test CA")
+	srv := writeTLSFiles(t, dir, "server", ca, 10)
+
+	t.Logf("Step 1: start an https member with --tls-min-version TLS1.3")
+	cfg := tlsClientConfig(t, ca, nil)
+	m := startTLSMember(t, cfg, "--cert-file", srv.cert, "--key-file", srv.key, "--tls-min-version", "TLS1.3")
+
+	t.Logf("Step 2: a client limited to TLS 1.2, then a TLS 1.3 one")
+	old := cfg.Clone()
+	old.MaxVersion = tls.VersionTLS12
+	_, errOld := tls.Dial("tcp", m.tlsEndpoint(), old)
+	conn, errNew := tls.Dial("tcp", m.tlsEndpoint(), cfg)
+
+	t.Logf("Step 3: the first is refused, the second served over TLS 1.3")
+	require.Error(t, errOld)
+	require.NoError(t, errNew)
+	require.Equal(t, uint16(tls.VersionTLS13), conn.ConnectionState().Version)
+	conn.Close()
+}
