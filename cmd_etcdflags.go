@@ -34,6 +34,7 @@ func etcdCompatFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "logger", Value: "zap", Usage: "the logger: zap (etcd's only logger since 3.5)"},
 		&cli.StringFlag{Name: "log-outputs", Value: "default", Usage: "comma-separated log outputs: default or stderr, stdout, systemd/journal (stderr, which systemd keeps in the journal), or file paths"},
+		&cli.IntFlag{Name: "max-learners", Value: raft.DefaultMaxLearners, Usage: "how many learners the membership may hold at once (every member should run with the same value)"},
 		&cli.BoolFlag{Name: "pre-vote", Value: true, Usage: "run raft's pre-vote before an election, so a member cut off from the others does not disturb the leader when it comes back"},
 		&cli.DurationFlag{Name: "grpc-keepalive-min-time", Value: defaultGRPCKeepAliveMinTime, Usage: "the shortest interval a client may send keep-alive pings at; more often closes its connection (too_many_pings)"},
 		&cli.DurationFlag{Name: "grpc-keepalive-interval", Value: defaultGRPCKeepAliveInterval, Usage: "how often the member pings a quiet client connection"},

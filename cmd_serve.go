@@ -304,9 +304,13 @@ func serveConfig(c *cli.Context, lg *zap.Logger) (server.Config, []*url.URL, []*
 		WatchProgressNotifyInterval: c.Duration("watch-progress-notify-interval"),
 		WatchBatchDelay:             c.Duration("watch-batch-delay"),
 		DisablePreVote:              !c.Bool("pre-vote"),
+		MaxLearners:                 c.Int("max-learners"),
 		GRPCKeepAliveMinTime:        c.Duration("grpc-keepalive-min-time"),
 		GRPCKeepAliveInterval:       c.Duration("grpc-keepalive-interval"),
 		GRPCKeepAliveTimeout:        c.Duration("grpc-keepalive-timeout"),
+	}
+	if cfg.MaxLearners < 1 {
+		return server.Config{}, nil, nil, fmt.Errorf("--max-learners must be at least 1 (got %d)", cfg.MaxLearners)
 	}
 	if cfg.WatchBatchDelay < 0 {
 		return server.Config{}, nil, nil, fmt.Errorf("--watch-batch-delay must not be negative (got %s)", cfg.WatchBatchDelay)

@@ -48,9 +48,10 @@ const (
 	// learnerReadyPercent is how close (as a fraction of the leader's Match) a
 	// learner's Match must be before it may be promoted; etcd uses 0.9.
 	learnerReadyPercent = 0.9
-	// MaxLearners is how many learners the membership may hold at once
-	// (etcd's --max-learners default).
-	MaxLearners = 1
+	// DefaultMaxLearners is how many learners the membership may hold at
+	// once unless Config.MaxLearners says otherwise (etcd's --max-learners
+	// default).
+	DefaultMaxLearners = 1
 )
 
 // ClusterState says whether a member bootstraps a new cluster or joins an
@@ -105,6 +106,11 @@ type Config struct {
 	OnLogSync func(time.Duration)
 	// DisablePreVote turns raft's pre-vote off (etcd's --pre-vote=false).
 	DisablePreVote bool
+	// MaxLearners is how many learners a MemberAdd proposed here may bring
+	// the membership to (etcd's --max-learners; 0: DefaultMaxLearners).
+	// The limit travels with the proposal, so every member applies the
+	// proposer's.
+	MaxLearners int
 }
 
 func (c *Config) withDefaults() (Config, error) {

@@ -88,7 +88,7 @@
 // ConfChangeV2 with a JSON context (the member record and the proposer's
 // request id). Every member validates a change against the replicated
 // membership at apply time and cancels invalid ones identically (raft sees a
-// NodeId-0 no-op; the Applier sees an empty entry). At most MaxLearners
+// NodeId-0 no-op; the Applier sees an empty entry). At most Config.MaxLearners
 // learners may exist at once. Promoting a learner is
 // refused unless its Match is within 90% of the leader's (etcd's rule). The
 // bootstrap records hold names and peer URLs only (they are written locally on

@@ -192,24 +192,27 @@ func TestValidateConfChange(t *testing.T) {
 		return &raftpb.ConfChangeV2{Changes: []*raftpb.ConfChangeSingle{{Type: typ.Enum(), NodeId: new(id)}}}
 	}
 	for _, tc := range []struct {
-		name string
-		cc   *raftpb.ConfChangeV2
-		m    *Member
-		want error
+		name        string
+		cc          *raftpb.ConfChangeV2
+		m           *Member
+		maxLearners int
+		want        error
 	}{
-		{"add new", cc(raftpb.ConfChangeAddNode, 3), &Member{ID: 3, PeerURLs: []string{"u3"}}, nil},
-		{"add with taken URL", cc(raftpb.ConfChangeAddNode, 3), &Member{ID: 3, PeerURLs: []string{"u1"}}, ErrPeerURLExists},
-		{"re-add removed", cc(raftpb.ConfChangeAddNode, 9), &Member{ID: 9}, ErrMemberRemoved},
-		{"learner exists", cc(raftpb.ConfChangeAddLearnerNode, 1), &Member{ID: 1}, ErrMemberExists},
-		{"promote learner", cc(raftpb.ConfChangeAddNode, 2), nil, nil},
-		{"voter added with a learner's ID is no promotion", cc(raftpb.ConfChangeAddNode, 2), &Member{ID: 2, PeerURLs: []string{"u2"}}, ErrMemberExists},
-		{"existing voter: the idempotent bootstrap case", cc(raftpb.ConfChangeAddNode, 1), &Member{ID: 1, PeerURLs: []string{"u1"}}, nil},
-		{"remove unknown", cc(raftpb.ConfChangeRemoveNode, 5), nil, ErrMemberNotFound},
-		{"update unknown", cc(raftpb.ConfChangeUpdateNode, 5), &Member{ID: 5}, ErrMemberNotFound},
-		{"update to own URL", cc(raftpb.ConfChangeUpdateNode, 1), &Member{ID: 1, PeerURLs: []string{"u1"}}, nil},
+		{"add new", cc(raftpb.ConfChangeAddNode, 3), &Member{ID: 3, PeerURLs: []string{"u3"}}, 0, nil},
+		{"second learner at the default limit", cc(raftpb.ConfChangeAddLearnerNode, 3), &Member{ID: 3, PeerURLs: []string{"u3"}}, 0, ErrTooManyLearners},
+		{"second learner under the proposer's limit of 2", cc(raftpb.ConfChangeAddLearnerNode, 3), &Member{ID: 3, PeerURLs: []string{"u3"}}, 2, nil},
+		{"add with taken URL", cc(raftpb.ConfChangeAddNode, 3), &Member{ID: 3, PeerURLs: []string{"u1"}}, 0, ErrPeerURLExists},
+		{"re-add removed", cc(raftpb.ConfChangeAddNode, 9), &Member{ID: 9}, 0, ErrMemberRemoved},
+		{"learner exists", cc(raftpb.ConfChangeAddLearnerNode, 1), &Member{ID: 1}, 0, ErrMemberExists},
+		{"promote learner", cc(raftpb.ConfChangeAddNode, 2), nil, 0, nil},
+		{"voter added with a learner's ID is no promotion", cc(raftpb.ConfChangeAddNode, 2), &Member{ID: 2, PeerURLs: []string{"u2"}}, 0, ErrMemberExists},
+		{"existing voter: the idempotent bootstrap case", cc(raftpb.ConfChangeAddNode, 1), &Member{ID: 1, PeerURLs: []string{"u1"}}, 0, nil},
+		{"remove unknown", cc(raftpb.ConfChangeRemoveNode, 5), nil, 0, ErrMemberNotFound},
+		{"update unknown", cc(raftpb.ConfChangeUpdateNode, 5), &Member{ID: 5}, 0, ErrMemberNotFound},
+		{"update to own URL", cc(raftpb.ConfChangeUpdateNode, 1), &Member{ID: 1, PeerURLs: []string{"u1"}}, 0, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			err := validateConfChange(rec, tc.cc, &confChangeContext{Member: tc.m})
+			err := validateConfChange(rec, tc.cc, &confChangeContext{Member: tc.m, MaxLearners: tc.maxLearners})
 			if tc.want == nil {
 				require.NoError(t, err)
 			} else {

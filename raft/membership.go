@@ -31,6 +31,10 @@ func (m *Member) clone() *Member {
 type confChangeContext struct {
 	ReqID  uint64  `json:"req,omitempty"`
 	Member *Member `json:"member,omitempty"`
+	// MaxLearners is the proposer's learner limit when it is not
+	// DefaultMaxLearners (validateConfChange must decide alike everywhere,
+	// so the limit is replicated with the change).
+	MaxLearners int `json:"maxLearners,omitempty"`
 }
 
 // confRecord is the membership and raft ConfState as of log index Index (the
@@ -146,8 +150,12 @@ func validateConfChange(rec *confRecord, cc *raftpb.ConfChangeV2, ctx *confChang
 					return err
 				}
 			}
-			if n := rec.learners(); n >= MaxLearners {
-				return fmt.Errorf("%w: %d of at most %d", ErrTooManyLearners, n, MaxLearners)
+			limit := DefaultMaxLearners
+			if ctx.MaxLearners > 0 {
+				limit = ctx.MaxLearners
+			}
+			if n := rec.learners(); n >= limit {
+				return fmt.Errorf("%w: %d of at most %d", ErrTooManyLearners, n, limit)
 			}
 		case raftpb.ConfChangeRemoveNode:
 			if m == nil {

@@ -378,6 +378,9 @@ func (n *Node) ProposeConfChange(ctx context.Context, cc *raftpb.ConfChangeV2) e
 
 func (n *Node) proposeConfChange(ctx context.Context, cc *raftpb.ConfChangeV2, m *Member) error {
 	cctx := &confChangeContext{ReqID: n.reqSeq.Add(1), Member: m}
+	if n.cfg.MaxLearners > 0 && n.cfg.MaxLearners != DefaultMaxLearners {
+		cctx.MaxLearners = n.cfg.MaxLearners
+	}
 	if err := validateConfChange(n.members.Load(), cc, cctx); err != nil {
 		return err
 	}

@@ -78,6 +78,9 @@ type Config struct {
 	NoStrictReconfigCheck bool
 	// DisablePreVote turns raft's pre-vote off (--pre-vote=false).
 	DisablePreVote bool
+	// MaxLearners is how many learners MemberAdd may bring the membership
+	// to (--max-learners; 0: 1, etcd's default).
+	MaxLearners int
 	// GRPCKeepAliveMinTime, GRPCKeepAliveInterval and GRPCKeepAliveTimeout
 	// are etcd's gRPC keep-alive policy for client connections (the
 	// shortest ping interval a client may use; how often a quiet

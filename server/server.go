@@ -159,7 +159,7 @@ func (s *Server) Start(peerListener net.Listener) error {
 		SnapshotCount: s.cfg.SnapshotCount, SnapshotCatchUpEntries: s.cfg.SnapshotCatchUpEntries,
 		LogEngine: s.log, DataDir: s.cfg.DataDir, Logger: s.lg,
 		OnLeaderChange: s.cfg.Metrics.leaderHook(), OnLogSync: s.cfg.Metrics.LogSynced,
-		DisablePreVote: s.cfg.DisablePreVote,
+		DisablePreVote: s.cfg.DisablePreVote, MaxLearners: s.cfg.MaxLearners,
 	}, applier{s}, s.tr)
 	if err != nil {
 		s.tr.Close()

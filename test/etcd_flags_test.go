@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 	"golang.org/x/sys/unix"
@@ -164,4 +165,31 @@ func TestEtcdFlags_TLSMinVersion(t *testing.T) {
 	require.NoError(t, errNew)
 	require.Equal(t, uint16(tls.VersionTLS13), conn.ConnectionState().Version)
 	conn.Close()
+}
+
+// TestEtcdFlags_MaxLearners: with --max-learners 2 a member takes a second
+// learner, and refuses a third with etcd's error; with the default the
+// second is refused (TestCluster_Membership, step 5). Runs against etcd
+// too (METASTORE_TEST_ETCD_BIN).
+func TestEtcdFlags_MaxLearners(t *testing.T) {
+	t.Parallel()
+	t.Logf("Step 1: one member with --max-learners 2")
+	c := startAPICluster(t, engineMemory, 1, "--max-learners", "2")
+	cli := newClient(t, c.members[0].endpoint())
+	ports := freePorts(t, 3)
+
+	t.Logf("Step 2: add three learners")
+	var errs []error
+	for _, p := range ports {
+		_, err := cli.MemberAddAsLearner(ctxT(t, 5*time.Second), []string{fmt.Sprintf("http://127.0.0.1:%d", p)})
+		errs = append(errs, err)
+	}
+
+	t.Logf("Step 3: two are members, the third is refused")
+	require.NoError(t, errs[0])
+	require.NoError(t, errs[1])
+	require.ErrorIs(t, errs[2], rpctypes.ErrTooManyLearners)
+	ml, err := cli.MemberList(ctxT(t, 5*time.Second))
+	require.NoError(t, err)
+	require.Len(t, ml.Members, 3)
 }
