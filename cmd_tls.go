@@ -34,7 +34,27 @@ func tlsFlags() []cli.Flag {
 		&cli.StringFlag{Name: "peer-trusted-ca-file", Usage: "path to the peer server TLS trusted CA file"},
 		&cli.BoolFlag{Name: "peer-client-cert-auth", Usage: "require peers to present a certificate signed by --peer-trusted-ca-file"},
 		&cli.BoolFlag{Name: "peer-auto-tls", Usage: "peer TLS using generated self-signed certificates (development only)"},
+		&cli.StringFlag{Name: "client-crl-file", Usage: "certificate revocation list (PEM or DER): clients presenting a revoked certificate are refused"},
+		&cli.StringFlag{Name: "peer-crl-file", Usage: "certificate revocation list (PEM or DER): peers presenting a revoked certificate are refused"},
+		&cli.StringFlag{Name: "client-cert-allowed-hostname", Usage: "comma-separated host names: only client certificates valid for one of them are admitted"},
+		&cli.StringFlag{Name: "peer-cert-allowed-cn", Usage: "comma-separated common names: only peer certificates with one of them are admitted"},
+		&cli.StringFlag{Name: "peer-cert-allowed-hostname", Usage: "comma-separated host names: only peer certificates valid for one of them are admitted"},
+		&cli.StringFlag{Name: "client-cert-file", Usage: "certificate this member presents when it dials other members' client URLs (default: --cert-file)"},
+		&cli.StringFlag{Name: "client-key-file", Usage: "key of --client-cert-file"},
+		&cli.StringFlag{Name: "peer-client-cert-file", Usage: "certificate this member presents when it dials peers (default: --peer-cert-file)"},
+		&cli.StringFlag{Name: "peer-client-key-file", Usage: "key of --peer-client-cert-file"},
 	}
+}
+
+// commaList splits a comma-separated flag value, dropping empty items.
+func commaList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // clientTLSFlags are etcdctl's TLS flags for the commands that talk to
@@ -91,7 +111,9 @@ func clientTLSInfo(c *cli.Context) raft.TLSInfo {
 	return withTLSVersions(c, raft.TLSInfo{CertFile: c.String("cert-file"), KeyFile: c.String("key-file"),
 		TrustedCAFile: c.String("trusted-ca-file"), ClientCertAuth: c.Bool("client-cert-auth"),
 		AutoTLS: c.Bool("auto-tls"), AutoDir: filepath.Join(serveDataDir(c), "fixtures", "client"),
-		AutoHosts: urlHosts(c, "listen-client-urls", "advertise-client-urls")})
+		AutoHosts: urlHosts(c, "listen-client-urls", "advertise-client-urls"),
+		CRLFile:   c.String("client-crl-file"), AllowedHostnames: commaList(c.String("client-cert-allowed-hostname")),
+		DialCertFile: c.String("client-cert-file"), DialKeyFile: c.String("client-key-file")})
 }
 
 // peerTLSInfo is the peer side; --peer-auto-tls writes under
@@ -100,7 +122,10 @@ func peerTLSInfo(c *cli.Context) raft.TLSInfo {
 	return withTLSVersions(c, raft.TLSInfo{CertFile: c.String("peer-cert-file"), KeyFile: c.String("peer-key-file"),
 		TrustedCAFile: c.String("peer-trusted-ca-file"), ClientCertAuth: c.Bool("peer-client-cert-auth"),
 		AutoTLS: c.Bool("peer-auto-tls"), AutoDir: filepath.Join(serveDataDir(c), "fixtures", "peer"),
-		AutoHosts: urlHosts(c, "listen-peer-urls", "initial-advertise-peer-urls")})
+		AutoHosts: urlHosts(c, "listen-peer-urls", "initial-advertise-peer-urls"),
+		CRLFile:   c.String("peer-crl-file"), AllowedCNs: commaList(c.String("peer-cert-allowed-cn")),
+		AllowedHostnames: commaList(c.String("peer-cert-allowed-hostname")),
+		DialCertFile:     c.String("peer-client-cert-file"), DialKeyFile: c.String("peer-client-key-file")})
 }
 
 // applyTLSFlags checks the TLS flags against the URLs' schemes and fills
@@ -112,6 +137,11 @@ func applyTLSFlags(c *cli.Context, cfg *server.Config, lg *zap.Logger) error {
 		return err
 	}
 	ct, pt := clientTLSInfo(c), peerTLSInfo(c)
+	for _, pair := range [][2]string{{"client-cert-file", "client-key-file"}, {"peer-client-cert-file", "peer-client-key-file"}} {
+		if (c.String(pair[0]) == "") != (c.String(pair[1]) == "") {
+			return fmt.Errorf("--%s and --%s go together", pair[0], pair[1])
+		}
+	}
 	for _, f := range []string{"listen-client-urls", "advertise-client-urls", "listen-http-urls", "listen-metrics-urls"} {
 		if strings.Contains(c.String(f), "https://") && !ct.Enabled() {
 			return fmt.Errorf("--%s: https needs --cert-file and --key-file (or --auto-tls)", f)

@@ -52,6 +52,19 @@ type TLSInfo struct {
 	// --tls-max-version and --cipher-suites.
 	MinVersion, MaxVersion uint16
 	CipherSuites           []uint16
+	// CRLFile is a certificate revocation list (PEM or DER): a client
+	// presenting a certificate it revokes fails the handshake (etcd's
+	// --client-crl-file, --peer-crl-file). Read again when it changes.
+	CRLFile string
+	// AllowedCNs and AllowedHostnames, when either is set, admit only
+	// client certificates whose common name is one of AllowedCNs or that
+	// are valid for one of AllowedHostnames (etcd's --peer-cert-allowed-cn,
+	// --peer-cert-allowed-hostname, --client-cert-allowed-hostname).
+	AllowedCNs, AllowedHostnames []string
+	// DialCertFile and DialKeyFile, when set, are the certificate this side
+	// presents when it dials, instead of CertFile (etcd's
+	// --client-cert-file, --peer-client-cert-file and their keys).
+	DialCertFile, DialKeyFile string
 }
 
 // versions sets i's TLS versions and suites on c.
@@ -108,6 +121,10 @@ func (i TLSInfo) ServerConfig(nextProtos ...string) (*tls.Config, error) {
 			return nil, err
 		}
 	}
+	verify, err := i.clientCertCheck()
+	if err != nil {
+		return nil, err
+	}
 	build := func() (*tls.Config, error) {
 		cert, err := kp.get()
 		if err != nil {
@@ -115,6 +132,7 @@ func (i TLSInfo) ServerConfig(nextProtos ...string) (*tls.Config, error) {
 		}
 		c := &tls.Config{Certificates: []tls.Certificate{*cert}, NextProtos: append([]string(nil), nextProtos...)}
 		i.versions(c)
+		c.VerifyPeerCertificate = verify
 		if ca != nil {
 			pool, err := ca.get()
 			if err != nil {
@@ -157,14 +175,117 @@ func (i TLSInfo) ClientConfig() (*tls.Config, error) {
 	} else if i.AutoTLS {
 		cfg.InsecureSkipVerify = true
 	}
-	if i.CertFile != "" {
-		kp := &keyPair{certFile: i.CertFile, keyFile: i.KeyFile}
+	certFile, keyFile := i.CertFile, i.KeyFile
+	if i.DialCertFile != "" {
+		certFile, keyFile = i.DialCertFile, i.DialKeyFile
+	}
+	if certFile != "" {
+		kp := &keyPair{certFile: certFile, keyFile: keyFile}
 		if _, err := kp.get(); err != nil {
 			return nil, err
 		}
 		cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return kp.get() }
 	}
 	return cfg, nil
+}
+
+// clientCertCheck is the server side's check of a client certificate
+// beyond its chain: the revocation list and the allowed names. nil when
+// none is set.
+func (i TLSInfo) clientCertCheck() (func(raw [][]byte, chains [][]*x509.Certificate) error, error) {
+	if i.CRLFile == "" && len(i.AllowedCNs) == 0 && len(i.AllowedHostnames) == 0 {
+		return nil, nil
+	}
+	var crl *crlFile
+	if i.CRLFile != "" {
+		crl = &crlFile{file: i.CRLFile}
+		if _, err := crl.get(); err != nil {
+			return nil, err
+		}
+	}
+	allowed := func(c *x509.Certificate) bool {
+		if len(i.AllowedCNs) == 0 && len(i.AllowedHostnames) == 0 {
+			return true
+		}
+		for _, cn := range i.AllowedCNs {
+			if c.Subject.CommonName == cn {
+				return true
+			}
+		}
+		for _, h := range i.AllowedHostnames {
+			if c.VerifyHostname(h) == nil {
+				return true
+			}
+		}
+		return false
+	}
+	return func(raw [][]byte, _ [][]*x509.Certificate) error {
+		if len(raw) == 0 {
+			return nil // no client certificate: ClientAuth decides
+		}
+		certs := make([]*x509.Certificate, 0, len(raw))
+		for _, b := range raw {
+			c, err := x509.ParseCertificate(b)
+			if err != nil {
+				return fmt.Errorf("raft: client certificate: %w", err)
+			}
+			certs = append(certs, c)
+		}
+		if crl != nil {
+			revoked, err := crl.get()
+			if err != nil {
+				return err
+			}
+			for _, c := range certs {
+				if revoked[c.SerialNumber.String()] {
+					return fmt.Errorf("raft: client certificate with serial %s is revoked (%s)", c.SerialNumber, i.CRLFile)
+				}
+			}
+		}
+		if !allowed(certs[0]) {
+			return fmt.Errorf("raft: client certificate %q is not among the allowed names", certs[0].Subject.CommonName)
+		}
+		return nil
+	}, nil
+}
+
+// crlFile is a revocation list read again at every use and parsed again
+// when its bytes changed; a file that turns unreadable keeps the last
+// good list.
+type crlFile struct {
+	file    string
+	mu      sync.Mutex
+	raw     []byte
+	revoked map[string]bool // serial numbers, in decimal
+}
+
+func (c *crlFile) get() (map[string]bool, error) {
+	b, err := os.ReadFile(c.file)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err == nil && c.revoked != nil && bytes.Equal(b, c.raw) {
+		return c.revoked, nil
+	}
+	var rl *x509.RevocationList
+	if err == nil {
+		der := b
+		if blk, _ := pem.Decode(b); blk != nil {
+			der = blk.Bytes
+		}
+		rl, err = x509.ParseRevocationList(der)
+	}
+	if err != nil {
+		if c.revoked != nil {
+			return c.revoked, nil
+		}
+		return nil, fmt.Errorf("%w: CRL file %s: %v", ErrBadTLS, c.file, err)
+	}
+	revoked := make(map[string]bool, len(rl.RevokedCertificateEntries))
+	for _, e := range rl.RevokedCertificateEntries {
+		revoked[e.SerialNumber.String()] = true
+	}
+	c.raw, c.revoked = b, revoked
+	return revoked, nil
 }
 
 // keyPair is a certificate and key read again at every use and parsed

@@ -3,8 +3,11 @@ package test
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"crypto/tls"
+	"crypto/x509"
 	"fmt"
+	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -192,4 +195,40 @@ func TestEtcdFlags_MaxLearners(t *testing.T) {
 	ml, err := cli.MemberList(ctxT(t, 5*time.Second))
 	require.NoError(t, err)
 	require.Len(t, ml.Members, 3)
+}
+
+// TestEtcdFlags_ClientCRL: with --client-crl-file a client whose
+// certificate the list revokes is refused; another is served.
+func TestEtcdFlags_ClientCRL(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	ca := newTestCA(t, "test CA")
+	srv := writeTLSFiles(t, dir, "server", ca, 10)
+	good := writeTLSFiles(t, dir, "alice", ca, 11)
+	bad := writeTLSFiles(t, dir, "mallory", ca, 12)
+
+	t.Logf("Step 1: a CRL revoking serial 12; a member with --client-cert-auth and --client-crl-file")
+	der, err := x509.CreateRevocationList(rand.Reader, &x509.RevocationList{Number: big.NewInt(1), ThisUpdate: time.Now(),
+		NextUpdate:                time.Now().Add(time.Hour),
+		RevokedCertificateEntries: []x509.RevocationListEntry{{SerialNumber: big.NewInt(12), RevocationTime: time.Now()}}}, ca.cert, ca.key)
+	require.NoError(t, err)
+	crl := dir + "/revoked.crl"
+	require.NoError(t, os.WriteFile(crl, der, 0o644)) // DER, as etcd takes it too
+	m := startTLSMember(t, tlsClientConfig(t, ca, &good), "--cert-file", srv.cert, "--key-file", srv.key,
+		"--trusted-ca-file", srv.ca, "--client-cert-auth", "--client-crl-file", crl)
+
+	t.Logf("Step 2: a request with each certificate over HTTPS")
+	get := func(f *tlsFiles) error {
+		hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: tlsClientConfig(t, ca, f)}}
+		resp, err := hc.Get(m.clientURL + "/health")
+		if err == nil {
+			resp.Body.Close()
+		}
+		return err
+	}
+	errGood, errBad := get(&good), get(&bad)
+
+	t.Logf("Step 3: alice is served, mallory's revoked certificate is refused")
+	require.NoError(t, errGood)
+	require.Error(t, errBad)
 }
