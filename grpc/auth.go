@@ -41,6 +41,7 @@ type AuthGate interface {
 	// client certificate as its common name's (etcd's AuthInfoFromTLS).
 	AuthContextUser(ctx context.Context, user string) context.Context
 	AuthorizeAdmin(ctx context.Context) error
+	AuthorizeUser(ctx context.Context) error
 	// AuthEnabled reports whether auth is on.
 	AuthEnabled() bool
 }
@@ -135,8 +136,9 @@ func (a *authServer) RoleRevokePermission(ctx context.Context, r *pb.AuthRoleRev
 }
 
 // adminMethods need the root role once auth is enabled (etcd's
-// authMaintenanceServer and membership checks). Status, MemberList and
-// Alarm GET stay open; alarm changes are checked as proposals.
+// authMaintenanceServer and membership checks); userMethods need a user,
+// any user (etcd 3.7 answers "user name is empty" to a caller without
+// one); alarm changes are checked again as proposals.
 var adminMethods = map[string]bool{
 	"/etcdserverpb.Maintenance/Defragment": true,
 	"/etcdserverpb.Maintenance/Snapshot":   true,
@@ -148,6 +150,12 @@ var adminMethods = map[string]bool{
 	"/etcdserverpb.Cluster/MemberRemove":   true,
 	"/etcdserverpb.Cluster/MemberUpdate":   true,
 	"/etcdserverpb.Cluster/MemberPromote":  true,
+}
+
+var userMethods = map[string]bool{
+	"/etcdserverpb.Maintenance/Status": true,
+	"/etcdserverpb.Maintenance/Alarm":  true,
+	"/etcdserverpb.Cluster/MemberList": true,
 }
 
 // tokenFrom reads the token clientv3 sends (metadata "token") or an
@@ -184,6 +192,11 @@ func authorize(g AuthGate, ctx context.Context, method string) (context.Context,
 	}
 	if adminMethods[method] {
 		if err := g.AuthorizeAdmin(ctx); err != nil {
+			return nil, toGRPC(err)
+		}
+	}
+	if userMethods[method] {
+		if err := g.AuthorizeUser(ctx); err != nil {
 			return nil, toGRPC(err)
 		}
 	}

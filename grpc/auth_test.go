@@ -22,6 +22,7 @@ func (g *recordingGate) AuthContext(ctx context.Context, token string) (context.
 
 func (g *recordingGate) AuthContextUser(ctx context.Context, user string) context.Context { return ctx }
 func (g *recordingGate) AuthorizeAdmin(ctx context.Context) error                         { return nil }
+func (g *recordingGate) AuthorizeUser(ctx context.Context) error                          { return nil }
 func (g *recordingGate) AuthEnabled() bool                                                { return g.enabled }
 
 func TestAuthorize_TokenReadOnlyWhenAuthIsOn(t *testing.T) {

@@ -100,15 +100,31 @@ func (h *Handler) gwCompact(ctx *fasthttp.RequestCtx) {
 }
 
 func (h *Handler) gwMemberList(ctx *fasthttp.RequestCtx) {
-	gateway(h, ctx, nil, h.mt.MemberList)
+	gateway(h, ctx, nil, userOnly(h, h.mt.MemberList))
 }
 
 func (h *Handler) gwStatus(ctx *fasthttp.RequestCtx) {
-	gateway(h, ctx, nil, h.mt.Status)
+	gateway(h, ctx, nil, userOnly(h, h.mt.Status))
 }
 
 func (h *Handler) gwAlarm(ctx *fasthttp.RequestCtx) {
-	gateway(h, ctx, nil, h.mt.Alarm)
+	gateway(h, ctx, nil, userOnly(h, h.mt.Alarm))
+}
+
+// userAuthorizer is the check that the caller is a user once auth is on;
+// *server.Server implements it. A KV that does not (tests' fakes) is not
+// checked.
+type userAuthorizer interface {
+	AuthorizeUser(ctx context.Context) error
+}
+
+// userOnly wraps call with the user check, as the gRPC interceptor gates
+// the same RPCs (grpc/auth.go, userMethods).
+func userOnly[P, R any](h *Handler, call func(context.Context, P) (R, error)) func(context.Context, P) (R, error) {
+	if a, ok := h.kv.(userAuthorizer); ok {
+		return gatedBy(a.AuthorizeUser, call)
+	}
+	return call
 }
 
 // checkPut and checkTxn are etcd's checks, as the gRPC front end runs them.

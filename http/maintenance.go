@@ -29,12 +29,16 @@ type adminAuthorizer interface {
 
 // adminOnly wraps call with the admin check.
 func adminOnly[P, R any](h *Handler, call func(context.Context, P) (R, error)) func(context.Context, P) (R, error) {
-	a, ok := h.kv.(adminAuthorizer)
-	if !ok {
-		return call
+	if a, ok := h.kv.(adminAuthorizer); ok {
+		return gatedBy(a.AuthorizeAdmin, call)
 	}
+	return call
+}
+
+// gatedBy wraps call so that check runs first and its error is the answer.
+func gatedBy[P, R any](check func(context.Context) error, call func(context.Context, P) (R, error)) func(context.Context, P) (R, error) {
 	return func(ctx context.Context, r P) (R, error) {
-		if err := a.AuthorizeAdmin(ctx); err != nil {
+		if err := check(ctx); err != nil {
 			var zero R
 			return zero, err
 		}

@@ -107,6 +107,20 @@ func (s *Server) AuthorizeAdmin(ctx context.Context) error {
 	return s.auth.IsAdminPermitted(info)
 }
 
+// AuthorizeUser fails with etcd's "user name is empty" when auth is on and
+// the caller is no user (no token, no certificate's name): Status,
+// MemberList and Alarm need a user, any user, as in etcd 3.7.
+func (s *Server) AuthorizeUser(ctx context.Context) error {
+	info, client := auth.InfoFromContext(ctx)
+	if !client || !s.auth.IsEnabled() {
+		return nil
+	}
+	if info == nil || info.Username == "" {
+		return auth.ErrUserEmpty
+	}
+	return nil
+}
+
 // AuthorizeRange checks read permission on [key, end) (watch creation).
 func (s *Server) AuthorizeRange(ctx context.Context, key, end []byte) error {
 	info, client := auth.InfoFromContext(ctx)

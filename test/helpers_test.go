@@ -3,6 +3,7 @@ package test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -258,8 +259,19 @@ func (m *member) dumpLog() {
 }
 
 // status asks the member for its Maintenance status with a short timeout.
+// Status needs a user once auth is on (as in etcd 3.7): then it asks as
+// the tests' root (root:rootpw, what every auth test sets up).
 func (m *member) status() (*clientv3.StatusResponse, error) {
-	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{m.endpoint()}, DialTimeout: 2 * time.Second, Logger: zap.NewNop()})
+	st, err := m.statusAs("", "")
+	if errors.Is(err, rpctypes.ErrUserEmpty) {
+		return m.statusAs("root", "rootpw")
+	}
+	return st, err
+}
+
+func (m *member) statusAs(user, password string) (*clientv3.StatusResponse, error) {
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{m.endpoint()}, DialTimeout: 2 * time.Second, Logger: zap.NewNop(),
+		Username: user, Password: password})
 	if err != nil {
 		return nil, err
 	}
