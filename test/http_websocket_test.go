@@ -31,6 +31,26 @@ func readWSInto(t *testing.T, c *websocket.Conn, v any) string {
 	return string(b)
 }
 
+// requireWSClosed reads c until it is closed (within 10 s) and checks the
+// close code.
+func requireWSClosed(t *testing.T, c *websocket.Conn, code int) {
+	t.Helper()
+	require.NoError(t, c.SetReadDeadline(time.Now().Add(10*time.Second)))
+	_, _, err := c.ReadMessage()
+	var ce *websocket.CloseError
+	require.ErrorAs(t, err, &ce)
+	require.Equal(t, code, ce.Code)
+}
+
+// skipOnEtcd skips a test of what only MetaStore answers over a
+// WebSocket, when the suite runs against etcd.
+func skipOnEtcd(t *testing.T) {
+	t.Helper()
+	if os.Getenv(etcdBinEnv) != "" {
+		t.Skip("etcd's gateway waits for the end of the body, which a WebSocket never sends: no answer (compatibility.md)")
+	}
+}
+
 // wsMsg is one gateway message: a result or an error.
 type wsMsg struct {
 	Result struct {
@@ -136,11 +156,7 @@ func TestHTTPWebSocket_Watch(t *testing.T) {
 	msg, raw = readWS(t, ws)
 	require.NotNil(t, msg.Error, raw)
 	require.Equal(t, 3, msg.Error.Code, raw)
-	require.NoError(t, ws.SetReadDeadline(time.Now().Add(10*time.Second)))
-	_, _, err := ws.ReadMessage()
-	var ce *websocket.CloseError
-	require.ErrorAs(t, err, &ce)
-	require.Equal(t, websocket.CloseNormalClosure, ce.Code)
+	requireWSClosed(t, ws, websocket.CloseNormalClosure)
 }
 
 // TestHTTPWebSocket_LeaseKeepAliveAndUnary: keep-alives are answered one
@@ -197,20 +213,14 @@ func TestHTTPWebSocket_LeaseKeepAliveAndUnary(t *testing.T) {
 	raw = readWSInto(t, rg, &rr)
 	require.Len(t, rr.Kvs, 1, raw)
 	require.Equal(t, b64("v"), rr.Kvs[0].Value)
-	require.NoError(t, rg.SetReadDeadline(time.Now().Add(10*time.Second)))
-	_, _, err = rg.ReadMessage()
-	var ce *websocket.CloseError
-	require.ErrorAs(t, err, &ce)
-	require.Equal(t, websocket.CloseNormalClosure, ce.Code)
+	requireWSClosed(t, rg, websocket.CloseNormalClosure)
 }
 
 // TestHTTPWebSocket_Observe: the first message names the election; each
 // leader and proclaimed value follows as one message.
 func TestHTTPWebSocket_Observe(t *testing.T) {
 	t.Parallel()
-	if os.Getenv(etcdBinEnv) != "" {
-		t.Skip("etcd's gateway waits for the end of the body, which a WebSocket never sends: no answer (compatibility.md)")
-	}
+	skipOnEtcd(t)
 	t.Logf("Step 1: start one member; a clientv3 session campaigns on ws-el with v1")
 	c := startAPICluster(t, engineMemory, 1)
 	m := c.members[0]
@@ -244,9 +254,7 @@ func TestHTTPWebSocket_Observe(t *testing.T) {
 // (going away) and the member exits well within its shutdown timeout.
 func TestHTTPWebSocket_GracefulStop(t *testing.T) {
 	t.Parallel()
-	if os.Getenv(etcdBinEnv) != "" {
-		t.Skip("MetaStore's own shutdown")
-	}
+	skipOnEtcd(t)
 	t.Logf("Step 1: start one member; open a watch socket and a keep-alive socket")
 	c := startCluster(t, engineMemory, 1)
 	m := c.members[0]
@@ -262,13 +270,8 @@ func TestHTTPWebSocket_GracefulStop(t *testing.T) {
 
 	t.Logf("Step 3: it exited quickly, and both sockets were closed with 1001")
 	require.Less(t, time.Since(start), 8*time.Second)
-	for _, s := range []*websocket.Conn{ws, ka} {
-		require.NoError(t, s.SetReadDeadline(time.Now().Add(5*time.Second)))
-		_, _, err := s.ReadMessage()
-		var ce *websocket.CloseError
-		require.ErrorAs(t, err, &ce)
-		require.Equal(t, websocket.CloseGoingAway, ce.Code)
-	}
+	requireWSClosed(t, ws, websocket.CloseGoingAway)
+	requireWSClosed(t, ka, websocket.CloseGoingAway)
 }
 
 // TestHTTPWebSocket_AbandonedLock: a /v3/lock/lock sent over a WebSocket
@@ -276,9 +279,7 @@ func TestHTTPWebSocket_GracefulStop(t *testing.T) {
 // withdrawn, as for an abandoned POST (TestHTTPLockElection_AbandonedWaiters).
 func TestHTTPWebSocket_AbandonedLock(t *testing.T) {
 	t.Parallel()
-	if os.Getenv(etcdBinEnv) != "" {
-		t.Skip("etcd's gateway waits for the end of the body, which a WebSocket never sends (compatibility.md)")
-	}
+	skipOnEtcd(t)
 	t.Logf("Step 1: one member, leases 2001 and 2002; lease 2001 holds the lock wslock")
 	base, cli := startWithGWLeases(t, engineMemory, "2001", "2002")
 	code, body := gwPost(t, base, "/v3/lock/lock", "", `{"name":"`+b64("wslock")+`","lease":"2001"}`)
