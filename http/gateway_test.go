@@ -150,3 +150,21 @@ func TestNotFound_AsEtcd(t *testing.T) {
 	require.Equal(t, "text/plain; charset=utf-8", string(out.Header.ContentType()))
 	require.Equal(t, "404 page not found\n", string(out.Body()))
 }
+
+// TestGateway_Disabled: with the gateway off (--enable-grpc-gateway=false)
+// no /v3/ path is served, however the path is written; REST stays.
+func TestGateway_Disabled(t *testing.T) {
+	t.Logf("Step 1: a handler with the gateway off")
+	h, _, _ := newTestHandler(t, Config{DisableGateway: true})
+
+	t.Logf("Step 2: gateway paths, plainly and in other spellings, and a REST put")
+	var codes []int
+	for _, p := range []string{"/v3/kv/range", "//v3/kv/range", "/v3beta/kv/range", "/v3/../v3/kv/range"} {
+		codes = append(codes, do(h, "POST", p, `{"key":"YQ=="}`).StatusCode())
+	}
+	rest := do(h, "PUT", "/v1/kv/a", "1")
+
+	t.Logf("Step 3: every gateway path is not found; REST answers")
+	require.Equal(t, []int{404, 404, 404, 404}, codes)
+	require.Equal(t, 200, rest.StatusCode())
+}

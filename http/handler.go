@@ -368,7 +368,9 @@ func (h *Handler) serve(ctx *fasthttp.RequestCtx, opsOnly bool) {
 		ctx.URI().SetPathBytes(append([]byte("/v3/"), ctx.Path()[len(v3beta):]...))
 	}
 	r := h.lookup(ctx)
-	if h.cfg.DisableGateway && r != nil && bytes.HasPrefix(ctx.URI().PathOriginal(), []byte("/v3/")) {
+	// NB: the normalised path, as lookup matched the gateway's routes on it
+	// ("//v3/kv/range" is /v3/kv/range).
+	if h.cfg.DisableGateway && r != nil && bytes.HasPrefix(ctx.Path(), []byte("/v3/")) {
 		r = nil // not found
 	}
 	// As etcd: the host check first, then the CORS headers.

@@ -1,6 +1,7 @@
 package test
 
 import (
+	"errors"
 	"fmt"
 	"path/filepath"
 	"slices"
@@ -279,8 +280,12 @@ func enableRootAuth(t *testing.T, eps ...string) *clientv3.Client {
 	require.NoError(t, err)
 	_, err = anon.AuthEnable(ctx)
 	require.NoError(t, err)
-	_, err = anon.HashKV(ctx, eps[0], 0)
-	require.ErrorIs(t, err, rpctypes.ErrUserEmpty, "HashKV needs a token once auth is on")
+	// NB: eps[0] may be a follower that applies the AuthEnable a moment
+	// after the member that answered it.
+	waitFor(t, 10*time.Second, "HashKV to need a token once auth is on", func() bool {
+		_, err := anon.HashKV(ctxT(t, 5*time.Second), eps[0], 0)
+		return errors.Is(err, rpctypes.ErrUserEmpty)
+	})
 	root, err := newAuthClient(t, "root", "rootpw", eps...)
 	require.NoError(t, err)
 	return root
