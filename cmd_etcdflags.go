@@ -39,6 +39,7 @@ func etcdCompatFlags() []cli.Flag {
 		&cli.DurationFlag{Name: "grpc-keepalive-min-time", Value: defaultGRPCKeepAliveMinTime, Usage: "the shortest interval a client may send keep-alive pings at; more often closes its connection (too_many_pings)"},
 		&cli.DurationFlag{Name: "grpc-keepalive-interval", Value: defaultGRPCKeepAliveInterval, Usage: "how often the member pings a quiet client connection"},
 		&cli.DurationFlag{Name: "grpc-keepalive-timeout", Value: defaultGRPCKeepAliveTimeout, Usage: "how long the member waits for a ping's answer before closing the connection"},
+		&cli.StringFlag{Name: "metrics", Value: "basic", Usage: "basic, or extensive: also gRPC latency histograms (grpc_server_handling_seconds)"},
 		&cli.BoolFlag{Name: "enable-grpc-gateway", Value: true, Usage: "serve etcd's JSON gateway (/v3/...) on the client URLs"},
 		&cli.BoolFlag{Name: "socket-reuse-port", Usage: "set SO_REUSEPORT on the client and peer listeners"},
 		&cli.BoolFlag{Name: "socket-reuse-address", Usage: "set SO_REUSEADDR on the client and peer listeners (bind while old connections are in TIME_WAIT)"},

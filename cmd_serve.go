@@ -305,9 +305,13 @@ func serveConfig(c *cli.Context, lg *zap.Logger) (server.Config, []*url.URL, []*
 		WatchBatchDelay:             c.Duration("watch-batch-delay"),
 		DisablePreVote:              !c.Bool("pre-vote"),
 		MaxLearners:                 c.Int("max-learners"),
+		ExtensiveMetrics:            c.String("metrics") == "extensive",
 		GRPCKeepAliveMinTime:        c.Duration("grpc-keepalive-min-time"),
 		GRPCKeepAliveInterval:       c.Duration("grpc-keepalive-interval"),
 		GRPCKeepAliveTimeout:        c.Duration("grpc-keepalive-timeout"),
+	}
+	if m := c.String("metrics"); m != "basic" && m != "extensive" {
+		return server.Config{}, nil, nil, fmt.Errorf("--metrics %q: want basic or extensive", m)
 	}
 	if cfg.MaxLearners < 1 {
 		return server.Config{}, nil, nil, fmt.Errorf("--max-learners must be at least 1 (got %d)", cfg.MaxLearners)

@@ -3,7 +3,9 @@ package grpc
 import (
 	"context"
 	"strings"
+	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
@@ -30,6 +32,17 @@ var (
 	}, []string{"grpc_type", "grpc_service", "grpc_method", "grpc_code"})
 )
 
+// grpcHandling is go-grpc-prometheus's latency histogram, which etcd
+// exports with --metrics extensive; registered only then.
+var (
+	grpcHandling = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "grpc_server_handling_seconds",
+		Help:    "Histogram of response latency (seconds) of gRPC that had been application-level handled by the server.",
+		Buckets: prometheus.DefBuckets,
+	}, []string{"grpc_type", "grpc_service", "grpc_method"})
+	registerHandling sync.Once
+)
+
 func init() {
 	prometheus.MustRegister(grpcStarted, grpcHandled)
 }
@@ -43,6 +56,8 @@ type methodMetrics struct {
 	typ, service, method string
 	started              prometheus.Counter
 	handled              [maxCode + 1]atomic.Pointer[prometheus.Counter]
+	// handling observes each call's duration; nil unless extensive.
+	handling prometheus.Observer
 }
 
 func newMethodMetrics(fullMethod, typ string) *methodMetrics {
@@ -56,7 +71,20 @@ func newMethodMetrics(fullMethod, typ string) *methodMetrics {
 		started: grpcStarted.WithLabelValues(typ, svc, method)}
 }
 
-func (m *methodMetrics) done(err error) {
+// begin counts a call's start and returns what done needs: the time, only
+// when the duration is observed.
+func (m *methodMetrics) begin() time.Time {
+	m.started.Inc()
+	if m.handling == nil {
+		return time.Time{}
+	}
+	return time.Now()
+}
+
+func (m *methodMetrics) done(err error, start time.Time) {
+	if m.handling != nil {
+		m.handling.Observe(time.Since(start).Seconds())
+	}
 	code := status.Code(err)
 	if code > maxCode {
 		grpcHandled.WithLabelValues(m.typ, m.service, m.method, code.String()).Inc()
@@ -77,8 +105,12 @@ func (m *methodMetrics) done(err error) {
 // read afterwards, so lookups need no lock.
 type callMetrics map[string]*methodMetrics
 
-// registerMetrics resolves the counters of every method gs serves.
-func (cm callMetrics) register(gs *grpc.Server) {
+// registerMetrics resolves the counters of every method gs serves, and
+// with extensive their latency histograms (etcd's --metrics extensive).
+func (cm callMetrics) register(gs *grpc.Server, extensive bool) {
+	if extensive {
+		registerHandling.Do(func() { prometheus.MustRegister(grpcHandling) })
+	}
 	for svc, info := range gs.GetServiceInfo() {
 		for _, m := range info.Methods {
 			typ := "unary"
@@ -91,7 +123,11 @@ func (cm callMetrics) register(gs *grpc.Server) {
 				typ = "server_stream"
 			}
 			full := "/" + svc + "/" + m.Name
-			cm[full] = newMethodMetrics(full, typ)
+			mm := newMethodMetrics(full, typ)
+			if extensive {
+				mm.handling = grpcHandling.WithLabelValues(mm.typ, mm.service, mm.method)
+			}
+			cm[full] = mm
 		}
 	}
 }
@@ -107,9 +143,9 @@ func (cm callMetrics) lookup(fullMethod, typ string) *methodMetrics {
 func (cm callMetrics) unaryInterceptor() grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 		m := cm.lookup(info.FullMethod, "unary")
-		m.started.Inc()
+		start := m.begin()
 		resp, err := handler(ctx, req)
-		m.done(err)
+		m.done(err, start)
 		return resp, err
 	}
 }
@@ -126,9 +162,9 @@ func (cm callMetrics) streamInterceptor() grpc.StreamServerInterceptor {
 			typ = "server_stream"
 		}
 		m := cm.lookup(info.FullMethod, typ)
-		m.started.Inc()
+		start := m.begin()
 		err := handler(srv, ss)
-		m.done(err)
+		m.done(err, start)
 		return err
 	}
 }

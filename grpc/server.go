@@ -62,7 +62,7 @@ func NewServer(s *server.Server) *grpc.Server {
 	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	healthpb.RegisterHealthServer(gs, hs)
 	serveLockElection(gs) // last: lock.go
-	cm.register(gs)
+	cm.register(gs, cfg.ExtensiveMetrics)
 	return gs
 }
 

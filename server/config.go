@@ -78,6 +78,9 @@ type Config struct {
 	NoStrictReconfigCheck bool
 	// DisablePreVote turns raft's pre-vote off (--pre-vote=false).
 	DisablePreVote bool
+	// ExtensiveMetrics adds gRPC latency histograms to /metrics (etcd's
+	// --metrics extensive).
+	ExtensiveMetrics bool
 	// MaxLearners is how many learners MemberAdd may bring the membership
 	// to (--max-learners; 0: 1, etcd's default).
 	MaxLearners int

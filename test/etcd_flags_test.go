@@ -7,6 +7,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"io"
 	"math/big"
 	"net"
 	"net/http"
@@ -231,4 +232,32 @@ func TestEtcdFlags_ClientCRL(t *testing.T) {
 	t.Logf("Step 3: alice is served, mallory's revoked certificate is refused")
 	require.NoError(t, errGood)
 	require.Error(t, errBad)
+}
+
+// TestEtcdFlags_Metrics: --metrics extensive adds etcd's gRPC latency
+// histograms to /metrics; the default (basic) does not export them.
+func TestEtcdFlags_Metrics(t *testing.T) {
+	t.Parallel()
+	t.Logf("Step 1: one member with --metrics extensive, one with the default")
+	ext := startMember(t, engineMemory, memberOpts{extraFlags: []string{"--metrics", "extensive"}})
+	basic := startMember(t, engineMemory)
+
+	t.Logf("Step 2: a Range on each, then their /metrics")
+	metrics := func(m *member) string {
+		_, err := newClient(t, m.endpoint()).Get(ctxT(t, 5*time.Second), "k")
+		require.NoError(t, err)
+		resp, err := http.Get(m.clientURL + "/metrics")
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		require.NoError(t, err)
+		return string(b)
+	}
+	extOut, basicOut := metrics(ext), metrics(basic)
+
+	t.Logf("Step 3: the histogram of Range is in the extensive member's metrics only")
+	const series = `grpc_server_handling_seconds_count{grpc_method="Range",grpc_service="etcdserverpb.KV",grpc_type="unary"} `
+	require.Contains(t, extOut, series)
+	require.NotContains(t, basicOut, "grpc_server_handling_seconds")
+	require.Contains(t, basicOut, `grpc_server_handled_total{grpc_code="OK",grpc_method="Range"`)
 }
