@@ -34,6 +34,7 @@ func tlsFlags() []cli.Flag {
 		&cli.StringFlag{Name: "peer-trusted-ca-file", Usage: "path to the peer server TLS trusted CA file"},
 		&cli.BoolFlag{Name: "peer-client-cert-auth", Usage: "require peers to present a certificate signed by --peer-trusted-ca-file"},
 		&cli.BoolFlag{Name: "peer-auto-tls", Usage: "peer TLS using generated self-signed certificates (development only)"},
+		&cli.UintFlag{Name: "self-signed-cert-validity", Value: 1, Usage: "years the certificates of --auto-tls and --peer-auto-tls are valid"},
 		&cli.StringFlag{Name: "client-crl-file", Usage: "certificate revocation list (PEM or DER): clients presenting a revoked certificate are refused"},
 		&cli.StringFlag{Name: "peer-crl-file", Usage: "certificate revocation list (PEM or DER): peers presenting a revoked certificate are refused"},
 		&cli.StringFlag{Name: "client-cert-allowed-hostname", Usage: "comma-separated host names: only client certificates valid for one of them are admitted"},
@@ -111,8 +112,9 @@ func clientTLSInfo(c *cli.Context) raft.TLSInfo {
 	return withTLSVersions(c, raft.TLSInfo{CertFile: c.String("cert-file"), KeyFile: c.String("key-file"),
 		TrustedCAFile: c.String("trusted-ca-file"), ClientCertAuth: c.Bool("client-cert-auth"),
 		AutoTLS: c.Bool("auto-tls"), AutoDir: filepath.Join(serveDataDir(c), "fixtures", "client"),
-		AutoHosts: urlHosts(c, "listen-client-urls", "advertise-client-urls"),
-		CRLFile:   c.String("client-crl-file"), AllowedHostnames: commaList(c.String("client-cert-allowed-hostname")),
+		AutoValidityYears: int(c.Uint("self-signed-cert-validity")),
+		AutoHosts:         urlHosts(c, "listen-client-urls", "advertise-client-urls"),
+		CRLFile:           c.String("client-crl-file"), AllowedHostnames: commaList(c.String("client-cert-allowed-hostname")),
 		DialCertFile: c.String("client-cert-file"), DialKeyFile: c.String("client-key-file")})
 }
 
@@ -122,8 +124,9 @@ func peerTLSInfo(c *cli.Context) raft.TLSInfo {
 	return withTLSVersions(c, raft.TLSInfo{CertFile: c.String("peer-cert-file"), KeyFile: c.String("peer-key-file"),
 		TrustedCAFile: c.String("peer-trusted-ca-file"), ClientCertAuth: c.Bool("peer-client-cert-auth"),
 		AutoTLS: c.Bool("peer-auto-tls"), AutoDir: filepath.Join(serveDataDir(c), "fixtures", "peer"),
-		AutoHosts: urlHosts(c, "listen-peer-urls", "initial-advertise-peer-urls"),
-		CRLFile:   c.String("peer-crl-file"), AllowedCNs: commaList(c.String("peer-cert-allowed-cn")),
+		AutoValidityYears: int(c.Uint("self-signed-cert-validity")),
+		AutoHosts:         urlHosts(c, "listen-peer-urls", "initial-advertise-peer-urls"),
+		CRLFile:           c.String("peer-crl-file"), AllowedCNs: commaList(c.String("peer-cert-allowed-cn")),
 		AllowedHostnames: commaList(c.String("peer-cert-allowed-hostname")),
 		DialCertFile:     c.String("peer-client-cert-file"), DialKeyFile: c.String("peer-client-key-file")})
 }

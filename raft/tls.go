@@ -46,6 +46,9 @@ type TLSInfo struct {
 	// AutoHosts are the DNS names or IPs the generated certificate names
 	// (localhost and 127.0.0.1 are always included).
 	AutoHosts []string
+	// AutoValidityYears is how long the generated certificate is valid
+	// (etcd's --self-signed-cert-validity; 0: one year).
+	AutoValidityYears int
 	// MinVersion and MaxVersion bound the TLS versions (0: TLS 1.2 at
 	// least, the newest at most); CipherSuites are the TLS 1.2 suites
 	// allowed (nil: Go's choice). etcd's --tls-min-version,
@@ -83,7 +86,7 @@ func (i TLSInfo) prepare() (TLSInfo, error) {
 		if i.AutoDir == "" {
 			return i, fmt.Errorf("%w: auto TLS needs a directory", ErrBadTLS)
 		}
-		cert, key, err := selfCert(i.AutoDir, i.AutoHosts)
+		cert, key, err := selfCert(i.AutoDir, i.AutoHosts, max(i.AutoValidityYears, 1))
 		if err != nil {
 			return i, err
 		}
@@ -356,10 +359,11 @@ func (c *caPool) get() (*x509.CertPool, error) {
 	return pool, nil
 }
 
-// selfCert writes (once) a self-signed ECDSA certificate for hosts into
+// selfCert writes (once) a self-signed ECDSA certificate for hosts, valid
+// for years, into
 // dir/cert.pem and dir/key.pem, as etcd's --auto-tls does, and returns
 // their paths.
-func selfCert(dir string, hosts []string) (certPath, keyPath string, err error) {
+func selfCert(dir string, hosts []string, years int) (certPath, keyPath string, err error) {
 	certPath, keyPath = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
 	if _, err := tls.LoadX509KeyPair(certPath, keyPath); err == nil {
 		return certPath, keyPath, nil
@@ -379,7 +383,7 @@ func selfCert(dir string, hosts []string) (certPath, keyPath string, err error) 
 		SerialNumber: serial,
 		Subject:      pkix.Name{Organization: []string{"metastore auto TLS"}, CommonName: "metastore"},
 		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(365 * 24 * time.Hour),
+		NotAfter:     time.Now().AddDate(years, 0, 0),
 		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
 	}

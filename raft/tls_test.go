@@ -122,6 +122,7 @@ func TestTLSInfo_AutoTLS(t *testing.T) {
 	require.NoError(t, err)
 	require.ElementsMatch(t, []string{"localhost", "example.test"}, x.DNSNames)
 	require.Len(t, x.IPAddresses, 2)
+	require.WithinDuration(t, time.Now().AddDate(1, 0, 0), x.NotAfter, 2*time.Hour, "one year by default")
 	cc, err := info.ClientConfig()
 	require.NoError(t, err)
 	require.True(t, cc.InsecureSkipVerify, "auto TLS peers cannot verify each other")
@@ -130,4 +131,12 @@ func TestTLSInfo_AutoTLS(t *testing.T) {
 	cfg2, err := info.ServerConfig()
 	require.NoError(t, err)
 	require.Equal(t, cfg.Certificates[0].Certificate[0], cfg2.Certificates[0].Certificate[0])
+
+	t.Logf("AutoValidityYears (--self-signed-cert-validity) sets how long a new pair is valid")
+	long := TLSInfo{AutoTLS: true, AutoDir: filepath.Join(t.TempDir(), "long"), AutoValidityYears: 5}
+	cfg3, err := long.ServerConfig()
+	require.NoError(t, err)
+	x3, err := x509.ParseCertificate(cfg3.Certificates[0].Certificate[0])
+	require.NoError(t, err)
+	require.WithinDuration(t, time.Now().AddDate(5, 0, 0), x3.NotAfter, 2*time.Hour)
 }
