@@ -305,6 +305,7 @@ func serveConfig(c *cli.Context, lg *zap.Logger) (server.Config, []*url.URL, []*
 		WatchBatchDelay:             c.Duration("watch-batch-delay"),
 		DisablePreVote:              !c.Bool("pre-vote"),
 		MaxLearners:                 c.Int("max-learners"),
+		ForceNewCluster:             c.Bool("force-new-cluster"),
 		ExtensiveMetrics:            c.String("metrics") == "extensive",
 		GRPCKeepAliveMinTime:        c.Duration("grpc-keepalive-min-time"),
 		GRPCKeepAliveInterval:       c.Duration("grpc-keepalive-interval"),

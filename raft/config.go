@@ -111,6 +111,10 @@ type Config struct {
 	// The limit travels with the proposal, so every member applies the
 	// proposer's.
 	MaxLearners int
+	// ForceNewCluster restarts a member whose cluster lost its quorum as
+	// the only member of that cluster (etcd's --force-new-cluster; see
+	// forceNewCluster). It does nothing on an empty log.
+	ForceNewCluster bool
 }
 
 func (c *Config) withDefaults() (Config, error) {

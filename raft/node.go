@@ -140,6 +140,11 @@ func Start(c Config, applier Applier, tr *Transport) (*Node, error) {
 	if err := n.finishInterruptedRestore(); err != nil {
 		return nil, err
 	}
+	if cfg.ForceNewCluster && hist != nil {
+		if err := forceNewCluster(store, hist, n.id, applier.AppliedIndex(), n.lg); err != nil {
+			return nil, err
+		}
+	}
 	hs := store.hardState()
 	last, _ := store.LastIndex()
 	fresh := hist == nil && last == 0 && raft.IsEmptyHardState(hs)

@@ -84,6 +84,9 @@ type Config struct {
 	// MaxLearners is how many learners MemberAdd may bring the membership
 	// to (--max-learners; 0: 1, etcd's default).
 	MaxLearners int
+	// ForceNewCluster restarts a member of a cluster that lost its quorum
+	// as that cluster's only member, with its data (--force-new-cluster).
+	ForceNewCluster bool
 	// GRPCKeepAliveMinTime, GRPCKeepAliveInterval and GRPCKeepAliveTimeout
 	// are etcd's gRPC keep-alive policy for client connections (the
 	// shortest ping interval a client may use; how often a quiet

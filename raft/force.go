@@ -1,0 +1,121 @@
+package raft
+
+import (
+	"fmt"
+	"math"
+	"slices"
+
+	"go.etcd.io/raft/v3/raftpb"
+	"go.uber.org/zap"
+	"google.golang.org/protobuf/proto"
+)
+
+// forceNewCluster rewrites the log of a member whose cluster lost its
+// quorum so that it starts as the only voter of the same cluster (etcd's
+// --force-new-cluster): the entries after the last commit index the member
+// knows are dropped (they may never have been committed), and conf changes
+// are appended and marked committed that promote this member if it is a
+// learner and remove every other member. The node applies them like any
+// conf change when it starts; the cluster ID, the data and the revision
+// history stay. applied is the Applier's index.
+//
+// A member that already is the only member is left as it is: every entry
+// in its log is committed by its own vote, so none may be dropped (with
+// the flag left on across restarts, the second start changes nothing).
+func forceNewCluster(store *logStore, hist confHistory, id, applied uint64, lg *zap.Logger) error {
+	hs := store.hardState()
+	commit := hs.GetCommit()
+	if applied > commit {
+		return fmt.Errorf("%w: applied index %d is past the log's commit index %d", ErrBadConfig, applied, commit)
+	}
+	cur := hist.current()
+	if cur.isRemoved(id) {
+		return fmt.Errorf("%w: member %x was removed from the cluster; --force-new-cluster needs a member's data", ErrRemoved, id)
+	}
+	// Conf changes committed after the stored history are applied when the
+	// node starts: the members they add are removed too.
+	ids, err := committedMembers(store, cur, commit)
+	if err != nil {
+		return err
+	}
+	self := cur.member(id)
+	if self == nil && !slices.Contains(ids, id) {
+		return fmt.Errorf("%w: member %x is not in the membership its log records", ErrBadConfig, id)
+	}
+	others := slices.DeleteFunc(slices.Clone(ids), func(x uint64) bool { return x == id })
+	// A member a committed change added after the stored history may be a
+	// learner: promote it too (adding a voter again changes nothing).
+	learner := self == nil || self.IsLearner
+	if len(others) == 0 && !learner {
+		lg.Info("--force-new-cluster: this member already is the cluster's only member; nothing to change",
+			zap.Uint64("commit", commit))
+		return nil
+	}
+
+	var changes []raftpb.ConfChangeSingle
+	if learner {
+		// An AddNode without a member record promotes a learner.
+		changes = append(changes, raftpb.ConfChangeSingle{Type: raftpb.ConfChangeAddNode.Enum(), NodeId: new(id)})
+	}
+	for _, x := range others {
+		changes = append(changes, raftpb.ConfChangeSingle{Type: raftpb.ConfChangeRemoveNode.Enum(), NodeId: new(x)})
+	}
+	// One change per entry: raft applies a single voter change without a
+	// joint configuration.
+	term := hs.GetTerm()
+	ents := make([]*raftpb.Entry, 0, len(changes))
+	for i := range changes {
+		cc := &raftpb.ConfChangeV2{Changes: []*raftpb.ConfChangeSingle{&changes[i]}}
+		data, err := proto.Marshal(cc)
+		if err != nil {
+			return fmt.Errorf("raft: encode conf change: %w", err)
+		}
+		ents = append(ents, &raftpb.Entry{Index: new(commit + uint64(i) + 1), Term: new(term),
+			Type: raftpb.EntryConfChangeV2.Enum(), Data: data})
+	}
+	last, _ := store.LastIndex()
+	next := proto.Clone(hs).(*raftpb.HardState)
+	next.Commit = new(ents[len(ents)-1].GetIndex())
+	if err := store.save(&logWrite{hs: next, entries: ents, sync: true}); err != nil {
+		return err
+	}
+	lg.Warn("--force-new-cluster: restarting as the cluster's only member",
+		zap.String("cluster", fmt.Sprintf("%x", cur.ClusterID)), zap.Uint64("commit", commit),
+		zap.Uint64("dropped-uncommitted-entries", last-commit), zap.Int("removed-members", len(others)),
+		zap.Bool("promoted-from-learner", learner))
+	return nil
+}
+
+// committedMembers returns the IDs of cur's members and of the members
+// that committed conf changes in (cur.Index, commit] add.
+func committedMembers(store *logStore, cur *confRecord, commit uint64) ([]uint64, error) {
+	var ids []uint64
+	for _, m := range cur.Members {
+		ids = append(ids, m.ID)
+	}
+	lo := max(cur.Index, store.snapshotIndex()) + 1
+	if lo > commit {
+		return ids, nil
+	}
+	ents, err := store.Entries(lo, commit+1, math.MaxUint64)
+	if err != nil {
+		return nil, fmt.Errorf("raft: read committed entries for --force-new-cluster: %w", err)
+	}
+	for _, e := range ents {
+		if t := e.GetType(); t != raftpb.EntryConfChange && t != raftpb.EntryConfChangeV2 {
+			continue
+		}
+		cc, _, err := decodeConfChange(e)
+		if err != nil {
+			return nil, err
+		}
+		for _, ch := range cc.GetChanges() {
+			t := ch.GetType()
+			if (t == raftpb.ConfChangeAddNode || t == raftpb.ConfChangeAddLearnerNode) && !slices.Contains(ids, ch.GetNodeId()) {
+				ids = append(ids, ch.GetNodeId())
+			}
+		}
+	}
+	slices.Sort(ids)
+	return ids, nil
+}
