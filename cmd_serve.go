@@ -306,6 +306,7 @@ func serveConfig(c *cli.Context, lg *zap.Logger) (server.Config, []*url.URL, []*
 		DisablePreVote:              !c.Bool("pre-vote"),
 		MaxLearners:                 c.Int("max-learners"),
 		ForceNewCluster:             c.Bool("force-new-cluster"),
+		DisableElectionTickAdvance:  !c.Bool("initial-election-tick-advance"),
 		ExtensiveMetrics:            c.String("metrics") == "extensive",
 		GRPCKeepAliveMinTime:        c.Duration("grpc-keepalive-min-time"),
 		GRPCKeepAliveInterval:       c.Duration("grpc-keepalive-interval"),

@@ -354,3 +354,36 @@ func mustMemory(t testing.TB) engine.Engine {
 	require.NoError(t, err)
 	return eng
 }
+
+// TestSoleVoter_CampaignsAtOnce: a one-member cluster leads at its first
+// ticks, fresh and after a restart, instead of after an election timeout
+// (3 s here, so raft alone could not elect it within 2.5 s); with
+// DisableElectionTickAdvance it waits the timeout out.
+func TestSoleVoter_CampaignsAtOnce(t *testing.T) {
+	slowElection := func(cfg *Config) {
+		cfg.HeartbeatInterval = 100 * time.Millisecond
+		cfg.ElectionTimeout = 3 * time.Second
+	}
+	leads := func(m *testMember) func() bool {
+		return func() bool { return m.node.Leader() == m.node.ID() }
+	}
+	t.Logf("Step 1: a fresh one-member cluster with a 3 s election timeout")
+	c := newCluster(t, 1, slowElection)
+	m := c.members[0]
+
+	t.Logf("Step 2: it leads within 2.5 s")
+	require.Eventually(t, leads(m), 2500*time.Millisecond, 10*time.Millisecond)
+	c.put(m, "a", "1")
+
+	t.Logf("Step 3: restarted, it leads within 2.5 s again")
+	c.stop(m)
+	c.start(m, nil)
+	require.Eventually(t, leads(m), 2500*time.Millisecond, 10*time.Millisecond)
+
+	t.Logf("Step 4: with DisableElectionTickAdvance, no leader before the timeout")
+	c.stop(m)
+	m.cfg.DisableElectionTickAdvance = true
+	c.start(m, nil)
+	require.Never(t, leads(m), 2500*time.Millisecond, 50*time.Millisecond)
+	require.Eventually(t, leads(m), 5*time.Second, 10*time.Millisecond)
+}

@@ -320,6 +320,7 @@ func (n *Node) run() {
 				tickc = ticker.C
 			}
 			n.rn.Tick()
+			n.campaignAlone()
 			n.tickReads()
 		case <-n.propSig:
 			n.takeProposals()
@@ -355,6 +356,22 @@ func (n *Node) run() {
 			n.stopAsync()
 			return
 		}
+	}
+}
+
+// campaignAlone has a member that is its configuration's only voter and
+// knows no leader stand for election at this tick, instead of after raft's
+// randomized election timeout (1-2 s at default timings): nobody else can
+// lead, so there is nothing to wait for. This is what etcd's
+// --initial-election-tick-advance does for a one-member cluster. It waits
+// until every committed entry is applied, as raft refuses to campaign
+// before its conf changes are. Raft goroutine.
+func (n *Node) campaignAlone() {
+	if n.cfg.DisableElectionTickAdvance || !n.soleVoter.Load() || n.leader.Load() != 0 || n.applied.Load() < n.commit.Load() {
+		return
+	}
+	if err := n.rn.Campaign(); err != nil {
+		n.lg.Warn("campaign as the only voter", zap.Error(err))
 	}
 }
 

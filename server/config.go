@@ -87,6 +87,9 @@ type Config struct {
 	// ForceNewCluster restarts a member of a cluster that lost its quorum
 	// as that cluster's only member, with its data (--force-new-cluster).
 	ForceNewCluster bool
+	// DisableElectionTickAdvance makes a one-member cluster wait out an
+	// election timeout before it leads (--initial-election-tick-advance=false).
+	DisableElectionTickAdvance bool
 	// GRPCKeepAliveMinTime, GRPCKeepAliveInterval and GRPCKeepAliveTimeout
 	// are etcd's gRPC keep-alive policy for client connections (the
 	// shortest ping interval a client may use; how often a quiet

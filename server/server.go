@@ -160,7 +160,7 @@ func (s *Server) Start(peerListener net.Listener) error {
 		LogEngine: s.log, DataDir: s.cfg.DataDir, Logger: s.lg,
 		OnLeaderChange: s.cfg.Metrics.leaderHook(), OnLogSync: s.cfg.Metrics.LogSynced,
 		DisablePreVote: s.cfg.DisablePreVote, MaxLearners: s.cfg.MaxLearners,
-		ForceNewCluster: s.cfg.ForceNewCluster,
+		ForceNewCluster: s.cfg.ForceNewCluster, DisableElectionTickAdvance: s.cfg.DisableElectionTickAdvance,
 	}, applier{s}, s.tr)
 	if err != nil {
 		s.tr.Close()
