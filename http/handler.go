@@ -180,16 +180,18 @@ func (h *Handler) NewServer(handler fasthttp.RequestHandler) *fasthttp.Server {
 		ReadTimeout:  h.cfg.ReadTimeout,
 		WriteTimeout: h.cfg.WriteTimeout,
 		IdleTimeout:  h.cfg.IdleTimeout,
-		// The largest body a valid request can have: a maximal request in
-		// JSON, where bytes grow by a third in base64, plus the envelope.
 		// A REST value is checked against MaxRequestBytes itself.
-		MaxRequestBodySize:    h.cfg.MaxRequestBytes/3*4 + 64<<10,
+		MaxRequestBodySize:    h.maxBody(),
 		NoDefaultContentType:  true,
 		NoDefaultServerHeader: true,
 		CloseOnShutdown:       true,
 		Logger:                zapLogger{h.cfg.Logger},
 	}
 }
+
+// maxBody is the largest body a valid request can have: a maximal request
+// in JSON, where bytes grow by a third in base64, plus the envelope.
+func (h *Handler) maxBody() int { return h.cfg.MaxRequestBytes/3*4 + 64<<10 }
 
 // connError answers requests fasthttp could not parse: too large (413),
 // too slow (408), malformed (400). None of them is the server's fault.

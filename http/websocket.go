@@ -3,6 +3,10 @@ package http
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
 	"sync"
 	"time"
 
@@ -11,12 +15,13 @@ import (
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	epb "go.etcd.io/etcd/server/v3/etcdserver/api/v3election/v3electionpb"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/proto"
 )
 
 // WebSocket on etcd's gateway. etcd serves every /v3/ path through a
 // WebSocket proxy as well: a GET with "Upgrade: websocket" is served as
 // the path's POST, whose body is the client's messages, one after another,
-// and each line of whose answer goes back as one text message. That turns
+// each followed by a newline (wsRequests), and each line of whose answer goes back as one text message. That turns
 // the gateway's streams into real two-way streams, which a plain HTTP body
 // (read whole before the answer starts) cannot be:
 //
@@ -142,7 +147,7 @@ func tokenFromSubprotocol(ctx *fasthttp.RequestCtx) {
 // the handler, and closes c with 1000 (or 1001 when the member stops).
 func (h *Handler) runWebSocket(c *websocket.Conn, s wsSession) {
 	w := &wsConn{c: c, timeout: h.cfg.WriteTimeout, every: streamKeepAlive}
-	c.SetReadLimit(int64(h.cfg.MaxRequestBytes/3*4 + 64<<10)) // as an HTTP body
+	c.SetReadLimit(int64(h.maxBody())) // as an HTTP body
 	w.stillAlive()
 	c.SetPongHandler(func(string) error { w.stillAlive(); return nil })
 	over := make(chan struct{})
@@ -304,6 +309,53 @@ func sessionAPI[T any](h *Handler, ctx *fasthttp.RequestCtx) (api T, cctx contex
 	return api, cctx, ok
 }
 
+// wsRequests joins the JSON requests of a streaming session's messages.
+// etcd's WebSocket proxy writes every message, and a newline after it,
+// into one request body, so one message may hold several objects and one
+// object may span messages where a newline may stand (between tokens,
+// not inside a string): the part of an object not yet complete waits for
+// the next message.
+type wsRequests[T any, P interface {
+	*T
+	proto.Message
+}] struct {
+	pending []byte
+}
+
+// add takes one message and returns the requests completed by it. A
+// partial object larger than limit is an error, as a body that large is.
+func (r *wsRequests[T, P]) add(msg []byte, limit int) ([]P, error) {
+	r.pending = append(append(r.pending, msg...), '\n')
+	dec := json.NewDecoder(bytes.NewReader(r.pending))
+	var out []P
+	used := 0
+	for {
+		var raw json.RawMessage
+		err := dec.Decode(&raw)
+		if errors.Is(err, io.EOF) {
+			r.pending = r.pending[:0]
+			return out, nil
+		}
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			rest := copy(r.pending, r.pending[used:])
+			r.pending = r.pending[:rest]
+			if rest > limit {
+				return nil, fmt.Errorf("request is larger than %d bytes", limit)
+			}
+			return out, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		m := P(new(T))
+		if err := gwUnmarshal.Unmarshal(raw, m); err != nil {
+			return nil, err
+		}
+		out = append(out, m)
+		used = int(dec.InputOffset())
+	}
+}
+
 // requestError is grpc-gateway's error line for a malformed request.
 func requestError(err error) []byte { return appendErrorChunk(nil, badRequest(err.Error())) }
 
@@ -318,8 +370,9 @@ func wsWatch(h *Handler, ctx *fasthttp.RequestCtx) wsSession {
 	return func(w *wsConn) {
 		ws := wa.WatchHub().NewStream()
 		defer ws.Close()
+		var in wsRequests[pb.WatchRequest, *pb.WatchRequest]
 		w.pumpWhileReading(h, func(msg []byte) ([]byte, bool) {
-			reqs, err := decodeJSONStream[pb.WatchRequest](msg)
+			reqs, err := in.add(msg, h.maxBody())
 			if err != nil {
 				return requestError(err), false
 			}
@@ -342,8 +395,9 @@ func wsLeaseKeepAlive(h *Handler, ctx *fasthttp.RequestCtx) wsSession {
 	}
 	return func(w *wsConn) {
 		var buf []byte
+		var in wsRequests[pb.LeaseKeepAliveRequest, *pb.LeaseKeepAliveRequest]
 		last := w.readEach(func(msg []byte) ([]byte, bool) {
-			reqs, err := decodeJSONStream[pb.LeaseKeepAliveRequest](msg)
+			reqs, err := in.add(msg, h.maxBody())
 			if err != nil {
 				return requestError(err), false
 			}

@@ -9,6 +9,7 @@ import (
 	"github.com/fasthttp/websocket"
 	"github.com/stretchr/testify/require"
 	"github.com/valyala/fasthttp"
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 )
 
 // dialTestWS opens a WebSocket on base+path with extra headers.
@@ -137,4 +138,39 @@ func TestTokenFromSubprotocol(t *testing.T) {
 		t.Logf("Step 3: verify the Authorization header")
 		require.Equal(t, c.want, string(ctx.Request.Header.Peek("Authorization")), c.proto)
 	}
+}
+
+// TestWSRequests_JoinsAndSplitsMessages: objects are taken as etcd's
+// proxy takes them from its one request body, a newline after each
+// message: one may span messages, a message may hold several, and a
+// malformed one (a split inside a string is) or an oversized one fails.
+func TestWSRequests_JoinsAndSplitsMessages(t *testing.T) {
+	t.Logf("Step 1: a keep-alive split over three messages, then two and a half in one")
+	var in wsRequests[pb.LeaseKeepAliveRequest, *pb.LeaseKeepAliveRequest]
+	var ids []int64
+	add := func(msg string) error {
+		reqs, err := in.add([]byte(msg), 64)
+		for _, r := range reqs {
+			ids = append(ids, r.GetID())
+		}
+		return err
+	}
+	require.NoError(t, add(`{"ID":`))
+	require.NoError(t, add(`"1"`))
+	require.NoError(t, add(`}`))
+	require.NoError(t, add(`{"ID":"2"} {"ID":"3"}`+"\n"+`{"ID":`))
+	require.NoError(t, add(`"4"}`))
+
+	t.Logf("Step 2: verify every request came out once, in order")
+	require.Equal(t, []int64{1, 2, 3, 4}, ids)
+	require.Empty(t, in.pending)
+
+	t.Logf("Step 3: a malformed object, and a partial one past the limit, are errors")
+	require.Error(t, add(`{"ID":]`))
+	var split wsRequests[pb.LeaseKeepAliveRequest, *pb.LeaseKeepAliveRequest]
+	_, err := split.add([]byte(`{"I`), 64)
+	require.ErrorContains(t, err, `invalid character '\n' in string literal`)
+	var big wsRequests[pb.LeaseKeepAliveRequest, *pb.LeaseKeepAliveRequest]
+	_, err = big.add([]byte(`{"ID":`+strings.Repeat(" ", 100)), 64)
+	require.ErrorContains(t, err, "larger than 64 bytes")
 }

@@ -146,13 +146,24 @@ func TestHTTPWebSocket_Watch(t *testing.T) {
 	require.Empty(t, msg.Result.Events, raw)
 	require.Equal(t, fmt.Sprint(put.Header.Revision), msg.Result.Header.Revision, raw)
 
+	t.Logf("Step 7: a request split over two messages (between tokens), then two requests in one: three watches created")
+	create := fmt.Sprintf(`{"create_request":{"key":%q}}`, b64("ws/c"))
+	sendWS(t, ws, `{"create_request":`)
+	sendWS(t, ws, create[len(`{"create_request":`):])
+	sendWS(t, ws, create+"\n"+create)
+	for _, id := range []string{"2", "3", "4"} {
+		msg, raw = readWS(t, ws)
+		require.True(t, msg.Result.Created, raw)
+		require.Equal(t, id, msg.Result.WatchID, raw)
+	}
+
 	if os.Getenv(etcdBinEnv) != "" {
 		// etcd logs the error and ignores every later request, while the
 		// watches go on (compatibility.md).
 		return
 	}
-	t.Logf("Step 7: a malformed request gets the error line, then the socket ends")
-	sendWS(t, ws, `{"create_request":`)
+	t.Logf("Step 8: a malformed request gets the error line, then the socket ends")
+	sendWS(t, ws, `{"create_request":]`)
 	msg, raw = readWS(t, ws)
 	require.NotNil(t, msg.Error, raw)
 	require.Equal(t, 3, msg.Error.Code, raw)
