@@ -33,19 +33,23 @@ func forceNewCluster(store *logStore, hist confHistory, id, applied uint64, lg *
 		return fmt.Errorf("%w: member %x was removed from the cluster; --force-new-cluster needs a member's data", ErrRemoved, id)
 	}
 	// Conf changes committed after the stored history are applied when the
-	// node starts: the members they add are removed too.
-	ids, err := committedMembers(store, cur, commit)
+	// node starts (a forced start that crashed before applying its own
+	// changes left some): the membership they lead to is the one to shrink.
+	learners, err := committedMembers(store, cur, commit)
 	if err != nil {
 		return err
 	}
-	self := cur.member(id)
-	if self == nil && !slices.Contains(ids, id) {
+	learner, ok := learners[id]
+	if !ok {
 		return fmt.Errorf("%w: member %x is not in the membership its log records", ErrBadConfig, id)
 	}
-	others := slices.DeleteFunc(slices.Clone(ids), func(x uint64) bool { return x == id })
-	// A member a committed change added after the stored history may be a
-	// learner: promote it too (adding a voter again changes nothing).
-	learner := self == nil || self.IsLearner
+	var others []uint64
+	for x := range learners {
+		if x != id {
+			others = append(others, x)
+		}
+	}
+	slices.Sort(others)
 	if len(others) == 0 && !learner {
 		lg.Info("--force-new-cluster: this member already is the cluster's only member; nothing to change",
 			zap.Uint64("commit", commit))
@@ -86,16 +90,19 @@ func forceNewCluster(store *logStore, hist confHistory, id, applied uint64, lg *
 	return nil
 }
 
-// committedMembers returns the IDs of cur's members and of the members
-// that committed conf changes in (cur.Index, commit] add.
-func committedMembers(store *logStore, cur *confRecord, commit uint64) ([]uint64, error) {
-	var ids []uint64
+// committedMembers returns the members as of commit, each with whether
+// it is a learner: cur's, changed by the committed conf changes in
+// (cur.Index, commit]. A change the apply will refuse may be counted; the
+// forced changes that follow from it are then refused too, and change
+// nothing.
+func committedMembers(store *logStore, cur *confRecord, commit uint64) (map[uint64]bool, error) {
+	learners := map[uint64]bool{}
 	for _, m := range cur.Members {
-		ids = append(ids, m.ID)
+		learners[m.ID] = m.IsLearner
 	}
 	lo := max(cur.Index, store.snapshotIndex()) + 1
 	if lo > commit {
-		return ids, nil
+		return learners, nil
 	}
 	ents, err := store.Entries(lo, commit+1, math.MaxUint64)
 	if err != nil {
@@ -110,12 +117,18 @@ func committedMembers(store *logStore, cur *confRecord, commit uint64) ([]uint64
 			return nil, err
 		}
 		for _, ch := range cc.GetChanges() {
-			t := ch.GetType()
-			if (t == raftpb.ConfChangeAddNode || t == raftpb.ConfChangeAddLearnerNode) && !slices.Contains(ids, ch.GetNodeId()) {
-				ids = append(ids, ch.GetNodeId())
+			x := ch.GetNodeId()
+			switch ch.GetType() {
+			case raftpb.ConfChangeAddNode:
+				learners[x] = false
+			case raftpb.ConfChangeAddLearnerNode:
+				if _, ok := learners[x]; !ok {
+					learners[x] = true
+				}
+			case raftpb.ConfChangeRemoveNode:
+				delete(learners, x)
 			}
 		}
 	}
-	slices.Sort(ids)
-	return ids, nil
+	return learners, nil
 }

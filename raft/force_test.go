@@ -131,6 +131,10 @@ func TestForceNewCluster_RewritesTheLog(t *testing.T) {
 		ch := cc.GetChanges()[0]
 		require.Equal(t, wantChanges[i], fmt.Sprintf("%s %d", ch.GetType(), ch.GetNodeId()))
 	}
+	t.Logf("Step 5: a crash before the changes were applied, then a second forced start: nothing more is written")
+	require.NoError(t, forceNewCluster(store, hist, 1, 6, testLogger(t)))
+	last, _ = store.LastIndex()
+	require.Equal(t, uint64(11), last)
 }
 
 // TestForceNewCluster_EmptyLogIsANewCluster: on an empty data directory
