@@ -36,7 +36,7 @@ func etcdCompatFlags() []cli.Flag {
 		&cli.StringFlag{Name: "log-outputs", Value: "default", Usage: "comma-separated log outputs: default or stderr, stdout, systemd/journal (stderr, which systemd keeps in the journal), or file paths"},
 		&cli.IntFlag{Name: "max-learners", Value: raft.DefaultMaxLearners, Usage: "how many learners the membership may hold at once (every member should run with the same value)"},
 		&cli.BoolFlag{Name: "force-new-cluster", Usage: "restart this member of a cluster that lost its quorum as the cluster's only member, with its data (entries it does not know to be committed are dropped); other members must not come back with their old data"},
-		&cli.BoolFlag{Name: "initial-election-tick-advance", Value: true, Usage: "a member that is its cluster's only voter leads at once on start instead of after an election timeout"},
+		&cli.BoolFlag{Name: "initial-election-tick-advance", Value: true, Usage: "shorten the first election after a start: a one-member cluster leads at once, a member of a larger one that hears from a quorum advances its election clock"},
 		&cli.BoolFlag{Name: "pre-vote", Value: true, Usage: "run raft's pre-vote before an election, so a member cut off from the others does not disturb the leader when it comes back"},
 		&cli.DurationFlag{Name: "grpc-keepalive-min-time", Value: defaultGRPCKeepAliveMinTime, Usage: "the shortest interval a client may send keep-alive pings at; more often closes its connection (too_many_pings)"},
 		&cli.DurationFlag{Name: "grpc-keepalive-interval", Value: defaultGRPCKeepAliveInterval, Usage: "how often the member pings a quiet client connection"},

@@ -115,9 +115,10 @@ type Config struct {
 	// the only member of that cluster (etcd's --force-new-cluster; see
 	// forceNewCluster). It does nothing on an empty log.
 	ForceNewCluster bool
-	// DisableElectionTickAdvance makes a member that is its cluster's only
-	// voter wait out an election timeout before it leads, like any other
-	// (etcd's --initial-election-tick-advance=false; see campaignAlone).
+	// DisableElectionTickAdvance makes a member wait out a whole election
+	// timeout before its first election, also when it is its cluster's
+	// only voter (etcd's --initial-election-tick-advance=false; see
+	// advanceElection).
 	DisableElectionTickAdvance bool
 }
 

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -76,11 +77,13 @@ type Node struct {
 	readRounds atomic.Int64 // raft ReadIndex rounds started (tests, metrics)
 
 	// Owned by the raft goroutine.
-	rn           *raft.RawNode
-	conf         confHistory
-	reads        readBatcher
-	pendingSnaps map[uint64]receivedSnap
-	lastCompact  uint64 // applied index at the last compaction check
+	rn            *raft.RawNode
+	conf          confHistory
+	reads         readBatcher
+	pendingSnaps  map[uint64]receivedSnap
+	lastCompact   uint64    // applied index at the last compaction check
+	started       time.Time // when Start ran (advanceElection)
+	ticksAdvanced bool      // the election clock was advanced once (advanceElection)
 }
 
 type proposal struct {
@@ -130,6 +133,7 @@ func Start(c Config, applier Applier, tr *Transport) (*Node, error) {
 	n.notifyMu.leaderChanged = make(chan struct{})
 	n.notifyMu.appliedC = make(chan struct{})
 	n.reqSeq.Store(uint64(time.Now().UnixNano()))
+	n.started = time.Now()
 
 	store, hist, err := openLogStore(cfg.LogEngine)
 	if err != nil {
@@ -320,7 +324,7 @@ func (n *Node) run() {
 				tickc = ticker.C
 			}
 			n.rn.Tick()
-			n.campaignAlone()
+			n.advanceElection()
 			n.tickReads()
 		case <-n.propSig:
 			n.takeProposals()
@@ -359,21 +363,58 @@ func (n *Node) run() {
 	}
 }
 
-// campaignAlone has a member that is its configuration's only voter and
-// knows no leader stand for election at this tick, instead of after raft's
-// randomized election timeout (1-2 s at default timings): nobody else can
-// lead, so there is nothing to wait for. This is what etcd's
-// --initial-election-tick-advance does for a one-member cluster. It waits
-// until every committed entry is applied, as raft refuses to campaign
-// before its conf changes are. Raft goroutine.
-func (n *Node) campaignAlone() {
-	if n.cfg.DisableElectionTickAdvance || !n.soleVoter.Load() || n.leader.Load() != 0 || n.applied.Load() < n.commit.Load() {
+// advanceElection shortens the first election after a start, as etcd's
+// --initial-election-tick-advance does (raft goroutine, once per tick):
+//
+//   - a member that is its configuration's only voter and knows no leader
+//     stands for election at once, instead of after raft's randomized
+//     election timeout (1-2 s at default timings): nobody else can lead.
+//     It waits until every committed entry is applied, as raft refuses to
+//     campaign before its conf changes are;
+//   - any other member, within electionAdvanceWindow of its start, once it
+//     hears from enough voters to make a quorum with itself and still
+//     knows no leader, advances its election clock to two ticks short of
+//     the timeout, once: a leader's heartbeat (every tick) arrives well
+//     within those two, and otherwise a leader is elected about a timeout
+//     sooner. Pre-vote keeps a member that advanced from disturbing a
+//     leader it had not heard yet.
+func (n *Node) advanceElection() {
+	if n.cfg.DisableElectionTickAdvance || n.leader.Load() != 0 {
 		return
 	}
-	if err := n.rn.Campaign(); err != nil {
-		n.lg.Warn("campaign as the only voter", zap.Error(err))
+	if n.soleVoter.Load() {
+		if n.applied.Load() >= n.commit.Load() {
+			if err := n.rn.Campaign(); err != nil {
+				n.lg.Warn("campaign as the only voter", zap.Error(err))
+			}
+		}
+		return
+	}
+	if n.ticksAdvanced || time.Since(n.started) > electionAdvanceWindow {
+		return
+	}
+	voters := n.members.Load().confState().GetVoters()
+	heard := 0
+	for _, v := range voters {
+		if v == n.id || !n.tr.ActiveSince(v).IsZero() {
+			heard++
+		}
+	}
+	if !slices.Contains(voters, n.id) || heard <= len(voters)/2 {
+		return
+	}
+	n.ticksAdvanced = true
+	ticks := n.cfg.electionTicks() - 2
+	n.lg.Info("advancing the election clock: peers heard, no leader yet", zap.Int("ticks", ticks),
+		zap.Int("voters-heard", heard), zap.Int("voters", len(voters)))
+	for range ticks {
+		n.rn.Tick()
 	}
 }
+
+// electionAdvanceWindow is how long after its start a member may advance
+// its election clock (etcd waits as long for its peers' connections).
+const electionAdvanceWindow = 5 * time.Second
 
 // errStopping ends the raft goroutine when Stop interrupts a Ready.
 var errStopping = errors.New("raft: stopping")
