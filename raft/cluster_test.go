@@ -409,3 +409,26 @@ func TestElectionTickAdvance_ThreeMembers(t *testing.T) {
 	c.put(leader, "a", "1")
 	c.waitConverged(map[string]string{"a": "1"}, 5*time.Second)
 }
+
+// TestElectionTickAdvance_RestartedFollowerDoesNotDisturb: a follower that
+// restarts into a running cluster may advance its election clock before it
+// hears the leader; the leader and its term stay.
+func TestElectionTickAdvance_RestartedFollowerDoesNotDisturb(t *testing.T) {
+	t.Logf("Step 1: a 3-member cluster with a leader")
+	c := newCluster(t, 3, fastTimings)
+	leader := c.waitLeader(5 * time.Second)
+	term := leader.node.Term()
+	follower := c.followers(leader)[0]
+
+	t.Logf("Step 2: restart a follower five times, writing in between")
+	for i := range 5 {
+		c.stop(follower)
+		c.put(leader, fmt.Sprintf("k%d", i), "v")
+		c.start(follower, nil)
+		require.Eventually(t, func() bool { return follower.node.Leader() == leader.node.ID() }, 5*time.Second, 5*time.Millisecond)
+	}
+
+	t.Logf("Step 3: the leader and its term are unchanged")
+	require.Equal(t, leader.node.ID(), c.waitLeader(5*time.Second).node.ID())
+	require.Equal(t, term, leader.node.Term())
+}
