@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"math/rand/v2"
 	"slices"
 	"time"
 
@@ -37,10 +38,13 @@ func (s *Server) publishAttributes() {
 			s.readyOnce.Do(func() { close(s.readyc) })
 			return
 		}
+		// Members that start together retry at random moments, so that
+		// their next conf changes do not collide again: a tenth of a
+		// second at random first, then 200 ms more per attempt.
 		select {
 		case <-s.node.Done():
 			return
-		case <-time.After(min(time.Duration(attempt+1)*200*time.Millisecond, 2*time.Second)):
+		case <-time.After(min(time.Duration(attempt)*200*time.Millisecond+rand.N(100*time.Millisecond), 2*time.Second)):
 		}
 		s.lg.Warn("publishing member attributes failed; retrying", zap.Error(err))
 	}
