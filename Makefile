@@ -135,6 +135,12 @@ bench-onecpu: build ## a member allowed one CPU: one P against serve's two, and 
 bench-rss: build ## a member's peak RSS, RSS when etcdctl check perf returns and 16 s later
 	./scripts/bench-rss.sh
 
+.PHONY: bench-startup
+# MS_BIN_B (a second binary to alternate with), ROUNDS, ETCD_BIN (ETCD=0
+# leaves etcd out): see the script's header. About 2 minutes.
+bench-startup: build ## seconds from starting fresh 1- and 3-member clusters until every member names the leader, and etcd's
+	./scripts/bench-startup.sh
+
 .PHONY: bench-defrag
 # MS_BIN, FILL_MB, RATE, DURATION, ETCD_BIN (ETCD=0 skips etcd): see the
 # script's header. About 10 minutes with etcd.
