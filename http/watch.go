@@ -377,22 +377,36 @@ func decodeJSONStream[T any, P interface {
 	*T
 	proto.Message
 }](body []byte) ([]P, error) {
-	dec := json.NewDecoder(bytes.NewReader(body))
-	var out []P
+	out, _, err := decodeJSONObjects[T, P](body)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// decodeJSONObjects decodes the JSON objects in data, one after another;
+// used is how many bytes the whole ones took. An object cut off at the
+// end returns io.ErrUnexpectedEOF with the whole ones before it.
+func decodeJSONObjects[T any, P interface {
+	*T
+	proto.Message
+}](data []byte) (out []P, used int, err error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
 	for {
 		var raw json.RawMessage
 		err := dec.Decode(&raw)
 		if errors.Is(err, io.EOF) {
-			return out, nil
+			return out, len(data), nil
 		}
 		if err != nil {
-			return nil, err
+			return out, used, err
 		}
 		m := P(new(T))
 		if err := gwUnmarshal.Unmarshal(raw, m); err != nil {
-			return nil, err
+			return out, used, err
 		}
 		out = append(out, m)
+		used = int(dec.InputOffset())
 	}
 }
 

@@ -3,7 +3,6 @@ package http
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -326,34 +325,16 @@ type wsRequests[T any, P interface {
 // partial object larger than limit is an error, as a body that large is.
 func (r *wsRequests[T, P]) add(msg []byte, limit int) ([]P, error) {
 	r.pending = append(append(r.pending, msg...), '\n')
-	dec := json.NewDecoder(bytes.NewReader(r.pending))
-	var out []P
-	used := 0
-	for {
-		var raw json.RawMessage
-		err := dec.Decode(&raw)
-		if errors.Is(err, io.EOF) {
-			r.pending = r.pending[:0]
-			return out, nil
-		}
-		if errors.Is(err, io.ErrUnexpectedEOF) {
-			rest := copy(r.pending, r.pending[used:])
-			r.pending = r.pending[:rest]
-			if rest > limit {
-				return nil, fmt.Errorf("request is larger than %d bytes", limit)
-			}
-			return out, nil
-		}
-		if err != nil {
-			return nil, err
-		}
-		m := P(new(T))
-		if err := gwUnmarshal.Unmarshal(raw, m); err != nil {
-			return nil, err
-		}
-		out = append(out, m)
-		used = int(dec.InputOffset())
+	out, used, err := decodeJSONObjects[T, P](r.pending)
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) {
+		return nil, err
 	}
+	rest := copy(r.pending, r.pending[used:])
+	r.pending = r.pending[:rest]
+	if rest > limit {
+		return nil, fmt.Errorf("request is larger than %d bytes", limit)
+	}
+	return out, nil
 }
 
 // requestError is grpc-gateway's error line for a malformed request.
