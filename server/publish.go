@@ -23,6 +23,17 @@ func (s *Server) publishAttributes() {
 		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.RequestTimeout)
 		err := s.WaitLeader(ctx)
 		cancel()
+		if err == nil && attempt == 0 && s.node.Leader() != s.node.ID() {
+			// A new leader publishes its own attributes at once; a
+			// follower that proposed in the same moment would be dropped
+			// (below), so followers first wait a moment, at random, which
+			// also spreads them apart from each other.
+			select {
+			case <-s.node.Done():
+				return
+			case <-time.After(20*time.Millisecond + rand.N(100*time.Millisecond)):
+			}
+		}
 		if err == nil {
 			// NB: raft drops a conf change proposed while another is
 			// pending without ever answering (members that start together
