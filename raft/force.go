@@ -30,7 +30,7 @@ func forceNewCluster(store *logStore, hist confHistory, id, applied uint64, lg *
 	}
 	cur := hist.current()
 	if cur.isRemoved(id) {
-		return fmt.Errorf("%w: member %x was removed from the cluster; --force-new-cluster needs a member's data", ErrRemoved, id)
+		return fmt.Errorf("%w (member %x): --force-new-cluster needs the data of a current member", ErrRemoved, id)
 	}
 	// Conf changes committed after the stored history are applied when the
 	// node starts (a forced start that crashed before applying its own
