@@ -23,6 +23,9 @@
 #   CASE_TIMEOUT seconds any one client run may take (default 300)
 #   OUT_MD       the markdown file to update (default docs/BENCHMARKS.md)
 #   PLOT_DIR     where plots and raw outputs go (default docs/bench)
+#   PROFILE      1 (default): after the runs, `scripts/bench-profile.sh` takes
+#                CPU profiles of the cases whose targets this run did not meet,
+#                into PLOT_DIR/profiles (needs etcd's benchmark); 0: none
 #   KEEP_WORK=1  keep the temp dir (data dirs, server logs) for a post-mortem
 #
 # Only 127.0.0.1 is used. Every process started here is stopped on exit
@@ -38,6 +41,7 @@ QUICK=${QUICK:-0}
 ROUNDS=${ROUNDS:-$([[ $QUICK == 1 ]] && echo 1 || echo 3)}
 [[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || { echo "bench-compare: ROUNDS must be a positive integer" >&2; exit 1; }
 CASE_TIMEOUT=${CASE_TIMEOUT:-300}
+PROFILE=${PROFILE:-1}
 OUT_MD=${OUT_MD:-$ROOT/docs/BENCHMARKS.md}
 PLOT_DIR=${PLOT_DIR:-$ROOT/docs/bench}
 BEGIN_MARK='<!-- bench-compare:begin -->'
@@ -371,6 +375,111 @@ ms_commit() {
 	echo "$c"
 }
 fmt_int() { awk -v a="$1" 'BEGIN { s = sprintf("%.0f", a); n = length(s); o = ""; for (i = 1; i <= n; i++) { o = o substr(s, i, 1); if ((n - i) % 3 == 0 && i < n) o = o "," } print o }'; }
+# ---- the issue's targets ---------------------------------------------------
+# Each target of issue 8 against this run: the measured ratio (of the two
+# medians; the rounds' ratios after it), whether it is met, and for a target
+# not met the CPU profile of that case (bench-profile.sh, run below).
+declare -a UNMET=()
+# cell LABEL SERVER FIELD: field 1 (req/s or puts/s), 2 (p50) or 3 (p99) of
+# a result, empty when the run failed or did not happen.
+cell() {
+	local r=${R["$1|$2"]:-ERR}
+	[[ $r == ERR* ]] && return
+	awk -v f="$3" '{print $f}' <<<"$r"
+}
+# target TEXT LABEL PROFILE_CASE MEASURED VERDICT: one row; VERDICT is met,
+# "not met" or "not measured".
+target() {
+	local text=$1 label=$2 pcase=$3 measured=$4 verdict=$5 prof=-
+	if [[ $verdict == "not met" && -n $pcase ]]; then
+		UNMET+=("$pcase")
+		prof="[$pcase](bench/profiles/README.md)"
+	fi
+	echo "| $text | $measured | **$verdict** | $prof |"
+}
+# rps_target TEXT LABEL PROFILE_CASE MIN [P99]: req/s ratio at least MIN
+# (and, with P99 set, MetaStore's p99 no worse than etcd's).
+rps_target() {
+	local text=$1 label=$2 pcase=$3 min=$4 p99=${5:-} er mr ep mp rr pr verdict
+	er=$(cell "$label" etcd 1) mr=$(cell "$label" metastore 1)
+	if [[ -z $er || -z $mr ]]; then
+		target "$text" "$label" "$pcase" "a run failed or did not run" "not measured"
+		return
+	fi
+	rr=$(ratio "$mr" "$er")
+	verdict=$(awk -v r="$rr" -v m="$min" 'BEGIN { print (r + 0 >= m) ? "met" : "not met" }')
+	local measured="${rr}x (rounds: ${RATIOS[$label]:--})"
+	if [[ -n $p99 ]]; then
+		ep=$(cell "$label" etcd 3) mp=$(cell "$label" metastore 3)
+		pr=$(ratio "$mp" "$ep")
+		measured+="; p99 ${pr} of etcd's"
+		awk -v r="$pr" 'BEGIN { exit !(r + 0 > 1) }' && verdict="not met"
+	fi
+	target "$text" "$label" "$pcase" "$measured" "$verdict"
+}
+{
+	echo "The issue's targets against this run (ratios MetaStore/etcd of the two medians, each"
+	echo "round's after it; a profile of every case not met is in [bench/profiles](bench/profiles/README.md)):"
+	echo
+	echo "| target | measured | | where the time goes |"
+	echo "|---|---|---|---|"
+	ep=$(cell put-c1 etcd 3) mp=$(cell put-c1 metastore 3)
+	if [[ -n $ep && -n $mp ]]; then
+		target "put, 1 member, 1 client: p99 <= etcd's" put-c1 put-c1 "$mp vs $ep ms ($(ratio "$mp" "$ep"))" \
+			"$(awk -v a="$mp" -v b="$ep" 'BEGIN { print (a + 0 <= b + 0) ? "met" : "not met" }')"
+	else
+		target "put, 1 member, 1 client: p99 <= etcd's" put-c1 put-c1 "a run failed" "not measured"
+	fi
+	rps_target "put, 1 member, 100 clients: >= 1.5x, p99 no worse" put-c100 put-c100 1.5 p99
+	rps_target "put, 1 member, 500 clients: >= 1.5x, p99 no worse" put-c500 put-c500 1.5 p99
+	rps_target "put, 3 members, 100 clients: >= 1.5x" put-c100-3m put-c100-3m 1.5
+	rps_target "range linearizable, 100 clients: >= 1.5x" range-l-c100 range-l-c100 1.5
+	rps_target "range serializable, 100 clients: >= 1.5x" range-s-c100 range-s-c100 1.5
+	rps_target "txn-put, 100 clients: >= 1.5x" txn-put-c100 txn-put-c100 1.5
+	m=${R["check-perf|metastore"]:-ERR not run} e=${R["check-perf|etcd"]:-ERR not run}
+	if [[ $QUICK == 1 || $m == ERR* ]]; then
+		target "\`etcdctl check perf --load=l\` passes" check-perf check-perf "not run with --load=l" "not measured"
+		target "RSS after check perf < 300 MB" check-perf "" "not run with --load=l" "not measured"
+	else
+		read -r mw mv mr mr15 <<<"$m"
+		ecp="etcd: failed"
+		[[ $e != ERR* ]] && ecp="etcd: $(awk '{print $2}' <<<"$e") at $(fmt_int "${e%% *}")"
+		target "\`etcdctl check perf --load=l\` passes" check-perf check-perf \
+			"$mv at $(fmt_int "$mw") writes/s ($ecp)" "$([[ $mv == PASS ]] && echo met || echo "not met")"
+		v="not met"
+		[[ $mr =~ ^[0-9]+$ ]] && ((mr < 300)) && v=met
+		target "RSS after check perf < 300 MB" check-perf "" "$mr MB when it returns, $mr15 MB 15 s later" "$v"
+	fi
+	mpps=$(cell watch-c1000-msbench metastore 1) mp=$(cell watch-c1000-msbench metastore 3)
+	if [[ -n $mpps && -n $mp ]]; then
+		v=$(awk -v r="$mpps" -v p="$mp" 'BEGIN { print (r + 0 >= 990 && p + 0 < 20) ? "met" : "not met" }')
+		target "watch-latency, 1,000 watchers: 1,000 puts/s reached, event delay p99 < 20 ms" watch-c1000-msbench watch-c1000 \
+			"$(fmt_int "$mpps") puts/s, p99 $mp ms through \`metastore bench\`; through etcd's tool $(cell watch-c1000 metastore 1) puts/s, p99 $(cell watch-c1000 metastore 3) ms" "$v"
+	else
+		target "watch-latency, 1,000 watchers: 1,000 puts/s reached, event delay p99 < 20 ms" watch-c1000-msbench watch-c1000 "a run failed" "not measured"
+	fi
+	rps_target "REST put >= 2x etcd's gRPC put" rest-put-c100 rest-put-c100 2
+	rps_target "REST get >= 2x etcd's gRPC range" rest-get-c100 rest-get-c100 2
+} >"$WORK/targets.md"
+
+# Profiles of the cases not met, before the table names them.
+PROFILED=""
+if ((${#UNMET[@]})); then
+	if [[ $PROFILE == 1 && $CLIENT == etcd-benchmark ]]; then
+		log "profiling the cases not met: ${UNMET[*]}"
+		if CASES="${UNMET[*]}" QUICK=$QUICK ETCD_BIN=$ETCD_BIN MS_BIN=$MS_BIN PROFILE_DIR=$PLOT_DIR/profiles \
+			"$ROOT/scripts/bench-profile.sh"; then
+			PROFILED="Profiles of the cases not met were taken after the runs (\`make bench-profile\` with CASES=\"${UNMET[*]}\")."
+		else
+			PROFILED="Taking the profiles of the cases not met failed (\`make bench-profile\` with CASES=\"${UNMET[*]}\" again)."
+		fi
+	else
+		PROFILED="No profiles were taken this run (PROFILE=0, or no etcd benchmark tool): the links show the last ones."
+	fi
+	echo >>"$WORK/targets.md"
+	echo "$PROFILED" >>"$WORK/targets.md"
+fi
+
 TABLE=$WORK/table.md
 {
 	echo "Measured $(date -u +%Y-%m-%d) by \`make bench-compare\` (scripts/bench-compare.sh): MetaStore built from"
@@ -412,6 +521,10 @@ TABLE=$WORK/table.md
 		echo "| server RSS 15 s later, MB | $er15 | $mr15 | $(ratio "$mr15" "$er15") |"
 	else
 		echo "| writes/s, RSS MB | ${e/ERR/failed:} | ${m/ERR/failed:} | n/a |"
+	fi
+	if [[ -s $WORK/targets.md ]]; then
+		echo
+		cat "$WORK/targets.md"
 	fi
 	echo
 	echo "Plots (latency over time, throughput, latency distribution) of the runs made with"

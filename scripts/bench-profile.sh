@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# bench-profile.sh: where a member's CPU goes in the side-by-side cases whose
-# speed targets are not met (docs/BENCHMARKS.md), and in linearizable range
-# (met in one side-by-side run, not in the next), as CPU profiles anyone can
-# take again and read with `go tool pprof`.
+# bench-profile.sh: where a member's CPU goes in the side-by-side cases of
+# the speed targets (docs/BENCHMARKS.md), as CPU profiles anyone can take
+# again and read with `go tool pprof`. `make bench-compare` runs it for the
+# cases whose targets its run did not meet (CASES).
 #
 # For each case it starts fresh MetaStore members (bin/metastore, RocksDB,
 # fsync on, --enable-pprof) on free loopback ports, drives them with etcd's
@@ -22,6 +22,10 @@
 #   PROFILE_DIR  output directory (default docs/bench/profiles)
 #   SECONDS_PER  length of each profile in seconds (default 8; QUICK 2)
 #   QUICK=1      short profiles, no check perf (a trial run)
+#   CASES        the cases to profile, separated by spaces (default all):
+#                put-c1 put-c100 put-c500 txn-put-c100 range-l-c100 range-s-c100
+#                check-perf rest-put-c100 rest-get-c100 watch-c1000
+#                put-c100-3m (its leader and a follower)
 #   KEEP_WORK=1  keep the temp dir (data dirs, server logs)
 # Only 127.0.0.1 is used; every process started is stopped on exit and every
 # client run is bounded by `timeout`.
@@ -39,6 +43,13 @@ die() { echo "bench-profile: $*" >&2; exit 1; }
 log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
 
 [[ $SECONDS_PER =~ ^[1-9][0-9]*$ ]] || die "SECONDS_PER must be a positive integer"
+ALL_CASES="put-c1 put-c100 put-c500 txn-put-c100 range-l-c100 range-s-c100 check-perf rest-put-c100 rest-get-c100 watch-c1000 put-c100-3m"
+CASES=${CASES:-$ALL_CASES}
+for c in $CASES; do
+	[[ " $ALL_CASES " == *" $c "* ]] || die "unknown case $c in CASES (known: $ALL_CASES)"
+done
+# wanted CASE: whether CASES names it.
+wanted() { [[ " $CASES " == *" $1 "* ]]; }
 [[ -x "$MS_BIN" ]] || die "$MS_BIN not found: run 'make build' first"
 [[ -n "$ETCD_BIN" && -x "$ETCD_BIN/benchmark" && -x "$ETCD_BIN/etcdctl" ]] ||
 	die "set ETCD_BIN to a directory holding etcd's benchmark and etcdctl"
@@ -55,11 +66,13 @@ HZ=$(getconf CLK_TCK)
 WARMUP=2
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-# requests EP: the KV calls the member at EP has answered, or, on a member
-# that answers none (a follower), the proposals it has applied.
+# requests EP: the KV calls the member at EP has answered (gRPC, and REST
+# /v1/kv), or, on a member that answers none (a follower), the proposals it
+# has applied.
 requests() {
 	curl -sf "http://$1/metrics" | awk '
 		/^grpc_server_handled_total\{.*grpc_service="etcdserverpb.KV"/ { kv += $2 }
+		/^metastore_http_requests_total\{.*route="v1_kv"/ { kv += $2 }
 		/^etcd_server_proposals_applied_total / { applied = $2 }
 		END { printf "%d %d\n", kv, applied }'
 }
@@ -85,6 +98,10 @@ PARTS=(
 	"all cgo calls (RocksDB's C++ and the kernel under it)|runtime.cgocall"
 	"garbage collector (background marking)|runtime.gcBgMarkWorker"
 	"Go scheduler looking for work|runtime.findRunnable"
+	"HTTP/1.1 connections (fasthttp: reads, the handler, writes)|github.com/valyala/fasthttp.(*Server).serveConn"
+	"- of it our REST and gateway handler|github.com/metastore/metastore/http.(*Handler).Handle"
+	"watch hub: fan-out of events to watchers|github.com/metastore/metastore/mvcc.(*WatchHub).fanOutLoop"
+	"watch streams: responses encoded and sent|github.com/metastore/metastore/grpc.(*watchServer).sendLoop"
 )
 
 SUMMARY=$WORK/README.md
@@ -160,37 +177,53 @@ KEY=--key-size=8 VAL=--val-size=256
 # profile, not the load, ends each case.
 BM=(timeout -k 5 120 "$ETCD_BIN/benchmark" --precise)
 
-start_cluster metastore 1
-pid1=${SPIDS[0]}
-profile put-c100 "put, 1 member, 100 clients" "$EP1" "$pid1" \
-	"${BM[@]}" --endpoints="$EP1" --conns=10 --clients=100 put $KEY --sequential-keys --total="$(scale 1000000)" $VAL
-stop_cluster
-start_cluster metastore 1
-pid1=${SPIDS[0]}
-profile put-c500 "put, 1 member, 500 clients" "$EP1" "$pid1" \
-	"${BM[@]}" --endpoints="$EP1" --conns=50 --clients=500 put $KEY --sequential-keys --total="$(scale 1000000)" $VAL
-stop_cluster
-start_cluster metastore 1
-pid1=${SPIDS[0]}
-profile txn-put-c100 "txn-put, 1 op, 100k keys, 1 member, 100 clients" "$EP1" "$pid1" \
-	"${BM[@]}" --endpoints="$EP1" --conns=10 --clients=100 txn-put --txn-ops=1 $KEY --key-space-size=100000 $VAL --total="$(scale 1000000)"
-stop_cluster
-start_cluster metastore 1
-pid1=${SPIDS[0]}
-"$ETCD_BIN/etcdctl" --endpoints="$EP1" put foo "$(head -c 256 /dev/zero | tr '\0' v)" >/dev/null ||
-	die "cannot write the key the range case reads"
-profile range-l-c100 "range linearizable, one key, 1 member, 100 clients" "$EP1" "$pid1" \
-	"${BM[@]}" --endpoints="$EP1" --conns=10 --clients=100 range foo --consistency=l --total="$(scale 4000000)"
-stop_cluster
-if [[ $QUICK != 1 ]]; then
+# one_member CASE TITLE LOAD...: the case on a fresh single member, when
+# CASES names it. SETUP, when set, is a function run first with the
+# member's endpoint.
+one_member() {
+	local name=$1 title=$2
+	shift 2
+	wanted "$name" || return 0
 	start_cluster metastore 1
-	pid1=${SPIDS[0]}
-	profile check-perf "etcdctl check perf --load=l, 1 member" "$EP1" "$pid1" \
-		timeout -k 5 120 "$ETCD_BIN/etcdctl" --endpoints="$EP1" --command-timeout=60s check perf --load=l
+	if [[ -n ${SETUP:-} ]]; then "$SETUP" "$EP1" || die "$name: set-up failed"; fi
+	# The load names the member as @EP@, known only now.
+	profile "$name" "$title" "$EP1" "${SPIDS[0]}" "${@//@EP@/$EP1}"
 	stop_cluster
+}
+# put_foo EP: the key the range cases read.
+put_foo() { "$ETCD_BIN/etcdctl" --endpoints="$1" put foo "$(head -c 256 /dev/zero | tr '\0' v)" >/dev/null; }
+# fill_keys EP: the 100,000 keys the REST get case reads.
+fill_keys() {
+	timeout -k 5 120 "$MS_BIN" bench rest-put --endpoints="$1" --conns=10 --clients=10 $KEY \
+		--key-space-size=100000 --sequential-keys $VAL --total=100000 >/dev/null
+}
+MB=(timeout -k 5 120 "$MS_BIN" bench)
+
+one_member put-c1 "put, 1 member, 1 client" \
+	"${BM[@]}" --endpoints=@EP@ --conns=1 --clients=1 put $KEY --sequential-keys --total="$(scale 100000)" $VAL
+one_member put-c100 "put, 1 member, 100 clients" \
+	"${BM[@]}" --endpoints=@EP@ --conns=10 --clients=100 put $KEY --sequential-keys --total="$(scale 1000000)" $VAL
+one_member put-c500 "put, 1 member, 500 clients" \
+	"${BM[@]}" --endpoints=@EP@ --conns=50 --clients=500 put $KEY --sequential-keys --total="$(scale 1000000)" $VAL
+one_member txn-put-c100 "txn-put, 1 op, 100k keys, 1 member, 100 clients" \
+	"${BM[@]}" --endpoints=@EP@ --conns=10 --clients=100 txn-put --txn-ops=1 $KEY --key-space-size=100000 $VAL --total="$(scale 1000000)"
+SETUP=put_foo one_member range-l-c100 "range linearizable, one key, 1 member, 100 clients" \
+	"${BM[@]}" --endpoints=@EP@ --conns=10 --clients=100 range foo --consistency=l --total="$(scale 4000000)"
+SETUP=put_foo one_member range-s-c100 "range serializable, one key, 1 member, 100 clients" \
+	"${BM[@]}" --endpoints=@EP@ --conns=10 --clients=100 range foo --consistency=s --total="$(scale 4000000)"
+if [[ $QUICK != 1 ]]; then
+	one_member check-perf "etcdctl check perf --load=l, 1 member" \
+		timeout -k 5 120 "$ETCD_BIN/etcdctl" --endpoints=@EP@ --command-timeout=60s check perf --load=l
 fi
+one_member rest-put-c100 "REST PUT /v1/kv, 1 member, 100 connections (metastore bench)" \
+	"${MB[@]}" rest-put --endpoints=@EP@ --conns=100 --clients=100 $KEY --key-space-size=100000 --sequential-keys $VAL --total="$(scale 1000000)"
+SETUP=fill_keys one_member rest-get-c100 "REST GET /v1/kv, 100k keys, 1 member, 100 connections (metastore bench)" \
+	"${MB[@]}" rest-get --endpoints=@EP@ --conns=100 --clients=100 $KEY --key-space-size=100000 --sequential-keys $VAL --total="$(scale 4000000)"
+one_member watch-c1000 "watch-latency, 1,000 watchers on one key, 1,000 puts/s asked (metastore bench, 4 put clients; a request is a put and its 1,000 events)" \
+	"${MB[@]}" watch-latency --endpoints=@EP@ --conns=1 --clients=4 --streams=10 --watchers-per-stream=100 --rate=1000 --total="$(scale 100000)" $KEY $VAL
 
 for role in leader follower; do
+	wanted put-c100-3m || break
 	start_cluster metastore 3
 	lead=$(status_field "$EP1" leader)
 	target="" tpid="" i=0
