@@ -101,8 +101,9 @@ fuzz: deps ## run each fuzz target for FUZZTIME (make test runs their seed corpo
 
 .PHONY: bench-compare
 # ETCD_BIN=dir selects the etcd build (default ../shared/peers/etcd/bin, else
-# /tmp/etcdpeer/bin); QUICK=1 makes a short trial run. About 15 minutes.
-bench-compare: build ## MetaStore vs etcd side by side; table into docs/BENCHMARKS.md, plots into docs/bench/
+# /tmp/etcdpeer/bin); QUICK=1 makes a short trial run; PROFILE=0 skips the
+# profiles of the targets not met. About 20 minutes.
+bench-compare: build ## MetaStore vs etcd side by side; tables (and the issue's targets, met or not) into docs/BENCHMARKS.md, plots into docs/bench/
 	./scripts/bench-compare.sh
 
 .PHONY: bench-ceiling
@@ -118,9 +119,9 @@ compat-diff: build ## the same JSON gateway requests to etcd and to MetaStore, a
 	./scripts/compat-diff.sh
 
 .PHONY: bench-profile
-# ETCD_BIN (etcd's benchmark and etcdctl), SECONDS_PER, QUICK=1: see the
-# script's header. About 3 minutes.
-bench-profile: build ## CPU profiles of a member in the cases whose targets are not met, into docs/bench/profiles/
+# ETCD_BIN (etcd's benchmark and etcdctl), SECONDS_PER, QUICK=1, CASES: see
+# the script's header. About 4 minutes for every case.
+bench-profile: build ## CPU profiles of a member in the cases of the speed targets (CASES="put-c100 ..."), into docs/bench/profiles/
 	./scripts/bench-profile.sh
 
 .PHONY: bench-onecpu

@@ -1,1 +1,1 @@
-# metastore bench mixed --endpoints=127.0.0.1:26417 --conns=100 --clients=100 --key-size=8 --key-space-size=100000 --sequential-keys --val-size=256 --total=100000 --put-ratio=0 --get-ratio=1 --delete-ratio=0 --range-ratio=0 
+# metastore bench mixed --endpoints=127.0.0.1:24569 --conns=100 --clients=100 --key-size=8 --key-space-size=100000 --sequential-keys --val-size=256 --total=100000 --put-ratio=0 --get-ratio=1 --delete-ratio=0 --range-ratio=0 

@@ -1,1 +1,1 @@
-# metastore bench rest-get --endpoints=127.0.0.1:26171 --conns=100 --clients=100 --key-size=8 --key-space-size=100000 --sequential-keys --val-size=256 --total=100000 
+# metastore bench rest-get --endpoints=127.0.0.1:26849 --conns=100 --clients=100 --key-size=8 --key-space-size=100000 --sequential-keys --val-size=256 --total=100000 
