@@ -322,6 +322,10 @@ func serveConfig(c *cli.Context, lg *zap.Logger) (server.Config, []*url.URL, []*
 		return server.Config{}, nil, nil, fmt.Errorf("--watch-batch-delay must not be negative (got %s)", cfg.WatchBatchDelay)
 	}
 	applyOpsFlags(c, &cfg) // cmd_ops.go
+	// cmd_featuregates.go
+	if err := applyFeatureGates(c, &cfg); err != nil {
+		return server.Config{}, nil, nil, err
+	}
 	// cmd_auth.go
 	if err := applyAuthFlags(c, &cfg); err != nil {
 		return server.Config{}, nil, nil, err

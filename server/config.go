@@ -121,6 +121,16 @@ type Config struct {
 	// CorruptCheckTime is how often the leader compares its HashKV with the
 	// other members' (0: never); a mismatch raises a CORRUPT alarm.
 	CorruptCheckTime time.Duration
+	// InitialCorruptCheck makes a member that starts with data compare its
+	// HashKV with its peers' before it serves, and refuse to start on a
+	// mismatch (etcd's InitialCorruptCheck feature gate). See corrupt.go.
+	InitialCorruptCheck bool
+	// CompactHashCheck makes the leader compare the members' hashes at the
+	// newest compaction revision every CompactHashCheckTime (0: a minute)
+	// and raise CORRUPT for the members outside the majority (etcd's
+	// CompactHashCheck feature gate and --compact-hash-check-time).
+	CompactHashCheck     bool
+	CompactHashCheckTime time.Duration
 	// WatchProgressNotifyInterval is how often watches created with
 	// progress_notify hear from a quiet stream (etcd's
 	// --watch-progress-notify-interval; 0: 10 minutes). See watch.go.
@@ -191,6 +201,12 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.WatchProgressNotifyInterval <= 0 {
 		c.WatchProgressNotifyInterval = DefaultWatchProgressNotifyInterval
+	}
+	if c.CompactHashCheckTime < 0 {
+		return c, fmt.Errorf("server: --compact-hash-check-time must not be negative (got %v)", c.CompactHashCheckTime)
+	}
+	if c.CompactHashCheckTime == 0 {
+		c.CompactHashCheckTime = DefaultCompactHashCheckTime
 	}
 	if c.Logger == nil {
 		c.Logger = zap.NewNop()

@@ -2,7 +2,9 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
@@ -41,6 +43,10 @@ import (
 // minting a root token inside the server for a client call (a root-level
 // credential that exists outside any user's login) is avoided.
 
+// DefaultCompactHashCheckTime is how often the leader compares the
+// members' hashes at the newest compaction (etcd's --compact-hash-check-time).
+const DefaultCompactHashCheckTime = time.Minute
+
 // peerCallHashKV names the peer call (raft.Transport.Call) that answers a
 // pb.HashKVRequest with this member's pb.HashKVResponse.
 const peerCallHashKV = "hashkv"
@@ -49,13 +55,25 @@ func (s *Server) startCorruptCheck() {
 	// Every member answers, whether or not it runs the check itself (the
 	// leader's flag decides), as etcd's peers always serve /members/hashkv.
 	s.tr.Handle(peerCallHashKV, s.servePeerHashKV)
-	if s.cfg.CorruptCheckTime <= 0 {
-		return
+	if s.cfg.CorruptCheckTime > 0 {
+		s.everyAsLeader(s.cfg.CorruptCheckTime, func() {
+			if err := s.checkPeerHashes(); err != nil {
+				s.lg.Warn("corruption check failed", zap.Error(err))
+			}
+		})
 	}
+	if s.cfg.CompactHashCheck {
+		var checked int64 // the newest compaction revision found consistent
+		s.everyAsLeader(s.cfg.CompactHashCheckTime, func() { s.checkCompactHashes(&checked) })
+	}
+}
+
+// everyAsLeader runs f every d on an ops goroutine while this member leads.
+func (s *Server) everyAsLeader(d time.Duration, f func()) {
 	s.ops.wg.Add(1)
 	go func() {
 		defer s.ops.wg.Done()
-		t := time.NewTicker(s.cfg.CorruptCheckTime)
+		t := time.NewTicker(d)
 		defer t.Stop()
 		for {
 			select {
@@ -64,9 +82,7 @@ func (s *Server) startCorruptCheck() {
 			case <-t.C:
 			}
 			if s.node.Leader() == s.node.ID() {
-				if err := s.checkPeerHashes(); err != nil {
-					s.lg.Warn("corruption check failed", zap.Error(err))
-				}
+				f()
 			}
 		}
 	}()
@@ -171,4 +187,159 @@ func (s *Server) servePeerHashKV(_ context.Context, _ uint64, b []byte) ([]byte,
 		return nil, err
 	}
 	return proto.Marshal(resp)
+}
+
+// askPeers asks every other member (learners too: they hold the data) for
+// its HashKV at rev, all at once, and returns the answers and the members
+// that did not answer, with why.
+func (s *Server) askPeers(rev int64) (answers []peerHash, failed map[uint64]error) {
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	failed = map[uint64]error{}
+	for _, m := range s.node.Members() {
+		if m.ID == s.node.ID() {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp, err := s.peerHashKV(m.ID, rev)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				failed[m.ID] = err
+				return
+			}
+			answers = append(answers, peerHash{id: m.ID, resp: resp})
+		}()
+	}
+	wg.Wait()
+	return answers, failed
+}
+
+// errDataInconsistency is why a member with --feature-gates
+// InitialCorruptCheck=true refuses to start (etcd's words).
+var errDataInconsistency = errors.New("found data inconsistency with peers")
+
+// initialCorruptCheck is etcd's InitialCorruptCheck: a member that starts
+// with data hashes its keyspace at its revision and asks every peer for
+// the hash at that revision; a peer at the same compaction revision with a
+// different hash means the data differ, and the member refuses to start
+// (before it serves clients). Peers that do not answer, are behind it
+// (the revision is in their future) or compacted past it are skipped with
+// a warning, as etcd does: the check cannot tell which side is wrong, only
+// that one is.
+func (s *Server) initialCorruptCheck() error {
+	hash, rev, compactRev, err := s.store.HashKV(0)
+	if err != nil {
+		return fmt.Errorf("server: initial corruption check: hashing the local keyspace: %w", err)
+	}
+	s.lg.Info("starting initial corruption check", zap.String("local-member-id", idString(s.node.ID())),
+		zap.Int64("revision", rev), zap.Duration("timeout", s.cfg.RequestTimeout))
+	answers, failed := s.askPeers(rev)
+	for id, err := range failed {
+		s.lg.Warn("initial corruption check: member did not answer HashKV", zap.String("peer", idString(id)),
+			zap.Int64("revision", rev), zap.Error(err))
+	}
+	mismatch := 0
+	for _, p := range answers {
+		fields := []zap.Field{zap.String("local-member-id", idString(s.node.ID())),
+			zap.Int64("local-member-revision", rev), zap.Int64("local-member-compact-revision", compactRev),
+			zap.Uint32("local-member-hash", hash), zap.String("remote-peer-id", idString(p.id)),
+			zap.Int64("remote-peer-compact-revision", p.resp.CompactRevision), zap.Uint32("remote-peer-hash", p.resp.Hash)}
+		switch {
+		case p.resp.Hash == hash:
+		case p.resp.CompactRevision == compactRev:
+			s.lg.Error("found different hash values from remote peer", fields...)
+			mismatch++
+		default:
+			s.lg.Warn("found different compact revision values from remote peer", fields...)
+		}
+	}
+	if mismatch > 0 {
+		return fmt.Errorf("server: %s %w", idString(s.node.ID()), errDataInconsistency)
+	}
+	s.lg.Info("initial corruption check passed; no corruption", zap.String("local-member-id", idString(s.node.ID())),
+		zap.Int("peers-checked", len(answers)), zap.Int("peers-not-answering", len(failed)))
+	return nil
+}
+
+// checkCompactHashes is one round of etcd's CompactHashCheck on the
+// leader: when the newest compaction revision has not been found
+// consistent yet, every member's hash at it (which covers the state the
+// compaction kept) is compared. Members with a different compaction
+// revision, or none, are skipped, and the round is tried again at the next
+// tick until all have answered. When the hashes differ, the members outside
+// a majority holding one hash get a CORRUPT alarm each; without such a
+// majority nobody can tell which data are right, and the alarm names
+// member 0 (the whole cluster), as etcd's does.
+func (s *Server) checkCompactHashes(checked *int64) {
+	compactRev := s.store.CompactRev()
+	if compactRev <= 0 || compactRev <= *checked {
+		return
+	}
+	hash, _, localCompact, err := s.store.HashKV(compactRev)
+	if err != nil {
+		// Compacted further since the read above: the next tick takes the new one.
+		s.lg.Warn("compaction hash check: hashing the local keyspace failed", zap.Int64("compact-revision", compactRev), zap.Error(err))
+		return
+	}
+	answers, failed := s.askPeers(compactRev)
+	byHash := map[uint32][]uint64{hash: {s.node.ID()}}
+	checkedPeers := 0
+	for _, p := range answers {
+		if p.resp.CompactRevision != localCompact {
+			s.lg.Warn("compaction hash check: skipped a member at another compaction revision", zap.String("peer", idString(p.id)),
+				zap.Int64("leader-compact-revision", localCompact), zap.Int64("member-compact-revision", p.resp.CompactRevision))
+			continue
+		}
+		checkedPeers++
+		byHash[p.resp.Hash] = append(byHash[p.resp.Hash], p.id)
+	}
+	for id, err := range failed {
+		s.lg.Warn("compaction hash check: member did not answer HashKV", zap.String("peer", idString(id)),
+			zap.Int64("compact-revision", compactRev), zap.Error(err))
+	}
+	peers := len(answers) + len(failed)
+	if len(byHash) == 1 {
+		if checkedPeers == peers {
+			*checked = compactRev
+			s.lg.Info("compaction hash check: every member holds the same data", zap.Int64("compact-revision", compactRev),
+				zap.Int("peers-checked", checkedPeers))
+		}
+		return
+	}
+	quorum := (peers+1)/2 + 1
+	majority := uint32(0)
+	found := false
+	for h, ids := range byHash {
+		if len(ids) >= quorum {
+			majority, found = h, true
+		}
+	}
+	for h, ids := range byHash {
+		if found && h == majority {
+			continue
+		}
+		s.lg.Error("compaction hash check: members hold different data", zap.Int64("compact-revision", compactRev),
+			zap.Uint32("leader-hash", hash), zap.Uint32("member-hash", h), zap.Strings("members", idStrings(ids)),
+			zap.Bool("majority-found", found))
+		if found {
+			for _, id := range ids {
+				s.raiseAlarm(id, pb.AlarmType_CORRUPT)
+			}
+		}
+	}
+	if !found {
+		s.raiseAlarm(0, pb.AlarmType_CORRUPT)
+	}
+	*checked = compactRev
+}
+
+func idStrings(ids []uint64) []string {
+	out := make([]string, len(ids))
+	for i, id := range ids {
+		out[i] = idString(id)
+	}
+	return out
 }

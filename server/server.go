@@ -47,6 +47,9 @@ type Server struct {
 	waiters   *waiters
 	deadlines *deadlines // request timeouts of propose (deadline.go)
 	applied   atomic.Uint64
+	// hadData: the member started with an applied index above 0 (it is
+	// not a fresh member), which makes it run the initial corruption check.
+	hadData bool
 	// durable is the index of the last memory-engine checkpoint.
 	durable         atomic.Uint64
 	checkpointEvery uint64
@@ -134,6 +137,7 @@ func New(c Config) (*Server, error) {
 	}
 	s.applied.Store(idx)
 	s.durable.Store(idx)
+	s.hadData = idx > 0
 	s.checkpointEvery = max(cfg.SnapshotCount/2, 1)
 	if cfg.SnapshotCount == 0 {
 		s.checkpointEvery = raft.DefaultSnapshotCount / 2
@@ -176,6 +180,14 @@ func (s *Server) Start(peerListener net.Listener) error {
 	}()
 	s.startLeases()
 	s.startOps() // maintenance.go
+	// As etcd, only a member that starts with data checks it, and before
+	// it serves clients (its attributes are published after): the caller
+	// stops the server when this fails.
+	if s.cfg.InitialCorruptCheck && s.hadData {
+		if err := s.initialCorruptCheck(); err != nil { // corrupt.go
+			return err
+		}
+	}
 	s.bg.Add(1)
 	go func() {
 		defer s.bg.Done()

@@ -1,0 +1,128 @@
+package main
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/metastore/metastore/server"
+)
+
+// etcd's --feature-gates (server/features in etcd 3.7): the same names,
+// defaults and syntax ("Name=true,Other=false"), so that a unit written
+// for etcd, kubeadm's manifest among them (InitialCorruptCheck=true),
+// starts MetaStore as it is. Each gate is one of:
+//   - gateImplemented: MetaStore does what the gate does, when it is on;
+//   - gateNoEffect: MetaStore behaves one way whatever the value (what
+//     docs/operations.md says for each); either value is accepted;
+//   - gateUnsupported: MetaStore lacks the feature; on is refused with a
+//     clear error rather than silently ignored.
+
+type gateSupport int
+
+const (
+	gateImplemented gateSupport = iota
+	gateNoEffect
+	gateUnsupported
+)
+
+type gateSpec struct {
+	beta    bool // etcd's stage: alpha or beta (AllAlpha, AllBeta set them)
+	def     bool // etcd's default
+	support gateSupport
+}
+
+var etcdFeatureGates = map[string]gateSpec{
+	"CompactHashCheck":             {def: false, support: gateImplemented},
+	"FastLeaseKeepAlive":           {beta: true, def: true, support: gateNoEffect},
+	"InitialCorruptCheck":          {def: false, support: gateImplemented},
+	"LeaseCheckpoint":              {def: false, support: gateNoEffect},
+	"LeaseCheckpointPersist":       {def: false, support: gateNoEffect},
+	"PriorityRequest":              {def: false, support: gateUnsupported},
+	"SetMemberLocalAddr":           {def: false, support: gateUnsupported},
+	"StopGRPCServiceOnDefrag":      {def: false, support: gateNoEffect},
+	"TxnModeWriteWithSharedBuffer": {beta: true, def: true, support: gateNoEffect},
+}
+
+// parseFeatureGates reads --feature-gates and returns every gate's value
+// (etcd's defaults, then AllAlpha and AllBeta, then the gates named).
+// Errors read as etcd's.
+func parseFeatureGates(value string) (map[string]bool, error) {
+	bad := func(format string, a ...any) error {
+		return fmt.Errorf("invalid value %q for flag --feature-gates: %s", value, fmt.Sprintf(format, a...))
+	}
+	set := map[string]bool{}
+	var order []string
+	for _, part := range strings.Split(value, ",") {
+		if part == "" {
+			continue
+		}
+		k, v, ok := strings.Cut(part, "=")
+		k = strings.TrimSpace(k)
+		if !ok {
+			return nil, bad("missing bool value for %s", k)
+		}
+		v = strings.TrimSpace(v)
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return nil, bad("invalid value of %s=%s, err: %v", k, v, err)
+		}
+		if _, known := etcdFeatureGates[k]; !known && k != "AllAlpha" && k != "AllBeta" {
+			return nil, bad("unrecognized feature gate: %s", k)
+		}
+		set[k] = b
+		order = append(order, k)
+	}
+	gates := map[string]bool{}
+	for name, g := range etcdFeatureGates {
+		gates[name] = g.def
+		if all, ok := set["AllAlpha"]; ok && !g.beta {
+			gates[name] = all
+		}
+		if all, ok := set["AllBeta"]; ok && g.beta {
+			gates[name] = all
+		}
+	}
+	for _, k := range order {
+		if _, known := etcdFeatureGates[k]; known {
+			gates[k] = set[k]
+		}
+	}
+	if gates["LeaseCheckpointPersist"] && !gates["LeaseCheckpoint"] {
+		return nil, fmt.Errorf("enabling feature gate LeaseCheckpointPersist requires enabling feature gate LeaseCheckpoint")
+	}
+	var names []string
+	for name := range etcdFeatureGates {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		if gates[name] && etcdFeatureGates[name].support == gateUnsupported {
+			how := ""
+			if _, named := set[name]; !named {
+				how = " (on through AllAlpha or AllBeta)"
+			}
+			return nil, fmt.Errorf("--feature-gates: %s%s is not supported by MetaStore; set %s=false", name, how, name)
+		}
+	}
+	return gates, nil
+}
+
+// applyFeatureGates copies the gates MetaStore implements, and
+// --compact-hash-check-time, into cfg.
+func applyFeatureGates(c *cli.Context, cfg *server.Config) error {
+	gates, err := parseFeatureGates(c.String("feature-gates"))
+	if err != nil {
+		return err
+	}
+	cfg.InitialCorruptCheck = gates["InitialCorruptCheck"]
+	cfg.CompactHashCheck = gates["CompactHashCheck"]
+	cfg.CompactHashCheckTime = c.Duration("compact-hash-check-time")
+	if cfg.CompactHashCheckTime <= 0 {
+		return fmt.Errorf("--compact-hash-check-time must be >0 (set to %v)", cfg.CompactHashCheckTime)
+	}
+	return nil
+}
