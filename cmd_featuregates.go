@@ -2,6 +2,8 @@ package main
 
 import (
 	"fmt"
+	"net/netip"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -14,7 +16,8 @@ import (
 // etcd's --feature-gates (server/features in etcd 3.7): the same names,
 // defaults and syntax ("Name=true,Other=false"), so that a unit written
 // for etcd, kubeadm's manifest among them (InitialCorruptCheck=true),
-// starts MetaStore as it is. Each gate is one of:
+// starts MetaStore as it is (docs/operations.md, Corruption check). Each
+// gate is one of:
 //   - gateImplemented: MetaStore does what the gate does, when it is on;
 //   - gateNoEffect: MetaStore behaves one way whatever the value (what
 //     docs/operations.md says for each); either value is accepted;
@@ -42,7 +45,7 @@ var etcdFeatureGates = map[string]gateSpec{
 	"LeaseCheckpoint":              {def: false, support: gateNoEffect},
 	"LeaseCheckpointPersist":       {def: false, support: gateNoEffect},
 	"PriorityRequest":              {def: false, support: gateUnsupported},
-	"SetMemberLocalAddr":           {def: false, support: gateUnsupported},
+	"SetMemberLocalAddr":           {def: false, support: gateImplemented},
 	"StopGRPCServiceOnDefrag":      {def: false, support: gateNoEffect},
 	"TxnModeWriteWithSharedBuffer": {beta: true, def: true, support: gateNoEffect},
 }
@@ -120,9 +123,32 @@ func applyFeatureGates(c *cli.Context, cfg *server.Config) error {
 	}
 	cfg.InitialCorruptCheck = gates["InitialCorruptCheck"]
 	cfg.CompactHashCheck = gates["CompactHashCheck"]
+	if gates["SetMemberLocalAddr"] {
+		adv := c.String("initial-advertise-peer-urls")
+		if adv == "" {
+			adv = c.String("listen-peer-urls")
+		}
+		cfg.PeerLocalAddr = memberLocalAddr(adv)
+	}
 	cfg.CompactHashCheckTime = c.Duration("compact-hash-check-time")
 	if cfg.CompactHashCheckTime <= 0 {
 		return fmt.Errorf("--compact-hash-check-time must be >0 (set to %v)", cfg.CompactHashCheckTime)
 	}
 	return nil
+}
+
+// memberLocalAddr is etcd's choice for SetMemberLocalAddr: the first
+// advertised peer URL whose host is an IP address, neither loopback nor
+// unspecified ("" when none is: the system chooses, as in etcd).
+func memberLocalAddr(advertisePeerURLs string) string {
+	for _, raw := range strings.Split(advertisePeerURLs, ",") {
+		u, err := url.Parse(strings.TrimSpace(raw))
+		if err != nil {
+			continue
+		}
+		if a, err := netip.ParseAddr(u.Hostname()); err == nil && !a.IsLoopback() && !a.IsUnspecified() {
+			return a.String()
+		}
+	}
+	return ""
 }

@@ -17,6 +17,7 @@ func TestFeatureGates(t *testing.T) {
 	type want struct {
 		initial, compact bool
 		every            time.Duration
+		localAddr        string
 		err              string
 	}
 	cases := []struct {
@@ -32,10 +33,20 @@ func TestFeatureGates(t *testing.T) {
 		{[]string{"--feature-gates", "LeaseCheckpoint=true,LeaseCheckpointPersist=true,FastLeaseKeepAlive=false," +
 			"StopGRPCServiceOnDefrag=true,TxnModeWriteWithSharedBuffer=false"}, want{every: time.Minute}},
 		// AllAlpha turns every alpha gate on; a gate named after it wins.
-		{[]string{"--feature-gates", "AllAlpha=true,PriorityRequest=false,SetMemberLocalAddr=false"},
+		{[]string{"--feature-gates", "AllAlpha=true,PriorityRequest=false"},
 			want{initial: true, compact: true, every: time.Minute}},
-		{[]string{"--feature-gates", "AllAlpha=true,CompactHashCheck=false,PriorityRequest=false,SetMemberLocalAddr=false"},
+		{[]string{"--feature-gates", "AllAlpha=true,CompactHashCheck=false,PriorityRequest=false"},
 			want{initial: true, every: time.Minute}},
+		// SetMemberLocalAddr: the first advertised peer IP that is neither
+		// loopback nor unspecified.
+		{[]string{"--feature-gates", "SetMemberLocalAddr=true", "--initial-advertise-peer-urls",
+			"http://127.0.0.1:2380,https://node1:2380,http://0.0.0.0:2380,https://10.0.0.7:2380,http://10.0.0.8:2380"},
+			want{every: time.Minute, localAddr: "10.0.0.7"}},
+		{[]string{"--feature-gates", "SetMemberLocalAddr=true", "--listen-peer-urls", "http://[fd00::2]:2380"},
+			want{every: time.Minute, localAddr: "fd00::2"}},
+		{[]string{"--feature-gates", "SetMemberLocalAddr=true", "--initial-advertise-peer-urls", "http://127.0.0.1:2380"},
+			want{every: time.Minute}},
+		{[]string{"--initial-advertise-peer-urls", "http://10.0.0.7:2380"}, want{every: time.Minute}},
 		{[]string{"--feature-gates", "AllBeta=false"}, want{every: time.Minute}},
 		{[]string{"--feature-gates", "Foo=true"},
 			want{err: `invalid value "Foo=true" for flag --feature-gates: unrecognized feature gate: Foo`}},
@@ -47,8 +58,8 @@ func TestFeatureGates(t *testing.T) {
 			want{err: "enabling feature gate LeaseCheckpointPersist requires enabling feature gate LeaseCheckpoint"}},
 		{[]string{"--feature-gates", "PriorityRequest=true"},
 			want{err: "--feature-gates: PriorityRequest is not supported by MetaStore; set PriorityRequest=false"}},
-		{[]string{"--feature-gates", "AllAlpha=true,PriorityRequest=false"},
-			want{err: "--feature-gates: SetMemberLocalAddr (on through AllAlpha or AllBeta) is not supported by MetaStore; set SetMemberLocalAddr=false"}},
+		{[]string{"--feature-gates", "AllAlpha=true"},
+			want{err: "--feature-gates: PriorityRequest (on through AllAlpha or AllBeta) is not supported by MetaStore; set PriorityRequest=false"}},
 		{[]string{"--compact-hash-check-time", "0s"}, want{err: "--compact-hash-check-time must be >0 (set to 0s)"}},
 	}
 	for _, tc := range cases {
@@ -61,6 +72,7 @@ func TestFeatureGates(t *testing.T) {
 			continue
 		}
 		require.NoError(t, err, tc.args)
-		require.Equal(t, tc.want, want{initial: cfg.InitialCorruptCheck, compact: cfg.CompactHashCheck, every: cfg.CompactHashCheckTime}, tc.args)
+		require.Equal(t, tc.want, want{initial: cfg.InitialCorruptCheck, compact: cfg.CompactHashCheck,
+			every: cfg.CompactHashCheckTime, localAddr: cfg.PeerLocalAddr}, tc.args)
 	}
 }

@@ -180,6 +180,8 @@ type testMember struct {
 	cfg     Config
 	// onApplied is handed to the applier at start (benchmarks).
 	onApplied func(cmd []byte)
+	// localIP, when set, is the source address of its peer connections.
+	localIP net.IP
 }
 
 type testCluster struct {
@@ -254,6 +256,9 @@ func (c *testCluster) start(m *testMember, lis net.Listener) {
 	m.applier = newKVApplier(c.t, m.eng)
 	m.applier.onApplied = m.onApplied
 	m.tr = NewTransport(m.cfg.Logger)
+	if m.localIP != nil {
+		m.tr.SetLocalAddr(m.localIP)
+	}
 	m.tr.Serve(lis)
 	n, err := Start(m.cfg, m.applier, m.tr)
 	require.NoError(c.t, err)

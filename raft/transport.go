@@ -126,6 +126,9 @@ type Transport struct {
 	server *grpc.Server
 	// dialTLS dials https peer URLs (nil: no peer TLS configured).
 	dialTLS *tls.Config
+	// localIP, when set, is the source address of connections to peers
+	// (SetLocalAddr).
+	localIP atomic.Pointer[net.IP]
 
 	mu struct {
 		sync.Mutex
@@ -661,6 +664,13 @@ func (p *peer) stop() {
 	p.connMu.Unlock()
 }
 
+// SetLocalAddr makes connections to peers opened from now on leave from
+// ip (etcd's SetMemberLocalAddr feature gate: on a host with several
+// addresses, peers see the member's advertised one).
+func (t *Transport) SetLocalAddr(ip net.IP) {
+	t.localIP.Store(&ip)
+}
+
 func (p *peer) clientConn() (*grpc.ClientConn, error) {
 	p.connMu.Lock()
 	defer p.connMu.Unlock()
@@ -677,11 +687,17 @@ func (p *peer) clientConn() (*grpc.ClientConn, error) {
 		}
 		creds = credentials.NewTLS(cfg)
 	}
-	c, err := grpc.NewClient(hostOf(p.urls[0]),
-		grpc.WithTransportCredentials(creds),
+	opts := []grpc.DialOption{grpc.WithTransportCredentials(creds),
 		grpc.WithDefaultCallOptions(grpc.ForceCodecV2(rawCodec{}), grpc.MaxCallRecvMsgSize(maxFrameSize)),
 		grpc.WithConnectParams(grpc.ConnectParams{Backoff: bc, MinConnectTimeout: time.Second}),
-		grpc.WithInitialWindowSize(peerStreamWindow), grpc.WithInitialConnWindowSize(peerConnWindow))
+		grpc.WithInitialWindowSize(peerStreamWindow), grpc.WithInitialConnWindowSize(peerConnWindow)}
+	if ip := p.t.localIP.Load(); ip != nil {
+		d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: *ip}}
+		opts = append(opts, grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) {
+			return d.DialContext(ctx, "tcp", addr)
+		}))
+	}
+	c, err := grpc.NewClient(hostOf(p.urls[0]), opts...)
 	if err != nil {
 		return nil, err
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"strconv"
 	"strings"
 	"testing"
@@ -14,6 +15,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
+	grpcpeer "google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 )
 
@@ -254,4 +256,40 @@ func TestTransportCall_RefusedLikeRaftStreams(t *testing.T) {
 	got, err := rest[0].tr.Call(ctx, rest[1].node.ID(), "echo", []byte("after"))
 	require.NoError(t, err)
 	require.Equal(t, hexID(rest[0].node.ID())+":after", string(got))
+}
+
+// TestTransport_LocalAddr: with SetLocalAddr (etcd's SetMemberLocalAddr
+// gate) a member's connections to its peers leave from the address given;
+// the peer sees it as the caller's address.
+func TestTransport_LocalAddr(t *testing.T) {
+	c := newCluster(t, 2, fastTimings)
+	c.waitLeader(5 * time.Second)
+	m1, m2 := c.members[0], c.members[1]
+	seen := make(chan string, 16)
+	m1.tr.Handle("addr", func(ctx context.Context, _ uint64, _ []byte) ([]byte, error) {
+		if p, ok := grpcpeer.FromContext(ctx); ok {
+			seen <- p.Addr.(*net.TCPAddr).IP.String()
+		}
+		return nil, nil
+	})
+	call := func() string {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_, err := m2.tr.Call(ctx, m1.node.ID(), "addr", nil)
+		require.NoError(t, err)
+		return <-seen
+	}
+
+	t.Logf("Step 1: without a local address, m2's call reaches m1 from 127.0.0.1...")
+	require.Equal(t, "127.0.0.1", call())
+
+	t.Logf("Step 2: m2 restarted with local address 127.0.0.2...")
+	c.stop(m2)
+	m2.localIP = net.ParseIP("127.0.0.2")
+	c.start(m2, nil)
+	c.waitLeader(5 * time.Second)
+
+	t.Logf("Step 3: m1 sees m2's calls come from 127.0.0.2...")
+	require.Equal(t, "127.0.0.2", call())
 }

@@ -131,6 +131,10 @@ type Config struct {
 	// CompactHashCheck feature gate and --compact-hash-check-time).
 	CompactHashCheck     bool
 	CompactHashCheckTime time.Duration
+	// PeerLocalAddr, an IP address, is the source address of connections
+	// to peers (etcd's SetMemberLocalAddr feature gate; "": the system's
+	// choice).
+	PeerLocalAddr string
 	// WatchProgressNotifyInterval is how often watches created with
 	// progress_notify hear from a quiet stream (etcd's
 	// --watch-progress-notify-interval; 0: 10 minutes). See watch.go.

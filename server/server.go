@@ -154,6 +154,14 @@ func (s *Server) Start(peerListener net.Listener) error {
 		return err
 	}
 	s.tr = tr
+	if s.cfg.PeerLocalAddr != "" {
+		ip := net.ParseIP(s.cfg.PeerLocalAddr)
+		if ip == nil {
+			tr.Close()
+			return fmt.Errorf("server: peer local address %q is not an IP address", s.cfg.PeerLocalAddr)
+		}
+		tr.SetLocalAddr(ip)
+	}
 	s.tr.Serve(peerListener)
 	state := raft.ClusterState(s.cfg.ClusterState)
 	node, err := raft.Start(raft.Config{
