@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net/netip"
 	"net/url"
-	"slices"
 	"strconv"
 	"strings"
 
@@ -16,38 +15,28 @@ import (
 // etcd's --feature-gates (server/features in etcd 3.7): the same names,
 // defaults and syntax ("Name=true,Other=false"), so that a unit written
 // for etcd, kubeadm's manifest among them (InitialCorruptCheck=true),
-// starts MetaStore as it is (docs/operations.md, Corruption check). Each
-// gate is one of:
-//   - gateImplemented: MetaStore does what the gate does, when it is on;
-//   - gateNoEffect: MetaStore behaves one way whatever the value (what
-//     docs/operations.md says for each); either value is accepted;
-//   - gateUnsupported: MetaStore lacks the feature; on is refused with a
-//     clear error rather than silently ignored.
+// starts MetaStore as it is (docs/operations.md, Corruption check).
 
-type gateSupport int
-
-const (
-	gateImplemented gateSupport = iota
-	gateNoEffect
-	gateUnsupported
-)
-
+// gateSpec is a gate's stage (alpha or beta: AllAlpha and AllBeta set
+// them) and etcd's default.
 type gateSpec struct {
-	beta    bool // etcd's stage: alpha or beta (AllAlpha, AllBeta set them)
-	def     bool // etcd's default
-	support gateSupport
+	beta bool
+	def  bool
 }
 
 var etcdFeatureGates = map[string]gateSpec{
-	"CompactHashCheck":             {def: false, support: gateImplemented},
-	"FastLeaseKeepAlive":           {beta: true, def: true, support: gateNoEffect},
-	"InitialCorruptCheck":          {def: false, support: gateImplemented},
-	"LeaseCheckpoint":              {def: false, support: gateNoEffect},
-	"LeaseCheckpointPersist":       {def: false, support: gateNoEffect},
-	"PriorityRequest":              {def: false, support: gateUnsupported},
-	"SetMemberLocalAddr":           {def: false, support: gateImplemented},
-	"StopGRPCServiceOnDefrag":      {def: false, support: gateNoEffect},
-	"TxnModeWriteWithSharedBuffer": {beta: true, def: true, support: gateNoEffect},
+	// Gates that act (applyFeatureGates).
+	"CompactHashCheck":    {},
+	"InitialCorruptCheck": {},
+	"PriorityRequest":     {},
+	"SetMemberLocalAddr":  {},
+	// Gates that change nothing: MetaStore behaves one way whatever the
+	// value (docs/operations.md says how), and either value is accepted.
+	"FastLeaseKeepAlive":           {beta: true, def: true},
+	"LeaseCheckpoint":              {},
+	"LeaseCheckpointPersist":       {},
+	"StopGRPCServiceOnDefrag":      {},
+	"TxnModeWriteWithSharedBuffer": {beta: true, def: true},
 }
 
 // parseFeatureGates reads --feature-gates and returns every gate's value
@@ -97,24 +86,10 @@ func parseFeatureGates(value string) (map[string]bool, error) {
 	if gates["LeaseCheckpointPersist"] && !gates["LeaseCheckpoint"] {
 		return nil, fmt.Errorf("enabling feature gate LeaseCheckpointPersist requires enabling feature gate LeaseCheckpoint")
 	}
-	var names []string
-	for name := range etcdFeatureGates {
-		names = append(names, name)
-	}
-	slices.Sort(names)
-	for _, name := range names {
-		if gates[name] && etcdFeatureGates[name].support == gateUnsupported {
-			how := ""
-			if _, named := set[name]; !named {
-				how = " (on through AllAlpha or AllBeta)"
-			}
-			return nil, fmt.Errorf("--feature-gates: %s%s is not supported by MetaStore; set %s=false", name, how, name)
-		}
-	}
 	return gates, nil
 }
 
-// applyFeatureGates copies the gates MetaStore implements, and
+// applyFeatureGates copies the gates that act, and
 // --compact-hash-check-time, into cfg.
 func applyFeatureGates(c *cli.Context, cfg *server.Config) error {
 	gates, err := parseFeatureGates(c.String("feature-gates"))
@@ -123,6 +98,7 @@ func applyFeatureGates(c *cli.Context, cfg *server.Config) error {
 	}
 	cfg.InitialCorruptCheck = gates["InitialCorruptCheck"]
 	cfg.CompactHashCheck = gates["CompactHashCheck"]
+	cfg.PriorityRequests = gates["PriorityRequest"]
 	if gates["SetMemberLocalAddr"] {
 		adv := c.String("initial-advertise-peer-urls")
 		if adv == "" {

@@ -11,11 +11,12 @@ import (
 )
 
 // TestFeatureGates: etcd's --feature-gates syntax, defaults, AllAlpha and
-// AllBeta, and etcd's errors; the gates MetaStore implements reach the
-// server's configuration, the ones it lacks are refused when on.
+// AllBeta, and etcd's errors; the gates that act reach the server's
+// configuration.
 func TestFeatureGates(t *testing.T) {
 	type want struct {
 		initial, compact bool
+		priority         bool
 		every            time.Duration
 		localAddr        string
 		err              string
@@ -33,10 +34,11 @@ func TestFeatureGates(t *testing.T) {
 		{[]string{"--feature-gates", "LeaseCheckpoint=true,LeaseCheckpointPersist=true,FastLeaseKeepAlive=false," +
 			"StopGRPCServiceOnDefrag=true,TxnModeWriteWithSharedBuffer=false"}, want{every: time.Minute}},
 		// AllAlpha turns every alpha gate on; a gate named after it wins.
-		{[]string{"--feature-gates", "AllAlpha=true,PriorityRequest=false"},
-			want{initial: true, compact: true, every: time.Minute}},
-		{[]string{"--feature-gates", "AllAlpha=true,CompactHashCheck=false,PriorityRequest=false"},
-			want{initial: true, every: time.Minute}},
+		{[]string{"--feature-gates", "AllAlpha=true"},
+			want{initial: true, compact: true, priority: true, every: time.Minute}},
+		{[]string{"--feature-gates", "AllAlpha=true,CompactHashCheck=false"},
+			want{initial: true, priority: true, every: time.Minute}},
+		{[]string{"--feature-gates", "PriorityRequest=true"}, want{priority: true, every: time.Minute}},
 		// SetMemberLocalAddr: the first advertised peer IP that is neither
 		// loopback nor unspecified.
 		{[]string{"--feature-gates", "SetMemberLocalAddr=true", "--initial-advertise-peer-urls",
@@ -56,10 +58,6 @@ func TestFeatureGates(t *testing.T) {
 			want{err: `invalid value "InitialCorruptCheck=yes" for flag --feature-gates: invalid value of InitialCorruptCheck=yes, err: strconv.ParseBool: parsing "yes": invalid syntax`}},
 		{[]string{"--feature-gates", "LeaseCheckpointPersist=true"},
 			want{err: "enabling feature gate LeaseCheckpointPersist requires enabling feature gate LeaseCheckpoint"}},
-		{[]string{"--feature-gates", "PriorityRequest=true"},
-			want{err: "--feature-gates: PriorityRequest is not supported by MetaStore; set PriorityRequest=false"}},
-		{[]string{"--feature-gates", "AllAlpha=true"},
-			want{err: "--feature-gates: PriorityRequest (on through AllAlpha or AllBeta) is not supported by MetaStore; set PriorityRequest=false"}},
 		{[]string{"--compact-hash-check-time", "0s"}, want{err: "--compact-hash-check-time must be >0 (set to 0s)"}},
 	}
 	for _, tc := range cases {
@@ -73,6 +71,6 @@ func TestFeatureGates(t *testing.T) {
 		}
 		require.NoError(t, err, tc.args)
 		require.Equal(t, tc.want, want{initial: cfg.InitialCorruptCheck, compact: cfg.CompactHashCheck,
-			every: cfg.CompactHashCheckTime, localAddr: cfg.PeerLocalAddr}, tc.args)
+			priority: cfg.PriorityRequests, every: cfg.CompactHashCheckTime, localAddr: cfg.PeerLocalAddr}, tc.args)
 	}
 }

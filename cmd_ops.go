@@ -35,7 +35,7 @@ func opsFlags() []cli.Flag {
 		&cli.StringFlag{Name: "auto-compaction-retention", Value: "0", Usage: "periodic: history to keep (a duration, or hours); revision: revisions to keep; 0: off"},
 		&cli.DurationFlag{Name: "auto-compaction-interval", Hidden: true, Usage: "how often the leader checks for auto-compaction (tests; default as etcd)"},
 		&cli.DurationFlag{Name: "corrupt-check-time", Usage: "how often the leader compares its data hash with the other members' (0: never)"},
-		&cli.StringFlag{Name: "feature-gates", Usage: "etcd's feature gates, Name=true|false,...: InitialCorruptCheck (check the data against the peers' before serving), CompactHashCheck (the leader compares the members' hashes at each compaction) and SetMemberLocalAddr (peer connections leave from the advertised peer IP) act; LeaseCheckpoint, LeaseCheckpointPersist, FastLeaseKeepAlive, StopGRPCServiceOnDefrag and TxnModeWriteWithSharedBuffer change nothing; PriorityRequest is refused when on"},
+		&cli.StringFlag{Name: "feature-gates", Usage: "etcd's feature gates, Name=true|false,...: InitialCorruptCheck (check the data against the peers' before serving), CompactHashCheck (the leader compares the members' hashes at each compaction), PriorityRequest (a LeaseRevoke goes in while writes are refused for apply lag) and SetMemberLocalAddr (peer connections leave from the advertised peer IP) act; LeaseCheckpoint, LeaseCheckpointPersist, FastLeaseKeepAlive, StopGRPCServiceOnDefrag and TxnModeWriteWithSharedBuffer change nothing"},
 		&cli.DurationFlag{Name: "compact-hash-check-time", Value: server.DefaultCompactHashCheckTime, Usage: "with --feature-gates CompactHashCheck=true, how often the leader compares the members' hashes at the newest compaction"},
 	}
 }

@@ -53,6 +53,9 @@ type Config struct {
 	// maxGapBetweenApplyAndCommitIndex (5,000) does: memory stays bounded
 	// when apply cannot keep up, instead of queueing without limit.
 	MaxApplyLag int
+	// PriorityRequests lets a LeaseRevoke in while apply trails commit by
+	// up to twice MaxApplyLag (etcd's PriorityRequest feature gate).
+	PriorityRequests bool
 	// WarningRequestDuration: KV requests slower than this are logged with
 	// their kind and duration (default 100 ms).
 	WarningRequestDuration time.Duration

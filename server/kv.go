@@ -197,7 +197,7 @@ func (s *Server) propose(ctx context.Context, req *pb.InternalRaftRequest) (any,
 	// Backpressure, as etcd: when apply trails commit by more than
 	// MaxApplyLag entries, or too many proposals wait, fail fast rather
 	// than queue more work than the apply loop can drain.
-	if s.node.CommitIndex() > s.applied.Load()+uint64(s.cfg.MaxApplyLag) {
+	if exceedsApplyLag(s.applied.Load(), s.node.CommitIndex(), uint64(s.cfg.MaxApplyLag), req, s.cfg.PriorityRequests) {
 		return nil, ErrTooManyRequests
 	}
 	ch, n := s.waiters.register(id)
@@ -269,4 +269,16 @@ func (s *Server) fillHeader(h *pb.ResponseHeader) {
 	h.ClusterId = s.node.ClusterID()
 	h.MemberId = s.node.ID()
 	h.RaftTerm = s.node.Term()
+}
+
+// exceedsApplyLag is etcd's exceedsRequestLimit: a proposal is refused
+// when commit is more than maxLag entries ahead of apply; with priority
+// requests (etcd's PriorityRequest feature gate) a LeaseRevoke still goes
+// in up to twice that, so that leases keep expiring, and their keys going,
+// under a load that refuses writes.
+func exceedsApplyLag(applied, committed, maxLag uint64, req *pb.InternalRaftRequest, priority bool) bool {
+	if committed <= applied+maxLag {
+		return false
+	}
+	return !(priority && req.LeaseRevoke != nil && committed <= applied+2*maxLag)
 }
