@@ -34,6 +34,8 @@ func etcdCompatFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "logger", Value: "zap", Usage: "the logger: zap (etcd's only logger since 3.5)"},
 		&cli.StringFlag{Name: "log-outputs", Value: "default", Usage: "comma-separated log outputs: default or stderr, stdout, systemd/journal (stderr, which systemd keeps in the journal), or file paths"},
+		&cli.BoolFlag{Name: "enable-log-rotation", Usage: "rotate the one file among --log-outputs as --log-rotation-config-json says"},
+		&cli.StringFlag{Name: "log-rotation-config-json", Value: defaultLogRotationConfig, Usage: "with --enable-log-rotation: a new file past maxsize MB; maxbackups old files kept (0: all) for maxage days (0: no limit); localtime names them in local time; compress gzips them"},
 		&cli.IntFlag{Name: "max-learners", Value: raft.DefaultMaxLearners, Usage: "how many learners the membership may hold at once (every member should run with the same value)"},
 		&cli.BoolFlag{Name: "force-new-cluster", Usage: "restart this member of a cluster that lost its quorum as the cluster's only member, with its data (entries it does not know to be committed are dropped); other members must not come back with their old data"},
 		&cli.BoolFlag{Name: "initial-election-tick-advance", Value: true, Usage: "shorten the first election after a start: a one-member cluster leads at once, a member of a larger one that hears from a quorum advances its election clock"},
@@ -79,6 +81,11 @@ func logConfig(c *cli.Context) (zap.Config, error) {
 	outs, err := logOutputs(c.String("log-outputs"))
 	if err != nil {
 		return zap.Config{}, err
+	}
+	if c.Bool("enable-log-rotation") {
+		if outs, err = withLogRotation(outs, c.String("log-rotation-config-json")); err != nil { // cmd_logrotate.go
+			return zap.Config{}, err
+		}
 	}
 	var zc zap.Config
 	switch format {
