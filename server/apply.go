@@ -58,7 +58,11 @@ func (ap applier) Apply(entries []*raftpb.Entry) error {
 		if i == finalReq {
 			a.FinalRequest() // nothing reads through the Apply after it
 		}
+		began := time.Now()
 		resp, err := s.applyAuth(a, &req) // auth.go, then alarm.go: alarms, downgrade, NOSPACE/CORRUPT gate
+		if d := time.Since(began); d > s.cfg.WarningApplyDuration {
+			s.logSlowApply(&req, d) // slowlog.go
+		}
 		answers = append(answers, answer{req.GetHeader().GetID(), result{resp: resp, err: err}})
 	}
 	last := entries[len(entries)-1].GetIndex()

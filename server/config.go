@@ -59,6 +59,9 @@ type Config struct {
 	// WarningRequestDuration: KV requests slower than this are logged with
 	// their kind and duration (default 100 ms).
 	WarningRequestDuration time.Duration
+	// WarningApplyDuration: requests whose apply takes longer are logged
+	// (etcd's --warning-apply-duration; 0: 100 ms).
+	WarningApplyDuration time.Duration
 	// MaxConcurrentStreams bounds the gRPC streams per client connection
 	// (etcd's --max-concurrent-streams); MaxWatchersPerStream the watchers
 	// per watch stream (0: no limit).
@@ -196,6 +199,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.WarningRequestDuration <= 0 {
 		c.WarningRequestDuration = DefaultWarningRequestDuration
+	}
+	if c.WarningApplyDuration <= 0 {
+		c.WarningApplyDuration = DefaultWarningApplyDuration
 	}
 	if c.ElectionTimeout == 0 {
 		c.ElectionTimeout = 1000 * time.Millisecond
