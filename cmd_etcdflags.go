@@ -34,6 +34,7 @@ func etcdCompatFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "logger", Value: "zap", Usage: "the logger: zap (etcd's only logger since 3.5)"},
 		&cli.StringFlag{Name: "log-outputs", Value: "default", Usage: "comma-separated log outputs: default or stderr, stdout, systemd/journal (stderr, which systemd keeps in the journal), or file paths"},
+		&cli.BoolFlag{Name: "memory-mlock", Usage: "keep the member's memory in RAM (mlockall): pages it touches are never swapped out; needs RLIMIT_MEMLOCK (LimitMEMLOCK= in the unit) or CAP_IPC_LOCK"},
 		&cli.BoolFlag{Name: "enable-log-rotation", Usage: "rotate the one file among --log-outputs as --log-rotation-config-json says"},
 		&cli.StringFlag{Name: "log-rotation-config-json", Value: defaultLogRotationConfig, Usage: "with --enable-log-rotation: a new file past maxsize MB; maxbackups old files kept (0: all) for maxage days (0: no limit); localtime names them in local time; compress gzips them"},
 		&cli.IntFlag{Name: "max-learners", Value: raft.DefaultMaxLearners, Usage: "how many learners the membership may hold at once (every member should run with the same value)"},
@@ -209,4 +210,15 @@ func withTLSVersions(c *cli.Context, i raft.TLSInfo) raft.TLSInfo {
 	// NB: serveConfig has checked the flags (applyTLSFlags).
 	i.MinVersion, i.MaxVersion, i.CipherSuites, _ = tlsVersions(c)
 	return i
+}
+
+// lockMemory is etcd's --memory-mlock: every page of the process, now and
+// later, stays in RAM once touched (MCL_ONFAULT: reserved address space,
+// such as a thread's stack, is not filled in ahead of use).
+func lockMemory(lg *zap.Logger) error {
+	if err := unix.Mlockall(unix.MCL_CURRENT | unix.MCL_FUTURE | unix.MCL_ONFAULT); err != nil {
+		return fmt.Errorf("--memory-mlock: mlockall: %w (a member may lock only RLIMIT_MEMLOCK bytes: raise LimitMEMLOCK= in its unit, or give it CAP_IPC_LOCK)", err)
+	}
+	lg.Info("memory locked in RAM (--memory-mlock)")
+	return nil
 }

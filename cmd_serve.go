@@ -100,6 +100,11 @@ func serveAction(c *cli.Context) error {
 	}
 	tuneGC(lg, cfg.Engine) // gc.go: after the flags are checked, so a bad flag's error stays one line
 	tuneProcs(lg)          // procs.go: at least 2 Ps on a one-CPU allowance
+	if c.Bool("memory-mlock") {
+		if err := lockMemory(lg); err != nil { // cmd_etcdflags.go
+			return err
+		}
+	}
 	mets, err := mhttp.NewMetrics(prometheus.DefaultRegisterer)
 	if err != nil {
 		return err
