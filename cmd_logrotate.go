@@ -49,22 +49,23 @@ var rotations struct {
 	once  sync.Once
 	mu    sync.Mutex
 	cfg   map[string]logRotation
-	sinks map[string]rotatingSink
+	sinks map[string]rotatingSink // one per path, made with the settings in made
+	made  map[string]logRotation
 }
 
 func rotatingSinkFor(u *url.URL) (zap.Sink, error) {
 	rotations.mu.Lock()
 	defer rotations.mu.Unlock()
-	if s, ok := rotations.sinks[u.Path]; ok {
-		return s, nil
-	}
 	r, ok := rotations.cfg[u.Path]
 	if !ok {
 		return nil, fmt.Errorf("log rotation: no settings for %s", u.Path)
 	}
+	if s, ok := rotations.sinks[u.Path]; ok && rotations.made[u.Path] == r {
+		return s, nil
+	}
 	s := rotatingSink{&lumberjack.Logger{Filename: u.Path, MaxSize: r.MaxSize, MaxAge: r.MaxAge,
 		MaxBackups: r.MaxBackups, LocalTime: r.LocalTime, Compress: r.Compress}}
-	rotations.sinks[u.Path] = s
+	rotations.sinks[u.Path], rotations.made[u.Path] = s, r
 	return s, nil
 }
 
@@ -94,7 +95,7 @@ func withLogRotation(outs []string, configJSON string) ([]string, error) {
 		}
 	}
 	rotations.once.Do(func() {
-		rotations.cfg, rotations.sinks = map[string]logRotation{}, map[string]rotatingSink{}
+		rotations.cfg, rotations.sinks, rotations.made = map[string]logRotation{}, map[string]rotatingSink{}, map[string]logRotation{}
 		if err := zap.RegisterSink(rotateScheme, rotatingSinkFor); err != nil {
 			panic(err) // registered once per process: cannot fail
 		}
