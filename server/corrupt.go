@@ -14,8 +14,9 @@ import (
 
 // The periodic corruption check (--corrupt-check-time), as etcd's
 // (server/etcdserver/corrupt.go, periodicCheck): the leader hashes its
-// keyspace at its current revision (HashKV) and asks every other voting
-// member for the hash at the same revision over the peer transport; then it
+// keyspace at its current revision (HashKV) and asks every other member
+// (learners too, as etcd) for the hash at the same revision over the peer
+// transport, all at once; then it
 // makes sure it is still the leader (a linearizable barrier) and hashes
 // again. It raises a CORRUPT alarm, through raft, for
 //
@@ -100,20 +101,12 @@ func (s *Server) checkPeerHashes() error {
 	if err != nil {
 		return err
 	}
-	var peers []peerHash
-	for _, m := range s.node.Members() {
-		if m.ID == s.node.ID() || m.IsLearner {
-			continue
-		}
-		resp, err := s.peerHashKV(m.ID, rev)
-		if err != nil {
-			// Logged, as etcd logs a failed hash request, so that a check
-			// that compares nothing shows.
-			s.lg.Warn("corruption check: member did not answer HashKV", zap.String("peer", idString(m.ID)),
-				zap.Int64("revision", rev), zap.Error(err))
-			continue
-		}
-		peers = append(peers, peerHash{id: m.ID, resp: resp})
+	peers, failed := s.askPeers(rev)
+	for id, err := range failed {
+		// Logged, as etcd logs a failed hash request, so that a check
+		// that compares nothing shows.
+		s.lg.Warn("corruption check: member did not answer HashKV", zap.String("peer", idString(id)),
+			zap.Int64("revision", rev), zap.Error(err))
 	}
 	if err := s.linearizableBarrier(context.Background()); err != nil {
 		return err
