@@ -153,7 +153,6 @@ func (s *Server) Start(peerListener net.Listener) error {
 	if err != nil {
 		return err
 	}
-	s.tr = tr
 	if s.cfg.PeerLocalAddr != "" {
 		ip := net.ParseIP(s.cfg.PeerLocalAddr)
 		if ip == nil {
@@ -162,6 +161,7 @@ func (s *Server) Start(peerListener net.Listener) error {
 		}
 		tr.SetLocalAddr(ip)
 	}
+	s.tr = tr
 	s.tr.Serve(peerListener)
 	state := raft.ClusterState(s.cfg.ClusterState)
 	node, err := raft.Start(raft.Config{
