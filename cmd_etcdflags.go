@@ -34,6 +34,7 @@ func etcdCompatFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "logger", Value: "zap", Usage: "the logger: zap (etcd's only logger since 3.5)"},
 		&cli.StringFlag{Name: "log-outputs", Value: "default", Usage: "comma-separated log outputs: default or stderr, stdout, systemd/journal (stderr, which systemd keeps in the journal), or file paths"},
+		&cli.StringFlag{Name: "v2-deprecation", Value: "write-only", Usage: "etcd's v2 store deprecation phase (not-yet, write-only, write-only-drop-data, gone); MetaStore has no v2 store: as etcd 3.7, the value is checked and otherwise ignored"},
 		&cli.BoolFlag{Name: "memory-mlock", Usage: "keep the member's memory in RAM (mlockall): pages it touches are never swapped out; needs RLIMIT_MEMLOCK (LimitMEMLOCK= in the unit) or CAP_IPC_LOCK"},
 		&cli.BoolFlag{Name: "enable-log-rotation", Usage: "rotate the one file among --log-outputs as --log-rotation-config-json says"},
 		&cli.StringFlag{Name: "log-rotation-config-json", Value: defaultLogRotationConfig, Usage: "with --enable-log-rotation: a new file past maxsize MB; maxbackups old files kept (0: all) for maxage days (0: no limit); localtime names them in local time; compress gzips them"},
@@ -220,5 +221,21 @@ func lockMemory(lg *zap.Logger) error {
 		return fmt.Errorf("--memory-mlock: mlockall: %w (a member may lock only RLIMIT_MEMLOCK bytes: raise LimitMEMLOCK= in its unit, or give it CAP_IPC_LOCK)", err)
 	}
 	lg.Info("memory locked in RAM (--memory-mlock)")
+	return nil
+}
+
+// checkV2Deprecation is etcd 3.7's --v2-deprecation: a phase name is
+// required, and any is then ignored with etcd's warning (MetaStore never had
+// a v2 store; etcd 3.7 enforces its default).
+func checkV2Deprecation(c *cli.Context, lg *zap.Logger) error {
+	v := c.String("v2-deprecation")
+	switch v {
+	case "not-yet", "write-only", "write-only-drop-data", "gone":
+	default:
+		return fmt.Errorf("invalid value %q for flag --v2-deprecation: invalid value %q", v, v)
+	}
+	if c.IsSet("v2-deprecation") {
+		lg.Warn("--v2-deprecation is deprecated and scheduled for removal in v3.8. The default value is enforced, ignoring user input.")
+	}
 	return nil
 }

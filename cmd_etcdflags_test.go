@@ -10,6 +10,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"github.com/urfave/cli/v2"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 )
 
 // withServeContext runs fn on a serve context parsed from args (serve's
@@ -115,4 +117,30 @@ func TestEtcdFlags_Defaults(t *testing.T) {
 	require.True(t, gw)
 	require.Equal(t, []time.Duration{5 * time.Second, 2 * time.Hour, 20 * time.Second}, []time.Duration{minTime, interval, timeout})
 	require.Equal(t, "http://127.0.0.1:9999", httpURLs)
+}
+
+// TestEtcdFlags_V2Deprecation: etcd 3.7's --v2-deprecation takes a phase
+// name and ignores it with etcd's warning; another value is etcd's error.
+func TestEtcdFlags_V2Deprecation(t *testing.T) {
+	check := func(args ...string) (string, error) {
+		core, logs := observer.New(zap.WarnLevel)
+		err := withServeContext(t, func(c *cli.Context) error { return checkV2Deprecation(c, zap.New(core)) }, args...)
+		var msgs []string
+		for _, e := range logs.All() {
+			msgs = append(msgs, e.Message)
+		}
+		return strings.Join(msgs, "\n"), err
+	}
+	t.Logf("Step 1: the default, and each of etcd's phases")
+	warned, err := check()
+	require.NoError(t, err)
+	require.Empty(t, warned, "nothing set, nothing said")
+	for _, v := range []string{"not-yet", "write-only", "write-only-drop-data", "gone"} {
+		warned, err := check("--v2-deprecation", v)
+		require.NoError(t, err, v)
+		require.Equal(t, "--v2-deprecation is deprecated and scheduled for removal in v3.8. The default value is enforced, ignoring user input.", warned, v)
+	}
+	t.Logf("Step 2: another value is refused with etcd's words")
+	_, err = check("--v2-deprecation", "foo")
+	require.EqualError(t, err, `invalid value "foo" for flag --v2-deprecation: invalid value "foo"`)
 }

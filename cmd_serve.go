@@ -329,6 +329,10 @@ func serveConfig(c *cli.Context, lg *zap.Logger) (server.Config, []*url.URL, []*
 		return server.Config{}, nil, nil, fmt.Errorf("--watch-batch-delay must not be negative (got %s)", cfg.WatchBatchDelay)
 	}
 	applyOpsFlags(c, &cfg) // cmd_ops.go
+	// cmd_etcdflags.go
+	if err := checkV2Deprecation(c, lg); err != nil {
+		return server.Config{}, nil, nil, err
+	}
 	// cmd_featuregates.go
 	if err := applyFeatureGates(c, &cfg); err != nil {
 		return server.Config{}, nil, nil, err
