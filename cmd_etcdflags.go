@@ -34,6 +34,7 @@ func etcdCompatFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "logger", Value: "zap", Usage: "the logger: zap (etcd's only logger since 3.5)"},
 		&cli.StringFlag{Name: "log-outputs", Value: "default", Usage: "comma-separated log outputs: default or stderr, stdout, systemd/journal (stderr, which systemd keeps in the journal), or file paths"},
+		&cli.DurationFlag{Name: "downgrade-check-time", Value: 5 * time.Second, Usage: "etcd's interval of the leader's check whether a downgrade has finished; MetaStore's members always run one version, so an enabled downgrade never finishes on its own and the check has nothing to do (accepted for etcd's command lines)"},
 		&cli.StringFlag{Name: "v2-deprecation", Value: "write-only", Usage: "etcd's v2 store deprecation phase (not-yet, write-only, write-only-drop-data, gone); MetaStore has no v2 store: as etcd 3.7, the value is checked and otherwise ignored"},
 		&cli.BoolFlag{Name: "memory-mlock", Usage: "keep the member's memory in RAM (mlockall): pages it touches are never swapped out; needs RLIMIT_MEMLOCK (LimitMEMLOCK= in the unit) or CAP_IPC_LOCK"},
 		&cli.BoolFlag{Name: "enable-log-rotation", Usage: "rotate the one file among --log-outputs as --log-rotation-config-json says"},

@@ -144,3 +144,20 @@ func TestEtcdFlags_V2Deprecation(t *testing.T) {
 	_, err = check("--v2-deprecation", "foo")
 	require.EqualError(t, err, `invalid value "foo" for flag --v2-deprecation: invalid value "foo"`)
 }
+
+// TestEtcdFlags_DowngradeCheckTime: etcd's --downgrade-check-time parses
+// with etcd's default (MetaStore has nothing for it to do: operations.md).
+func TestEtcdFlags_DowngradeCheckTime(t *testing.T) {
+	t.Logf("Step 1: the default, and a value set")
+	for _, tc := range []struct {
+		args []string
+		want time.Duration
+	}{{nil, 5 * time.Second}, {[]string{"--downgrade-check-time", "1m"}, time.Minute}} {
+		var got time.Duration
+		require.NoError(t, withServeContext(t, func(c *cli.Context) error {
+			got = c.Duration("downgrade-check-time")
+			return nil
+		}, tc.args...))
+		require.Equal(t, tc.want, got, tc.args)
+	}
+}
