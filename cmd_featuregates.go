@@ -47,7 +47,6 @@ func parseFeatureGates(value string) (map[string]bool, error) {
 		return fmt.Errorf("invalid value %q for flag --feature-gates: %s", value, fmt.Sprintf(format, a...))
 	}
 	set := map[string]bool{}
-	var order []string
 	for _, part := range strings.Split(value, ",") {
 		if part == "" {
 			continue
@@ -65,8 +64,7 @@ func parseFeatureGates(value string) (map[string]bool, error) {
 		if _, known := etcdFeatureGates[k]; !known && k != "AllAlpha" && k != "AllBeta" {
 			return nil, bad("unrecognized feature gate: %s", k)
 		}
-		set[k] = b
-		order = append(order, k)
+		set[k] = b // a gate named twice: the last value, as etcd
 	}
 	gates := map[string]bool{}
 	for name, g := range etcdFeatureGates {
@@ -78,9 +76,9 @@ func parseFeatureGates(value string) (map[string]bool, error) {
 			gates[name] = all
 		}
 	}
-	for _, k := range order {
+	for k, b := range set {
 		if _, known := etcdFeatureGates[k]; known {
-			gates[k] = set[k]
+			gates[k] = b
 		}
 	}
 	if gates["LeaseCheckpointPersist"] && !gates["LeaseCheckpoint"] {
@@ -90,8 +88,9 @@ func parseFeatureGates(value string) (map[string]bool, error) {
 }
 
 // applyFeatureGates copies the gates that act, and
-// --compact-hash-check-time, into cfg.
-func applyFeatureGates(c *cli.Context, cfg *server.Config) error {
+// --compact-hash-check-time, into cfg; advPeer is the member's advertised
+// peer URLs (serveConfig's, with its fallback to --listen-peer-urls).
+func applyFeatureGates(c *cli.Context, advPeer string, cfg *server.Config) error {
 	gates, err := parseFeatureGates(c.String("feature-gates"))
 	if err != nil {
 		return err
@@ -100,11 +99,7 @@ func applyFeatureGates(c *cli.Context, cfg *server.Config) error {
 	cfg.CompactHashCheck = gates["CompactHashCheck"]
 	cfg.PriorityRequests = gates["PriorityRequest"]
 	if gates["SetMemberLocalAddr"] {
-		adv := c.String("initial-advertise-peer-urls")
-		if adv == "" {
-			adv = c.String("listen-peer-urls")
-		}
-		cfg.PeerLocalAddr = memberLocalAddr(adv)
+		cfg.PeerLocalAddr = memberLocalAddr(advPeer)
 	}
 	cfg.CompactHashCheckTime = c.Duration("compact-hash-check-time")
 	if cfg.CompactHashCheckTime <= 0 {

@@ -6,6 +6,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"github.com/urfave/cli/v2"
+	"go.uber.org/zap"
 
 	"github.com/metastore/metastore/server"
 )
@@ -42,7 +43,8 @@ func TestFeatureGates(t *testing.T) {
 		// SetMemberLocalAddr: the first advertised peer IP that is neither
 		// loopback nor unspecified.
 		{[]string{"--feature-gates", "SetMemberLocalAddr=true", "--initial-advertise-peer-urls",
-			"http://127.0.0.1:2380,https://node1:2380,http://0.0.0.0:2380,https://10.0.0.7:2380,http://10.0.0.8:2380"},
+			"http://127.0.0.1:2380,http://node1:2380,http://0.0.0.0:2380,http://10.0.0.7:2380,http://10.0.0.8:2380",
+			"--initial-cluster", "default=http://127.0.0.1:2380"},
 			want{every: time.Minute, localAddr: "10.0.0.7"}},
 		{[]string{"--feature-gates", "SetMemberLocalAddr=true", "--listen-peer-urls", "http://[fd00::2]:2380"},
 			want{every: time.Minute, localAddr: "fd00::2"}},
@@ -63,7 +65,11 @@ func TestFeatureGates(t *testing.T) {
 	for _, tc := range cases {
 		t.Logf("Step 1: parse serve %q", tc.args)
 		var cfg server.Config
-		err := withServeContext(t, func(c *cli.Context) error { return applyFeatureGates(c, &cfg) }, tc.args...)
+		err := withServeContext(t, func(c *cli.Context) error {
+			var err error
+			cfg, _, _, err = serveConfig(c, zap.NewNop()) // the whole of serve's flag handling
+			return err
+		}, tc.args...)
 		t.Logf("Step 2: verify the configuration or the error")
 		if tc.want.err != "" {
 			require.EqualError(t, err, tc.want.err, tc.args)

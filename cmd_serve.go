@@ -334,7 +334,7 @@ func serveConfig(c *cli.Context, lg *zap.Logger) (server.Config, []*url.URL, []*
 		return server.Config{}, nil, nil, err
 	}
 	// cmd_featuregates.go
-	if err := applyFeatureGates(c, &cfg); err != nil {
+	if err := applyFeatureGates(c, advPeer, &cfg); err != nil {
 		return server.Config{}, nil, nil, err
 	}
 	// cmd_auth.go

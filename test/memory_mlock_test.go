@@ -13,6 +13,13 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// pid is the member's running process.
+func (m *member) pid() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.cmd.Process.Pid
+}
+
 // lockedKB reads VmLck (memory locked in RAM) of process pid, in kB.
 func lockedKB(t *testing.T, pid int) int64 {
 	t.Helper()
@@ -64,13 +71,7 @@ func TestEtcdFlags_MemoryMlock(t *testing.T) {
 	}
 
 	t.Logf("Step 3: its memory is locked (VmLck), and a member without the flag has none locked")
-	m.mu.Lock()
-	pid := m.cmd.Process.Pid
-	m.mu.Unlock()
-	require.Greater(t, lockedKB(t, pid), int64(1024), "more than 1 MB locked")
+	require.Greater(t, lockedKB(t, m.pid()), int64(1024), "more than 1 MB locked")
 	plain := startMember(t, engineRocksDB)
-	plain.mu.Lock()
-	ppid := plain.cmd.Process.Pid
-	plain.mu.Unlock()
-	require.Equal(t, int64(0), lockedKB(t, ppid))
+	require.Equal(t, int64(0), lockedKB(t, plain.pid()))
 }
